@@ -1,0 +1,3 @@
+"""nsvd: eigenpairs of PDE operators with neural networks (NeuralSVD)."""
+
+__version__ = "0.1.0"
