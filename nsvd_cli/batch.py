@@ -1,0 +1,68 @@
+"""One Monte-Carlo batch: the learned functions and the operator applied to them.
+
+Shared by training and read-out so both see exactly the same definitions:
+``h`` are the mode values in the sampler frame (boundary factor included) and ``Hh`` is
+``H~ h`` (see ``operators.py``); batch means of ``h h^T`` and ``h Hh^T`` estimate the Gram
+and energy matrices of the physical functions ``psi = e^a h``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .jets import Jet
+from .operators import finite_potential
+from .problem import CompiledProblem
+from .sampling import Sampler
+
+
+@dataclass(frozen=True)
+class Batch:
+    x: torch.Tensor
+    h: torch.Tensor  # (B, L), detached
+    hh: torch.Tensor  # (B, L): H~ h, detached
+    boundary: torch.Tensor | None  # (B,) boundary factor values, or None
+
+
+def evaluate_batch(
+    compiled: CompiledProblem, sampler: Sampler, network: torch.nn.Module, x: torch.Tensor
+) -> Batch:
+    """h and H~ h at the points x, without building an autograd graph."""
+    with torch.no_grad():
+        envelope = sampler.envelope(x)
+        v = finite_potential(compiled.operator.potential, x)
+        f: Jet = network.jet(x)
+        b = compiled.boundary_jet(x)
+        h = f if b is None else b.unsqueeze_features() * f
+        hh = compiled.operator.apply(h, envelope, v)
+    return Batch(x, h.value, hh, None if b is None else b.value)
+
+
+def mode_values(network: torch.nn.Module, x: torch.Tensor, boundary: torch.Tensor | None):
+    """h at x with the autograd graph (the part that training differentiates)."""
+    f = network(x)
+    return f if boundary is None else boundary.unsqueeze(-1) * f
+
+
+def sample_modes(
+    compiled: CompiledProblem,
+    network: torch.nn.Module,
+    n: int,
+    generator: torch.Generator,
+    chunk: int = 8192,
+) -> Batch:
+    """h and H~h on n fresh points, in the network's dtype and device, chunked for memory."""
+    p = next(network.parameters())
+    sampler = compiled.sampler.to(p.device, p.dtype)
+    parts: list[Batch] = []
+    for start in range(0, n, chunk):
+        x = sampler.sample(min(chunk, n - start), generator)
+        parts.append(evaluate_batch(compiled, sampler, network, x))
+    return Batch(
+        torch.cat([b.x for b in parts]),
+        torch.cat([b.h for b in parts]),
+        torch.cat([b.hh for b in parts]),
+        None if parts[0].boundary is None else torch.cat([b.boundary for b in parts]),
+    )

@@ -1,0 +1,236 @@
+"""The ``nsvd`` command line (Typer). Parses arguments, calls ``runner``, prints with Rich.
+
+Exit codes: 0 success, 1 a run or file that cannot be used, 2 a bad problem file or bad
+arguments, 130 interrupted (a checkpoint was written; ``--resume`` continues).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .io import RunFileError, write_export
+from .progress import training_progress
+from .runner import evaluate, export_grid, load_run, prepare, resume_settings, solve
+from .spec import Problem, ProblemError, load_problem
+from .train import resolve_device
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Eigenpairs of PDE operators with neural networks (NeuralSVD).",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"nsvd {__version__} (torch {torch.__version__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    pass
+
+
+def _load(path: Path) -> Problem:
+    try:
+        return load_problem(path)
+    except ProblemError as exc:
+        for issue in exc.errors:
+            err.print(str(issue), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"error: {message}", markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+def _device(name: str) -> torch.device:
+    try:
+        return resolve_device(name)
+    except (ValueError, RuntimeError) as exc:
+        raise _fail(str(exc), 2) from None
+
+
+@app.command()
+def check(problem_file: Annotated[Path, typer.Argument(help="Problem file (YAML).")]) -> None:
+    """Validate a problem file and report every error in it (exit 2 if any)."""
+    problem = _load(problem_file)
+    out.print(
+        f"{problem_file}: ok ({problem.name}, d={len(problem.coordinates)}, {problem.modes} modes)",
+        highlight=False,
+    )
+
+
+def _default_run_dir(problem: Problem) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{problem.name}-{stamp}"
+    path, i = base, 1
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    return path
+
+
+@app.command("solve")
+def solve_cmd(
+    problem_file: Annotated[Path, typer.Argument(help="Problem file (YAML).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Training steps.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:i")] = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR's checkpoint.")] = False,
+) -> None:
+    """Train networks for the lowest eigenpairs and write RUN_DIR/results.h5."""
+    problem = _load(problem_file)
+    dev = _device(device)
+    if resume and out_dir is None:
+        raise _fail("--resume needs --out RUN_DIR (the run to continue)", 2)
+    run_dir = out_dir or _default_run_dir(problem)
+    try:
+        if resume:
+            settings = resume_settings(run_dir, problem, steps)
+        else:
+            settings = prepare(problem, steps, seed)
+    except RunFileError as exc:
+        raise _fail(str(exc)) from None
+    interrupted = {"flag": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted["flag"] = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    err.print(f"run folder: {run_dir}", highlight=False)
+    try:
+        with training_progress(settings.steps) as hook:
+            results, complete = solve(
+                problem,
+                settings,
+                run_dir,
+                dev,
+                resume=resume,
+                on_progress=hook,
+                stop=lambda: interrupted["flag"],
+            )
+    except RunFileError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    _print_eigenvalues(problem, results.eigenvalues, results.stderr)
+    if not complete:
+        err.print(
+            f"interrupted at step {results.attrs['steps']}: results.h5 holds what was learned "
+            f"so far; continue with: nsvd solve {problem_file} --out {run_dir} --resume",
+            highlight=False,
+        )
+        raise typer.Exit(130)
+    err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
+
+
+def _print_eigenvalues(problem: Problem, values: np.ndarray, stderr: np.ndarray) -> None:
+    table = Table(title=f"{problem.name}: lowest {problem.modes} eigenvalues")
+    table.add_column("mode", justify="right")
+    table.add_column("eigenvalue", justify="right")
+    table.add_column("std. error", justify="right")
+    for i, (v, s) in enumerate(zip(values, stderr)):
+        table.add_row(str(i), f"{v:.10g}", f"{s:.2g}")
+    out.print(table)
+
+
+@app.command("eval")
+def eval_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (or its results.h5).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Compare a run with its problem's reference spectrum (and eigenfunctions)."""
+    try:
+        report = evaluate(load_run(run_dir))
+    except (RunFileError, ProblemError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(_json_safe(report)))
+        return
+    table = Table(title=f"{report['problem']}: learned vs reference")
+    for col in ("mode", "learned", "std. error", "reference", "rel. error"):
+        table.add_column(col, justify="right")
+    for i, (v, s, r, e) in enumerate(
+        zip(report["eigenvalues"], report["stderr"], report["reference"], report["relative_errors"])
+    ):
+        table.add_row(str(i), f"{v:.10g}", f"{s:.2g}", f"{r:.10g}", f"{e:.2e}")
+    out.print(table)
+    out.print(
+        f"max relative error {report['max_relative_error']:.3e}, "
+        f"mean {report['mean_relative_error']:.3e}, "
+        f"orthogonality {report['orthogonality']:.3e}",
+        highlight=False,
+    )
+    if report["subspace_distance"] is not None:
+        per_level = ", ".join(f"{d:.2e}" for d in report["subspace_distances"])
+        out.print(
+            f"subspace distance (mean over levels) {report['subspace_distance']:.3e} [{per_level}]",
+            highlight=False,
+        )
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (or its results.h5).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5")] = None,
+    grid: Annotated[int, typer.Option(min=2, help="Points per coordinate.")] = 64,
+) -> None:
+    """Sample the learned eigenfunctions on a regular grid and write them to HDF5."""
+    try:
+        run = load_run(run_dir)
+    except (RunFileError, ProblemError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    total = grid ** len(run.problem.coordinates) * run.problem.modes
+    if total > 2e8:
+        raise _fail(f"grid too large: {total:.3g} values; use a smaller --grid", 2)
+    axes, values = export_grid(run, grid)
+    base = run_dir if run_dir.is_dir() else run_dir.parent
+    target = output or base / "eigenfunctions.h5"
+    attrs = {
+        "problem_name": run.problem.name,
+        "nsvd_version": __version__,
+        "normalization": "unit L2 norm over the domain",
+    }
+    write_export(target, run.results.eigenvalues, axes, values, attrs)
+    err.print(
+        f"wrote {target} ({run.problem.modes} modes on {grid}^{len(axes)} points)", highlight=False
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Files: results.h5, checkpoints and exports, always written to a temporary file first.
+
+A crash or Ctrl-C at any moment leaves either the old complete file or the new complete
+file, never a torn one: data goes to ``NAME.tmp-PID`` in the same folder, is fsynced, and
+replaces ``NAME`` with one atomic ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+RESULTS_NAME = "results.h5"
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class RunFileError(Exception):
+    """A run folder or HDF5 file that cannot be used, with a message naming it."""
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success fsync it and rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_checkpoint(run_dir: Path, payload: dict[str, Any]) -> Path:
+    path = run_dir / CHECKPOINT_NAME
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        raise RunFileError(f"{path}: no checkpoint to resume from")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # any unpickling failure means the file is unusable
+        raise RunFileError(f"{path}: unreadable checkpoint ({exc})") from exc
+
+
+@dataclass
+class Results:
+    eigenvalues: np.ndarray
+    stderr: np.ndarray
+    problem_yaml: str
+    settings: dict[str, Any]
+    network: dict[str, np.ndarray]
+    rotation: np.ndarray
+    gram: np.ndarray
+    quotients: np.ndarray
+    history: dict[str, np.ndarray]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def write_results(path: Path, results: Results) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("eigenvalues", data=np.asarray(results.eigenvalues, dtype=np.float64))
+        f.create_dataset("eigenvalue_stderr", data=np.asarray(results.stderr, dtype=np.float64))
+        f.create_dataset("problem/yaml", data=results.problem_yaml, dtype=h5py.string_dtype())
+        f.create_dataset("settings", data=json.dumps(results.settings), dtype=h5py.string_dtype())
+        f.create_dataset("readout/rotation", data=results.rotation)
+        f.create_dataset("readout/gram", data=results.gram)
+        f.create_dataset("readout/quotients", data=results.quotients)
+        for name, value in results.history.items():
+            f.create_dataset(f"history/{name}", data=value)
+        for name, value in results.network.items():
+            f.create_dataset(f"network/{name}", data=value)
+        for key, value in results.attrs.items():
+            f.attrs[key] = value
+
+
+def read_results(path: Path) -> Results:
+    if not path.is_file():
+        raise RunFileError(f"{path}: no such results file")
+    try:
+        with h5py.File(path, "r") as f:
+            return Results(
+                eigenvalues=f["eigenvalues"][()],
+                stderr=f["eigenvalue_stderr"][()],
+                problem_yaml=f["problem/yaml"][()].decode(),
+                settings=json.loads(f["settings"][()].decode()),
+                network={k: f["network"][k][()] for k in f["network"]},
+                rotation=f["readout/rotation"][()],
+                gram=f["readout/gram"][()],
+                quotients=f["readout/quotients"][()],
+                history={k: f["history"][k][()] for k in f["history"]},
+                attrs=dict(f.attrs),
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunFileError(f"{path}: not a readable nsvd results file ({exc})") from exc
+
+
+def write_export(
+    path: Path,
+    eigenvalues: np.ndarray,
+    coordinates: dict[str, np.ndarray],
+    values: np.ndarray,
+    attrs: dict[str, Any],
+) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("eigenvalues", data=np.asarray(eigenvalues, dtype=np.float64))
+        group = f.create_group("eigenfunctions")
+        group.create_dataset("values", data=values, compression="gzip", shuffle=True)
+        for name, axis in coordinates.items():
+            group.create_dataset(name, data=axis)
+        group.attrs["coordinates"] = json.dumps(list(coordinates))
+        for key, value in attrs.items():
+            f.attrs[key] = value
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def network_arrays(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().double().numpy() for k, v in state.items()}
+
+
+def network_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()}

@@ -1,0 +1,34 @@
+"""Comparisons of learned eigenpairs with a reference (pure functions on arrays)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def relative_errors(learned: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """|learned - ref| / |ref| per mode (|ref| floored at 1e-300 so a zero level stays finite)."""
+    return np.abs(learned - reference) / np.maximum(np.abs(reference), 1e-300)
+
+
+def _orthonormal_columns(a: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
+    """An orthonormal basis of span(a) under the sample inner product <u, v> = mean(u v)."""
+    n = a.shape[0]
+    gram = a.T @ a / n
+    evals, evecs = np.linalg.eigh(gram)
+    keep = evals > rtol * max(evals.max(), 1e-300)
+    return a @ (evecs[:, keep] / np.sqrt(evals[keep]))
+
+
+def subspace_distance(learned: np.ndarray, reference: np.ndarray) -> float:
+    """1 - tr(P_learned P_ref) / k for sample values (n, k) and (n, m), k = learned dim.
+
+    Both projectors are taken in the Monte-Carlo inner product of the samples, so the columns
+    must be the functions divided by sqrt(p) at points drawn from p. 0 when the learned
+    span lies inside the reference span, 1 when they are orthogonal. A reference span larger
+    than the learned one (a degenerate level cut by the number of modes) is allowed.
+    """
+    qa = _orthonormal_columns(learned)
+    qb = _orthonormal_columns(reference)
+    n = learned.shape[0]
+    overlap = qa.T @ qb / n
+    return float(1.0 - (overlap**2).sum() / learned.shape[1])

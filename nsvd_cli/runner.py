@@ -1,0 +1,276 @@
+"""The steps behind the commands: solve a problem into a run folder, reload a run, compare it
+with its reference, sample its eigenfunctions on a grid. No printing: the CLI does that."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__, metrics
+from .batch import sample_modes
+from .io import (
+    RESULTS_NAME,
+    Results,
+    RunFileError,
+    load_checkpoint,
+    network_arrays,
+    network_state,
+    read_results,
+    save_checkpoint,
+    write_results,
+)
+from .problem import CompiledProblem, Settings, build, derive_settings
+from .readout import Ritz, normalized_gram, orthogonality, ritz
+from .reference import (
+    degenerate_levels,
+    eigenfunction_callable,
+    level_states,
+    reference_eigenvalues,
+)
+from .spec import Problem, parse_problem
+from .train import TrainState, init_state, train
+
+EVAL_SEED_OFFSET = 1_000_003
+
+
+@dataclass
+class Run:
+    """A finished run reloaded from its results file."""
+
+    problem: Problem
+    compiled: CompiledProblem
+    network: torch.nn.Module  # float64, CPU
+    results: Results
+
+
+def prepare(problem: Problem, steps: int | None = None, seed: int | None = None) -> Settings:
+    settings = derive_settings(problem)
+    if steps is not None:
+        settings.steps = steps
+    if seed is not None:
+        settings.seed = seed
+    return settings
+
+
+def resume_settings(run_dir: Path, problem: Problem, steps: int | None = None) -> Settings:
+    """The settings a checkpointed run was started with (``steps`` may extend it)."""
+    payload = load_checkpoint(run_dir)
+    if payload.get("problem_yaml") != problem.source_text:
+        raise RunFileError(
+            f"{run_dir / 'checkpoint.pt'}: the checkpoint belongs to a different problem file;"
+            " resume with the file the run was started from"
+        )
+    settings = Settings.from_dict(payload["settings"])
+    if steps is not None:
+        settings.steps = steps
+    return settings
+
+
+def solve(
+    problem: Problem,
+    settings: Settings,
+    run_dir: Path,
+    device: torch.device,
+    resume: bool = False,
+    on_progress: Callable[[TrainState, float], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> tuple[Results, bool]:
+    """Train (or continue) and write RUN_DIR/results.h5. Returns (results, complete)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    compiled = build(problem, settings)
+    state = init_state(compiled, device)
+    if resume:
+        state.load_state_dict(load_checkpoint(run_dir)["train"])
+
+    def checkpoint(s: TrainState) -> None:
+        save_checkpoint(
+            run_dir,
+            {
+                "problem_yaml": problem.source_text,
+                "settings": settings.to_dict(),
+                "train": s.state_dict(),
+                "version": __version__,
+            },
+        )
+
+    train(compiled, state, device, on_progress=on_progress, on_checkpoint=checkpoint, stop=stop)
+    complete = state.step >= settings.steps
+    checkpoint(state)
+    ritz_result = readout(compiled, state.network, settings)
+    results = _results(problem, settings, state, ritz_result, device, complete)
+    write_results(run_dir / RESULTS_NAME, results)
+    return results, complete
+
+
+def readout(compiled: CompiledProblem, network: torch.nn.Module, settings: Settings) -> Ritz:
+    """Rayleigh-Ritz in float64 on a fresh sample that training never saw."""
+    net64 = copy.deepcopy(network).double()
+    device = next(net64.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
+    batch = sample_modes(compiled, net64, settings.eval_samples, gen)
+    return ritz(batch.h, batch.hh)
+
+
+def _results(
+    problem: Problem,
+    settings: Settings,
+    state: TrainState,
+    r: Ritz,
+    device: torch.device,
+    complete: bool,
+) -> Results:
+    modes = problem.modes
+    hist = state.history
+
+    def padded(values: list[float]) -> list[float]:
+        return (values + [float("nan")] * modes)[:modes]
+
+    history = {
+        "step": np.array([s.step for s in hist], dtype=np.int64),
+        "loss": np.array([s.loss for s in hist], dtype=np.float64),
+        "shift": np.array([s.shift for s in hist], dtype=np.float64),
+        "elapsed": np.array([s.elapsed for s in hist], dtype=np.float64),
+        "eigenvalues": np.array([padded(s.eigenvalues) for s in hist], dtype=np.float64).reshape(
+            len(hist), modes
+        ),
+    }
+    attrs: dict[str, Any] = {
+        "nsvd_version": __version__,
+        "torch_version": str(torch.__version__),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "seed": settings.seed,
+        "steps": state.step,
+        "steps_planned": settings.steps,
+        "method": settings.method,
+        "train_seconds": state.elapsed,
+        "complete": complete,
+        "shift": state.shift,
+        "scale": settings.scale,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "problem_name": problem.name,
+        "coordinates": json.dumps(list(problem.coordinates)),
+    }
+    return Results(
+        eigenvalues=r.eigenvalues.cpu().numpy(),
+        stderr=r.stderr.cpu().numpy(),
+        problem_yaml=problem.source_text,
+        settings=settings.to_dict(),
+        network=network_arrays(state.network.state_dict()),
+        rotation=r.rotation.cpu().numpy(),
+        gram=r.gram.cpu().numpy(),
+        quotients=r.quotients.cpu().numpy(),
+        history=history,
+        attrs=attrs,
+    )
+
+
+def load_run(run_dir: Path) -> Run:
+    path = run_dir / RESULTS_NAME if run_dir.is_dir() else run_dir
+    results = read_results(path)
+    problem = parse_problem(results.problem_yaml, str(path) + ":/problem/yaml")
+    settings = Settings.from_dict(results.settings)
+    compiled = build(problem, settings)
+    network = compiled.make_network().double()
+    network.load_state_dict(network_state(results.network))
+    network.eval()
+    return Run(problem, compiled, network, results)
+
+
+def ritz_functions(run: Run, x: torch.Tensor) -> torch.Tensor:
+    """The learned eigenfunctions psi_l(x), unit L2 norm, ordered as run's eigenvalues."""
+    sampler = run.compiled.sampler
+    with torch.no_grad():
+        h = run.network(x)
+        b = run.compiled.boundary_jet(x)
+        if b is not None:
+            h = h * b.value.unsqueeze(-1)
+        rot = torch.from_numpy(run.results.rotation)
+        gram = torch.from_numpy(run.results.gram)
+        norms = torch.sqrt(torch.diagonal(rot.T @ gram @ rot))
+        u = h @ (rot / norms)
+        amplitude = torch.exp(sampler.log_amplitude(x) - 0.5 * sampler.log_volume)
+        return u * amplitude.unsqueeze(-1)
+
+
+def evaluate(run: Run, samples: int = 1 << 16) -> dict[str, Any]:
+    """The comparison of ``nsvd eval``: errors, orthogonality and subspace distances."""
+    reference = reference_eigenvalues(run.problem)
+    if reference is None:
+        raise RunFileError(f"problem {run.problem.name!r} has no reference to compare with")
+    learned = np.asarray(run.results.eigenvalues, dtype=np.float64)
+    rel = metrics.relative_errors(learned, reference)
+    gram = torch.from_numpy(run.results.gram)
+    out: dict[str, Any] = {
+        "problem": run.problem.name,
+        "eigenvalues": learned.tolist(),
+        "stderr": np.asarray(run.results.stderr).tolist(),
+        "reference": reference.tolist(),
+        "relative_errors": rel.tolist(),
+        "max_relative_error": float(rel.max()),
+        "mean_relative_error": float(rel.mean()),
+        "orthogonality": orthogonality(gram),
+        "normalized_gram": normalized_gram(gram).tolist(),
+        "subspace_distance": None,
+        "subspace_distances": None,
+        "steps": int(run.results.attrs.get("steps", 0)),
+        "train_seconds": float(run.results.attrs.get("train_seconds", float("nan"))),
+    }
+    distances = _level_distances(run, reference, samples)
+    if distances is not None:
+        out["subspace_distances"] = distances
+        out["subspace_distance"] = float(np.mean(distances))
+    return out
+
+
+def _level_distances(run: Run, reference: np.ndarray, samples: int) -> list[float] | None:
+    problem = run.problem
+    levels = degenerate_levels(reference)
+    states = [level_states(problem, float(reference[idx[0]])) for idx in levels]
+    funcs = [[eigenfunction_callable(problem, s) for s in group] for group in states]
+    if any(f is None for group in funcs for f in group):
+        return None
+    sampler = run.compiled.sampler
+    gen = torch.Generator().manual_seed(run.compiled.settings.seed + 2 * EVAL_SEED_OFFSET)
+    x = sampler.sample(samples, gen)
+    # Sample-frame values: function / sqrt(p), so plain means are L2(dx) inner products.
+    inv_sqrt_p = torch.exp(-sampler.log_amplitude(x) + 0.5 * sampler.log_volume).numpy()
+    learned = ritz_functions(run, x).numpy() * inv_sqrt_p[:, None]
+    xs = x.numpy()
+    out = []
+    for idx, group in zip(levels, funcs):
+        ref_vals = np.stack([f(xs) for f in group], axis=1) * inv_sqrt_p[:, None]
+        out.append(metrics.subspace_distance(learned[:, idx], ref_vals))
+    return out
+
+
+def grid_axes(run: Run, points: int) -> dict[str, np.ndarray]:
+    s = run.compiled.settings
+    return {
+        name: np.linspace(lo, hi, points)
+        for name, lo, hi in zip(run.problem.coordinates, s.export_lo, s.export_hi)
+    }
+
+
+def export_grid(
+    run: Run, points: int, chunk: int = 65536
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Learned eigenfunctions on a regular grid: values of shape (modes, N, ..., N)."""
+    axes = grid_axes(run, points)
+    mesh = np.meshgrid(*axes.values(), indexing="ij")
+    pts = torch.from_numpy(np.stack([m.ravel() for m in mesh], axis=1))
+    values = torch.cat([ritz_functions(run, pts[i : i + chunk]) for i in range(0, len(pts), chunk)])
+    region = run.compiled.problem.region_expr()
+    if region is not None and run.compiled.boundary is not None:
+        inside = run.compiled.boundary(pts).value > 0
+        values = values * inside.unsqueeze(-1)
+    shape = (run.problem.modes,) + tuple(len(a) for a in axes.values())
+    return axes, values.T.reshape(shape).numpy()

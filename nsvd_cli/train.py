@@ -1,0 +1,185 @@
+"""The training loop: sample, evaluate, take an optimiser step; nothing about files or screens.
+
+Callers pass hooks for progress and checkpoints. Everything that decides the next step
+(network, optimiser, schedule position, sampler RNG, running moments, the operator shift)
+is in ``TrainState`` and round-trips through ``state_dict``, so a resumed run continues
+bit-for-bit where it stopped (on the same device and threads).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .batch import evaluate_batch, mode_values
+from .methods import get_method
+from .problem import CompiledProblem
+from .readout import ritz_from_moments
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+SHIFT_EVERY = 50
+MOMENT_DECAY = 0.95
+
+
+@dataclass
+class Snapshot:
+    step: int
+    loss: float
+    shift: float
+    eigenvalues: list[float]
+    elapsed: float
+
+
+@dataclass
+class TrainState:
+    network: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    step: int = 0
+    shift: float = 0.0
+    gram: torch.Tensor | None = None  # running E[h h^T]
+    energy: torch.Tensor | None = None  # running E[h (H~h)^T]
+    elapsed: float = 0.0
+    history: list[Snapshot] = field(default_factory=list)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "step": self.step,
+            "shift": self.shift,
+            "gram": self.gram,
+            "energy": self.energy,
+            "elapsed": self.elapsed,
+            "history": [vars(s) for s in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"].cpu())
+        self.step = int(state["step"])
+        self.shift = float(state["shift"])
+        self.gram = state["gram"]
+        self.energy = state["energy"]
+        self.elapsed = float(state["elapsed"])
+        self.history = [Snapshot(**s) for s in state["history"]]
+
+    def current_eigenvalues(self) -> list[float]:
+        if self.gram is None or self.energy is None:
+            return []
+        e, _ = ritz_from_moments(self.gram.double(), self.energy.double())
+        return [float(v) for v in e]
+
+
+def learning_rate_factor(step: int, total: int) -> float:
+    """Linear warm-up over 1% of the steps, then cosine decay to 1% of the base rate."""
+    warm = max(1, total // 100)
+    if step < warm:
+        return 0.1 + 0.9 * step / warm
+    t = (step - warm) / max(1, total - warm)
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def init_state(compiled: CompiledProblem, device: torch.device) -> TrainState:
+    s = compiled.settings
+    torch.manual_seed(s.seed)
+    network = compiled.make_network().to(device=device, dtype=DTYPES[s.dtype])
+    optimizer = torch.optim.Adam(network.parameters(), lr=s.learning_rate)
+    generator = torch.Generator(device=device).manual_seed(s.seed)
+    return TrainState(network, optimizer, generator, shift=s.shift if s.shift is not None else 0.0)
+
+
+def _adaptive_shift(eigenvalues: list[float]) -> float | None:
+    """Keep T's wanted eigenvalues positive: the Ritz values bound E_l from above."""
+    finite = [e for e in eigenvalues if math.isfinite(e)]
+    if len(finite) < len(eigenvalues) or not finite:
+        return None
+    lo, hi = finite[0], finite[-1]
+    margin = max(0.5 * (hi - lo), 0.05 * abs(hi), 1e-8)
+    return hi + margin
+
+
+ProgressHook = Callable[[TrainState, float], None]
+CheckpointHook = Callable[[TrainState], None]
+
+
+def train(
+    compiled: CompiledProblem,
+    state: TrainState,
+    device: torch.device,
+    on_progress: ProgressHook | None = None,
+    on_checkpoint: CheckpointHook | None = None,
+    progress_every: int = 100,
+    stop: Callable[[], bool] = lambda: False,
+) -> TrainState:
+    s = compiled.settings
+    dtype = DTYPES[s.dtype]
+    sampler = compiled.sampler.to(device, dtype)
+    loss_fn = get_method(s.method)
+    network, optimizer = state.network, state.optimizer
+    adaptive = s.shift is None
+    total = s.steps
+    started = time.perf_counter() - state.elapsed
+    loss_value = float("nan")
+    while state.step < total and not stop():
+        for group in optimizer.param_groups:
+            group["lr"] = s.learning_rate * learning_rate_factor(state.step, total)
+        x = sampler.sample(s.batch_size, state.generator)
+        batch = evaluate_batch(compiled, sampler, network, x)
+        if adaptive and (state.step == 0 or state.gram is None):
+            n = x.shape[0]
+            first = ritz_from_moments(
+                (batch.h.T @ batch.h / n).double(), (batch.h.T @ batch.hh / n).double()
+            )[0]
+            state.shift = _adaptive_shift([float(v) for v in first]) or state.shift
+        th = s.scale * (state.shift * batch.h - batch.hh)
+        h = mode_values(network, x, batch.boundary)
+        out = loss_fn(h, th)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        state.step += 1
+        loss_value = float(out.loss.detach()) if state.step % progress_every == 0 else loss_value
+        _update_moments(state, batch.h, batch.hh)
+        if adaptive and state.step % SHIFT_EVERY == 0:
+            new = _adaptive_shift(state.current_eigenvalues())
+            if new is not None:
+                state.shift = new
+        state.elapsed = time.perf_counter() - started
+        if state.step % progress_every == 0 or state.step == total:
+            snap = Snapshot(
+                state.step, loss_value, state.shift, state.current_eigenvalues(), state.elapsed
+            )
+            state.history.append(snap)
+            if on_progress is not None:
+                on_progress(state, loss_value)
+        if on_checkpoint is not None and state.step % s.checkpoint_every == 0:
+            on_checkpoint(state)
+    return state
+
+
+def _update_moments(state: TrainState, h: torch.Tensor, hh: torch.Tensor) -> None:
+    n = h.shape[0]
+    gram = (h.T @ h / n).detach()
+    energy = (h.T @ hh / n).detach()
+    if state.gram is None or state.energy is None:
+        state.gram, state.energy = gram, energy
+    else:
+        state.gram.mul_(MOMENT_DECAY).add_(gram, alpha=1 - MOMENT_DECAY)
+        state.energy.mul_(MOMENT_DECAY).add_(energy, alpha=1 - MOMENT_DECAY)
