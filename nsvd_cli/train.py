@@ -155,14 +155,16 @@ def train(
         out.loss.backward()
         optimizer.step()
         state.step += 1
-        loss_value = float(out.loss.detach()) if state.step % progress_every == 0 else loss_value
+        record = state.step % progress_every == 0 or state.step == total
+        if record:
+            loss_value = float(out.loss.detach())
         _update_moments(state, batch.h, batch.hh)
         if adaptive and state.step % SHIFT_EVERY == 0:
             new = _adaptive_shift(state.current_eigenvalues())
             if new is not None:
                 state.shift = new
         state.elapsed = time.perf_counter() - started
-        if state.step % progress_every == 0 or state.step == total:
+        if record:
             snap = Snapshot(
                 state.step, loss_value, state.shift, state.current_eigenvalues(), state.elapsed
             )

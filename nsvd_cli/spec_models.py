@@ -1,0 +1,225 @@
+"""The pydantic models of a problem file, and the accessors that turn its text into SymPy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
+
+import sympy as sp
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    Tag,
+    ValidationInfo,
+    model_validator,
+)
+
+from .spec_fields import (
+    Expression,
+    IntegerInterval,
+    Interval,
+    Number,
+    Parameter,
+    PositiveInt,
+    PositiveNumber,
+    ProblemName,
+    Text,
+    integer_type,
+)
+from .spec_semantics import ExpressionScope, semantic_issues
+from .spec_yaml import dotted
+
+MAX_COORDINATES = 64
+MAX_MODES = 512
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=False)
+
+
+class Operator(_Model):
+    """H = -kinetic * Laplacian + potential."""
+
+    kinetic: Expression = 0.5
+    potential: Expression = 0
+
+
+class BoxDomain(_Model):
+    """A box with zero (Dirichlet) boundary values on its faces."""
+
+    box: dict[str, Interval]
+
+
+class RegionDomain(_Model):
+    """The set where ``region`` > 0, inside ``bounds``; zero boundary values on its edge."""
+
+    region: Text
+    bounds: dict[str, Interval]
+
+
+class Solver(_Model):
+    """Training settings; ``None`` means "derive from the problem"."""
+
+    method: Literal["neuralsvd-sequential", "neuralsvd-joint", "spin", "neuralef"] = (
+        "neuralsvd-sequential"
+    )
+    steps: PositiveInt | None = None
+    batch_size: Annotated[int, PlainValidator(integer_type(ge=4, even=True))] | None = None
+    learning_rate: PositiveNumber | None = None
+    seed: Annotated[int, PlainValidator(integer_type(ge=0))] = 0
+    shift: Number | None = None
+    scale: PositiveNumber | None = None
+    sampling_scales: Annotated[list[PositiveNumber], Field(min_length=1)] | None = None
+    hidden: PositiveInt | None = None
+    depth: PositiveInt | None = None
+    dtype: Literal["float32", "float64"] | None = None
+    eval_samples: PositiveInt | None = None
+    checkpoint_every: PositiveInt | None = None
+
+
+class Reference(_Model):
+    """Closed-form reference: a list of eigenvalues, or a formula over quantum numbers."""
+
+    eigenvalues: Annotated[list[Number], Field(min_length=1)] | None = None
+    eigenvalue: Expression | None = None
+    quantum_numbers: dict[str, IntegerInterval] | None = None
+    where: Expression | None = None
+    eigenfunction: Expression | None = None
+
+    @property
+    def is_list(self) -> bool:
+        return self.eigenvalues is not None
+
+
+def _domain_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "whole-space"
+    if isinstance(value, RegionDomain) or (isinstance(value, Mapping) and "region" in value):
+        return "region"
+    if isinstance(value, BoxDomain) or (isinstance(value, Mapping) and "box" in value):
+        return "box"
+    return None
+
+
+DOMAIN_FORMS = "expected 'whole-space', {box: {...}} or {region: '...', bounds: {...}}"
+DOMAIN_TAGS = {"whole-space": None, "box": BoxDomain, "region": RegionDomain}
+
+Domain = Annotated[
+    Annotated[Literal["whole-space"], Tag("whole-space")]
+    | Annotated[BoxDomain, Tag("box")]
+    | Annotated[RegionDomain, Tag("region")],
+    Discriminator(_domain_tag, custom_error_type="domain_form", custom_error_message=DOMAIN_FORMS),
+]
+
+
+class Problem(_Model):
+    """A validated problem file.  Expressions stay as text; the accessors parse them."""
+
+    name: ProblemName
+    description: Text | None = None
+    coordinates: Annotated[list[Text], Field(min_length=1, max_length=MAX_COORDINATES)]
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    operator: Operator = Field(default_factory=Operator)
+    domain: Domain = "whole-space"
+    modes: Annotated[int, PlainValidator(integer_type(ge=1, le=MAX_MODES))]
+    solver: Solver = Field(default_factory=Solver)
+    reference: Reference | None = None
+
+    _source_text: str = PrivateAttr(default="")
+    _source_path: str = PrivateAttr(default="<string>")
+    _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_semantics(self, info: ValidationInfo) -> Problem:
+        # parse_problem runs the semantic pass itself (to report it with line numbers and
+        # together with structural errors); direct construction gets it here.
+        if info.context and info.context.get("skip_semantic"):
+            return self
+        issues = semantic_issues(self.model_dump())
+        if issues:
+            raise ValueError("; ".join(f"{dotted(k)}: {m}" if k else m for k, m in issues))
+        return self
+
+    # -- where it came from ----------------------------------------------------------------
+
+    @property
+    def source_text(self) -> str:
+        """The exact text of the problem file (empty when built in Python)."""
+        return self._source_text
+
+    @property
+    def source_path(self) -> str:
+        return self._source_path
+
+    # -- accessors for the math side --------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return len(self.coordinates)
+
+    def symbols(self) -> list[sp.Symbol]:
+        """The coordinates as SymPy symbols, in order (the ones expressions use)."""
+        return [sp.Symbol(c, real=True) for c in self.coordinates]
+
+    def parameter_values(self) -> dict[str, float]:
+        return dict(self.parameters)
+
+    def quantum_number_names(self) -> list[str]:
+        ref = self.reference
+        return list(ref.quantum_numbers) if ref and ref.quantum_numbers else []
+
+    def _scope(self) -> ExpressionScope:
+        return ExpressionScope(
+            self.coordinates, list(self.parameters), self.parameters, self.quantum_number_names()
+        )
+
+    def _cached(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def potential_expr(self) -> sp.Expr:
+        """The potential over coordinates and parameter symbols (bind parameters when
+        compiling: ``compile_torch(expr, problem.symbols(), problem.parameter_values())``)."""
+        return self._cached("potential", lambda: self._scope().over_space(self.operator.potential))
+
+    def kinetic_value(self) -> float:
+        return self._cached("kinetic", lambda: self._scope().kinetic(self.operator.kinetic))
+
+    def region_expr(self) -> sp.Expr | None:
+        if not isinstance(self.domain, RegionDomain):
+            return None
+        region = self.domain.region
+        return self._cached("region", lambda: self._scope().over_space(region))
+
+    def domain_bounds(self) -> list[tuple[float, float]] | None:
+        """Box or region bounds in coordinate order; None in whole space."""
+        if isinstance(self.domain, BoxDomain):
+            limits = self.domain.box
+        elif isinstance(self.domain, RegionDomain):
+            limits = self.domain.bounds
+        else:
+            return None
+        return [limits[c] for c in self.coordinates]
+
+    def eigenvalue_expr(self) -> sp.Expr | None:
+        """The reference eigenvalue formula over quantum numbers and parameters."""
+        return self._reference_formula("eigenvalue", ExpressionScope.eigenvalue)
+
+    def where_expr(self) -> sp.Basic | None:
+        return self._reference_formula("where", ExpressionScope.where)
+
+    def eigenfunction_expr(self) -> sp.Expr | None:
+        return self._reference_formula("eigenfunction", ExpressionScope.eigenfunction)
+
+    def _reference_formula(
+        self, key: str, parse: Callable[[ExpressionScope, float | str], Any]
+    ) -> Any:
+        text = getattr(self.reference, key, None)
+        if text is None:
+            return None
+        return self._cached(key, lambda: parse(self._scope(), text))

@@ -1,0 +1,189 @@
+"""End to end: solve, results.h5 round trip, resume, eval and export through the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nsvd_cli.cli import app
+from nsvd_cli.io import read_results
+from nsvd_cli.runner import load_run, prepare, resume_settings, solve
+from nsvd_cli.spec import load_problem, parse_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+SMALL = """
+name: small-oscillator
+coordinates: [x]
+operator: {potential: "x**2/2"}
+modes: 2
+solver: {steps: 300, batch_size: 256, eval_samples: 4096, checkpoint_every: 100, hidden: 16}
+reference:
+  eigenvalue: "n + 1/2"
+  quantum_numbers: {n: [0, 10]}
+  eigenfunction: "hermite(n, x)*exp(-x**2/2)"
+"""
+
+
+def _small(tmp_path: Path) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL)
+    return path
+
+
+def test_oscillator_1d_end_to_end_accuracy(tmp_path: Path) -> None:
+    """The 1D oscillator, 4 modes, default settings except a shorter run: < 1e-3."""
+    runner = CliRunner()
+    problem = ROOT / "problems" / "oscillator-1d.yaml"
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["solve", str(problem), "--out", str(run_dir), "--steps", "6000"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["eval", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["reference"] == [0.5, 1.5, 2.5, 3.5]
+    assert report["max_relative_error"] < 1e-3, report["relative_errors"]
+    assert report["eigenvalues"] == sorted(report["eigenvalues"])
+    assert report["orthogonality"] < 0.05
+    assert report["subspace_distance"] is not None and report["subspace_distance"] < 1e-2
+    # The read-out's own standard error must be well below the accuracy claimed.
+    relative_se = [s / abs(r) for s, r in zip(report["stderr"], report["reference"])]
+    assert max(relative_se) < 2.5e-4
+
+
+def test_results_file_round_trip(tmp_path: Path) -> None:
+    problem = load_problem(_small(tmp_path))
+    settings = prepare(problem)
+    results, complete = solve(problem, settings, tmp_path / "run", CPU)
+    assert complete
+    back = read_results(tmp_path / "run" / "results.h5")
+    np.testing.assert_array_equal(back.eigenvalues, results.eigenvalues)
+    np.testing.assert_array_equal(back.stderr, results.stderr)
+    assert back.problem_yaml == SMALL
+    assert back.settings == settings.to_dict()
+    assert back.attrs["steps"] == 300 and back.attrs["complete"]
+    with h5py.File(tmp_path / "run" / "results.h5") as f:
+        assert f["eigenvalues"].dtype == np.float64
+        assert f["eigenvalues"].shape == (2,)
+        assert f["problem/yaml"][()].decode() == SMALL
+    # The stored network reproduces the stored eigenvalue read-out's functions.
+    run = load_run(tmp_path / "run")
+    for name, value in run.network.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), back.network[name])
+
+
+def test_resume_gives_the_uninterrupted_result(tmp_path: Path) -> None:
+    problem = load_problem(_small(tmp_path))
+    full, _ = solve(problem, prepare(problem), tmp_path / "full", CPU)
+
+    calls = {"n": 0}
+
+    def stop_after_150() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 150
+
+    part, complete = solve(problem, prepare(problem), tmp_path / "part", CPU, stop=stop_after_150)
+    assert not complete
+    assert read_results(tmp_path / "part" / "results.h5").attrs["complete"] == False  # noqa: E712
+    settings = resume_settings(tmp_path / "part", problem)
+    resumed, complete = solve(problem, settings, tmp_path / "part", CPU, resume=True)
+    assert complete
+    np.testing.assert_array_equal(resumed.eigenvalues, full.eigenvalues)
+    np.testing.assert_array_equal(resumed.history["loss"], full.history["loss"])
+
+
+def test_resume_refuses_another_problem(tmp_path: Path) -> None:
+    problem = load_problem(_small(tmp_path))
+    solve(problem, prepare(problem), tmp_path / "run", CPU)
+    other = parse_problem(SMALL.replace("small-oscillator", "other"), "other.yaml")
+    runner = CliRunner()
+    other_path = tmp_path / "other.yaml"
+    other_path.write_text(other.source_text)
+    result = runner.invoke(
+        app, ["solve", str(other_path), "--out", str(tmp_path / "run"), "--resume"]
+    )
+    assert result.exit_code == 1
+    assert "different problem" in result.output
+
+
+def test_export_grid_shapes_and_normalisation(tmp_path: Path) -> None:
+    runner = CliRunner()
+    path = _small(tmp_path)
+    args = ["solve", str(path), "--out", str(tmp_path / "r"), "--steps", "2000"]
+    assert runner.invoke(app, args).exit_code == 0
+    target = tmp_path / "ef.h5"
+    result = runner.invoke(app, ["export", str(tmp_path / "r"), "-o", str(target), "--grid", "201"])
+    assert result.exit_code == 0, result.output
+    with h5py.File(target) as f:
+        values = f["eigenfunctions/values"][()]
+        x = f["eigenfunctions/x"][()]
+        assert values.shape == (2, 201)
+        assert f["eigenvalues"].shape == (2,)
+        assert f["eigenfunctions/values"].compression == "gzip"
+    norms = (values**2).sum(1) * (x[1] - x[0])
+    np.testing.assert_allclose(norms, 1.0, atol=0.05)
+
+
+def test_box_problem_satisfies_boundary_condition(tmp_path: Path) -> None:
+    text = """
+name: box-1d
+coordinates: [x]
+operator: {potential: 0}
+domain: {box: {x: [0, 2]}}
+modes: 2
+solver: {steps: 200, batch_size: 256, eval_samples: 4096, hidden: 16}
+reference: {eigenvalue: "pi**2*k**2/8", quantum_numbers: {k: [1, 5]}}
+"""
+    path = tmp_path / "box.yaml"
+    path.write_text(text)
+    runner = CliRunner()
+    assert runner.invoke(app, ["solve", str(path), "--out", str(tmp_path / "r")]).exit_code == 0
+    assert runner.invoke(app, ["export", str(tmp_path / "r"), "--grid", "11"]).exit_code == 0
+    with h5py.File(tmp_path / "r" / "eigenfunctions.h5") as f:
+        values = f["eigenfunctions/values"][()]
+    assert np.all(values[:, 0] == 0.0) and np.all(values[:, -1] == 0.0)
+    assert np.all(np.isfinite(values))
+
+
+def test_coulomb_problem_trains_without_nan(tmp_path: Path) -> None:
+    problem = load_problem(ROOT / "problems" / "hydrogen-2d.yaml")
+    settings = prepare(problem, steps=50)
+    settings.eval_samples = 4096
+    results, _ = solve(problem, settings, tmp_path / "r", CPU)
+    assert np.all(np.isfinite(results.eigenvalues))
+    assert np.all(np.isfinite(results.history["loss"]))
+    assert settings.radial_feature and settings.shift == 0.0
+
+
+def test_bad_problem_file_exits_2_with_location(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\ncoordinates: [x]\noperator: {potential: 'q*x'}\nmodes: 2\n")
+    result = CliRunner().invoke(app, ["solve", str(path)])
+    assert result.exit_code == 2
+    assert "bad.yaml:3" in result.output and "operator.potential" in result.output
+
+
+def test_eval_without_reference_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "noref.yaml"
+    path.write_text(SMALL.split("reference:")[0])
+    runner = CliRunner()
+    assert runner.invoke(app, ["solve", str(path), "--out", str(tmp_path / "r")]).exit_code == 0
+    result = runner.invoke(app, ["eval", str(tmp_path / "r"), "--json"])
+    assert result.exit_code == 1
+    assert "no reference" in result.output
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "problems").glob("*.yaml")))
+def test_shipped_problems_check_and_derive(name: str) -> None:
+    result = CliRunner().invoke(app, ["check", str(ROOT / "problems" / f"{name}.yaml")])
+    assert result.exit_code == 0, result.output
+    settings = prepare(load_problem(ROOT / "problems" / f"{name}.yaml"))
+    assert settings.steps > 0 and settings.scale > 0 and math.isfinite(settings.scale)
