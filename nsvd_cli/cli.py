@@ -21,6 +21,7 @@ from rich.table import Table
 
 from . import __version__
 from .io import RunFileError, write_export
+from .methods import get_method
 from .progress import training_progress
 from .runner import evaluate, export_grid, load_run, prepare, resume_settings, solve
 from .spec import Problem, ProblemError, load_problem
@@ -112,6 +113,10 @@ def solve_cmd(
             settings = prepare(problem, steps, seed)
     except RunFileError as exc:
         raise _fail(str(exc)) from None
+    try:
+        get_method(settings.method)
+    except ValueError as exc:
+        raise _fail(f"{problem_file}: solver.method: {exc}", 2) from None
     interrupted = {"flag": False}
 
     def on_sigint(signum: int, frame: Any) -> None:

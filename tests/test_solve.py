@@ -187,3 +187,11 @@ def test_shipped_problems_check_and_derive(name: str) -> None:
     assert result.exit_code == 0, result.output
     settings = prepare(load_problem(ROOT / "problems" / f"{name}.yaml"))
     assert settings.steps > 0 and settings.scale > 0 and math.isfinite(settings.scale)
+
+
+def test_method_not_built_yet_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "spin.yaml"
+    path.write_text(SMALL.replace("solver: {", "solver: {method: spin, "))
+    result = CliRunner().invoke(app, ["solve", str(path), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "solver.method" in result.output and "spin" in result.output

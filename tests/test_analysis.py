@@ -1,0 +1,57 @@
+"""The a-priori estimates that drive the defaults, against closed-form Weyl counts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nsvd_cli import analysis
+
+
+def _gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+@pytest.mark.parametrize("dim,modes", [(1, 4), (2, 9), (3, 10)])
+def test_weyl_count_of_isotropic_oscillator(dim: int, modes: int) -> None:
+    # V = |x|^2/2, kappa = 1/2: N(E) = E^d / d!  exactly in the semiclassical count.
+    x, log_w = analysis.log_radial_points(dim, 50_000, _gen())
+    est = analysis.weyl_estimate(lambda y: 0.5 * (y * y).sum(-1), 0.5, dim, modes, x, log_w)
+    fact = math.factorial(dim)
+    assert est.lowest == pytest.approx(fact ** (1 / dim), rel=0.03)
+    assert est.highest == pytest.approx((modes * fact) ** (1 / dim), rel=0.03)
+    # rho_E ~ (E - r^2/2)^{d/2}: per-coordinate variance E / (d + 1).
+    for r in est.rms_highest:
+        assert r == pytest.approx(math.sqrt(est.highest / (dim + 1)), rel=0.08)
+    assert all(c == 0.0 for c in est.center)
+
+
+def test_weyl_count_of_2d_coulomb() -> None:
+    # V = -1/r, kappa = 1/2 in 2D: N(E) = 1 / (2 |E|).
+    x, log_w = analysis.log_radial_points(2, 50_000, _gen())
+    est = analysis.weyl_estimate(lambda y: -1 / y.norm(dim=1), 0.5, 2, 16, x, log_w)
+    assert est.lowest == pytest.approx(-0.5, rel=0.03)
+    assert est.highest == pytest.approx(-1 / 32, rel=0.03)
+
+
+def test_weyl_count_in_a_box() -> None:
+    lo = torch.tensor([0.0, 0.0], dtype=torch.float64)
+    hi = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    x, log_w = analysis.uniform_points(lo, hi, 20_000, _gen())
+    # N(E) = area * pi * (E / kappa) / (2 pi)^2 = E / pi for area 2, kappa 1/2.
+    est = analysis.weyl_estimate(lambda y: 0 * y[:, 0], 0.5, 2, 6, x, log_w)
+    assert est.highest == pytest.approx(6 * math.pi, rel=0.01)
+
+
+def test_limit_at_infinity_and_singularity() -> None:
+    coulomb = lambda y: -1 / y.norm(dim=1)  # noqa: E731
+    oscillator = lambda y: (y * y).sum(-1)  # noqa: E731
+    shifted = lambda y: 3.0 - torch.exp(-(y * y).sum(-1))  # noqa: E731
+    assert abs(analysis.limit_at_infinity(coulomb, 2, _gen())) < 1e-6
+    assert analysis.limit_at_infinity(oscillator, 2, _gen()) is None
+    assert analysis.limit_at_infinity(shifted, 3, _gen()) == pytest.approx(3.0)
+    assert analysis.singular_at_origin(coulomb, 3, _gen())
+    assert not analysis.singular_at_origin(oscillator, 3, _gen())
+    assert not analysis.singular_at_origin(shifted, 2, _gen())
