@@ -120,7 +120,11 @@ def solve_cmd(
     interrupted = {"flag": False}
 
     def on_sigint(signum: int, frame: Any) -> None:
+        # First Ctrl-C: finish the step, checkpoint, write results. A second one aborts.
+        if interrupted["flag"]:
+            raise KeyboardInterrupt
         interrupted["flag"] = True
+        err.print("interrupt: finishing the current step and saving (Ctrl-C again to abort)")
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     err.print(f"run folder: {run_dir}", highlight=False)
