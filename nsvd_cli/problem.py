@@ -116,17 +116,11 @@ def _region_field(problem: Problem) -> analysis.Field:
 
 
 def _domain_bounds(problem: Problem) -> tuple[str, list[float], list[float]]:
-    domain = problem.domain
-    if domain == "whole-space" or domain is None:
+    bounds = problem.domain_bounds()
+    if bounds is None:
         return "whole-space", [], []
-    box = getattr(domain, "box", None)
-    if box is not None:
-        kind, limits = "box", box
-    else:
-        kind, limits = "region", domain.bounds
-    lo = [float(limits[c][0]) for c in problem.coordinates]
-    hi = [float(limits[c][1]) for c in problem.coordinates]
-    return kind, lo, hi
+    kind = "region" if problem.region_expr() is not None else "box"
+    return kind, [float(lo) for lo, _ in bounds], [float(hi) for _, hi in bounds]
 
 
 def _geometric_scales(lo: list[float], hi: list[float], ratio: float = 3.0) -> list[list[float]]:
