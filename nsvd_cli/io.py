@@ -134,11 +134,6 @@ def write_export(
             f.attrs[key] = value
 
 
-def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def network_arrays(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().double().numpy() for k, v in state.items()}
 

@@ -30,13 +30,6 @@ class Jet:
     lap: torch.Tensor
 
     @staticmethod
-    def identity(x: torch.Tensor) -> Jet:
-        """The coordinates themselves: grad x_i = e_i, lap x_i = 0."""
-        b, d = x.shape
-        eye = torch.eye(d, dtype=x.dtype, device=x.device).expand(b, d, d)
-        return Jet(x, eye, torch.zeros_like(x))
-
-    @staticmethod
     def constant(value: torch.Tensor, dim: int) -> Jet:
         return Jet(
             value,
@@ -75,9 +68,6 @@ class Jet:
             torch.cat([self.grad, other.grad], dim=-1),
             torch.cat([self.lap, other.lap], dim=-1),
         )
-
-    def detach(self) -> Jet:
-        return Jet(self.value.detach(), self.grad.detach(), self.lap.detach())
 
 
 def silu(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
