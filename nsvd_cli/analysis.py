@@ -29,6 +29,11 @@ class SpectrumEstimate:
     rms_lowest: tuple[float, ...]  # per-coordinate rms extent of rho_{E_1}
     rms_highest: tuple[float, ...]  # per-coordinate rms extent of rho_{E_L}
     center: tuple[float, ...]  # mean position under rho_{E_L}
+    # Principal axes of rho_{E_L} (columns, orthonormal) and the rms extents along them;
+    # the coordinate axes when the coordinates are (nearly) uncorrelated.
+    axes: tuple[tuple[float, ...], ...] = ()
+    axis_rms_lowest: tuple[float, ...] = ()
+    axis_rms_highest: tuple[float, ...] = ()
 
 
 def _log_weyl_terms(
@@ -82,22 +87,61 @@ def weyl_estimate(
                 hi = mid
         return hi
 
-    def moments(energy: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    def moments(energy: float) -> tuple[torch.Tensor, torch.Tensor]:
         terms = _log_weyl_terms(v, log_weights, energy, kappa, dim)
         w = torch.softmax(terms, 0).unsqueeze(-1)
         mean = (w * points).sum(0)
-        var = (w * (points - mean) ** 2).sum(0)
-        return tuple(float(m) for m in mean), tuple(float(s) for s in var.sqrt())
+        centred = points - mean
+        return mean, (w * centred).T @ centred
 
     e1 = solve(1.0)
     el = solve(float(max(modes, 1)))
-    _, rms1 = moments(e1)
-    center, rmsl = moments(el)
+    _, cov1 = moments(e1)
+    mean, covl = moments(el)
+    rms1, rmsl = torch.diagonal(cov1).sqrt(), torch.diagonal(covl).sqrt()
     # The weighted mean is noisy (a few far points carry large weights); an offset small
     # against the extent is noise, and centring a symmetric problem matters for its
     # ground state, so snap those to the origin.
-    center = tuple(c if abs(c) > 0.2 * r else 0.0 for c, r in zip(center, rmsl))
-    return SpectrumEstimate(e1, el, rms1, rmsl, center)
+    center = tuple(float(c) if abs(c) > 0.2 * r else 0.0 for c, r in zip(mean, rmsl))
+    axes = principal_axes(covl)
+    along1 = torch.diagonal(axes.T @ cov1 @ axes).clamp_min(0).sqrt()
+    alongl = torch.diagonal(axes.T @ covl @ axes).clamp_min(0).sqrt()
+    return SpectrumEstimate(
+        e1,
+        el,
+        _floats(rms1),
+        _floats(rmsl),
+        center,
+        tuple(_floats(row) for row in axes),
+        _floats(along1),
+        _floats(alongl),
+    )
+
+
+def _floats(t: torch.Tensor) -> tuple[float, ...]:
+    return tuple(float(v) for v in t)
+
+
+CORRELATION_THRESHOLD = 0.1
+
+
+def principal_axes(cov: torch.Tensor) -> torch.Tensor:
+    """Orthonormal eigenvectors of a covariance (columns), largest extent first.
+
+    Below ``CORRELATION_THRESHOLD`` of correlation between every pair of coordinates the
+    coordinate axes are kept: Monte-Carlo noise must not tilt a separable problem's frame.
+    """
+    d = cov.shape[0]
+    rms = torch.diagonal(cov).clamp_min(1e-300).sqrt()
+    corr = cov / (rms.unsqueeze(0) * rms.unsqueeze(1))
+    off = corr - torch.diag(torch.diagonal(corr))
+    if d == 1 or float(off.abs().max()) < CORRELATION_THRESHOLD:
+        return torch.eye(d, dtype=cov.dtype)
+    _, vectors = torch.linalg.eigh(cov)
+    vectors = vectors.flip(-1)
+    # A deterministic sign: each axis points along its largest component's positive side.
+    signs = torch.sign(vectors.gather(0, vectors.abs().argmax(0, keepdim=True)))
+    return vectors * signs
 
 
 def log_radial_points(

@@ -26,21 +26,31 @@ class Batch:
     boundary: torch.Tensor | None  # (B,) boundary factor values, or None
 
 
+def with_boundary(b: Jet | None, f: Jet) -> Jet:
+    """h = b * f: the network's jet times the boundary factor's (projected onto f's tangents)."""
+    if b is None:
+        return f
+    if f.lap is None:
+        b = b.first_order()
+    return b.in_frame_of(f).unsqueeze_features() * f
+
+
 def evaluate_batch(
     compiled: CompiledProblem, sampler: Sampler, network: torch.nn.Module, x: torch.Tensor
 ) -> Batch:
-    """h and H~ h at the points x, without building an autograd graph."""
+    """h and H~ h at the points x (exact derivatives), without building an autograd graph."""
     with torch.no_grad():
         envelope = sampler.envelope(x)
         v = finite_potential(compiled.operator.potential, x)
-        f: Jet = network.jet(x)
         b = compiled.boundary_jet(x)
-        h = f if b is None else b.unsqueeze_features() * f
+        h = with_boundary(b, network.jet(x))
         hh = compiled.operator.apply(h, envelope, v)
     return Batch(x, h.value, hh, None if b is None else b.value)
 
 
-def mode_values(network: torch.nn.Module, x: torch.Tensor, boundary: torch.Tensor | None):
+def mode_values(
+    network: torch.nn.Module, x: torch.Tensor, boundary: torch.Tensor | None
+) -> torch.Tensor:
     """h at x with the autograd graph (the part that training differentiates)."""
     f = network(x)
     return f if boundary is None else boundary.unsqueeze(-1) * f

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .formulations import FORMULATION_NAMES
 from .io import RunFileError, write_export
 from .methods import get_method
 from .progress import training_progress
@@ -99,6 +100,14 @@ def solve_cmd(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:i")] = "auto",
     resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR's checkpoint.")] = False,
+    derivatives: Annotated[
+        str | None,
+        typer.Option(help="auto | forward-laplacian | hutchinson | weak | autograd"),
+    ] = None,
+    compile_step: Annotated[
+        bool | None,
+        typer.Option("--compile/--no-compile", help="torch.compile the training step."),
+    ] = None,
 ) -> None:
     """Train networks for the lowest eigenpairs and write RUN_DIR/results.h5."""
     problem = _load(problem_file)
@@ -113,6 +122,13 @@ def solve_cmd(
             settings = prepare(problem, steps, seed)
     except RunFileError as exc:
         raise _fail(str(exc)) from None
+    if derivatives is not None:
+        if derivatives not in FORMULATION_NAMES:
+            known = ", ".join(FORMULATION_NAMES)
+            raise _fail(f"--derivatives: unknown {derivatives!r} (known: {known})", 2)
+        settings.derivatives = derivatives
+    if compile_step is not None:
+        settings.compile = compile_step
     try:
         get_method(settings.method)
     except ValueError as exc:

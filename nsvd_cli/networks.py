@@ -1,7 +1,8 @@
 """Networks that map points (B, d) to L mode values (B, L), with an exact jet pass.
 
-Every network here implements ``forward(x) -> (B, L)`` and ``jet(x) -> Jet`` (values,
-gradients and Laplacians of all L outputs in one forward pass, see ``jets.py``). New
+Every network here implements ``forward(x) -> (B, L)`` and ``jet(x, tangents, order) -> Jet``
+(values, derivatives and Laplacians of all L outputs in one forward pass, see ``jets.py``;
+``order=1`` skips the Laplacian, ``tangents`` selects Hutchinson probe directions). New
 architectures are one class plus one line in ``NETWORKS``.
 """
 
@@ -14,7 +15,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from .jets import ACTIVATIONS, Jet, radius
+from .jets import ACTIVATIONS, Jet, Tangents, radius
 
 
 class ModeNetwork(Protocol):
@@ -22,7 +23,7 @@ class ModeNetwork(Protocol):
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
 
-    def jet(self, x: torch.Tensor) -> Jet: ...
+    def jet(self, x: torch.Tensor, tangents: Tangents | None = None, order: int = 2) -> Jet: ...
 
 
 @dataclass(frozen=True)
@@ -67,17 +68,14 @@ class SharedMLP(nn.Module):
             u = torch.cat([u, r], dim=-1)
         return u
 
-    def _feature_jet(self, x: torch.Tensor) -> Jet:
-        b, d = x.shape
+    def _feature_jet(self, x: torch.Tensor, tangents: Tangents | None, order: int) -> Jet:
+        coords = Jet.variable(x, tangents, order)
         inv = self.inv_scale.to(x.dtype)
-        value = (x - self.center.to(x.dtype)) * inv
-        grad = torch.diag_embed(inv.expand(b, d))
-        jet = Jet(value, grad, torch.zeros_like(value))
+        u = Jet((x - self.center.to(x.dtype)) * inv, coords.grad * inv, coords.lap, coords.tangents)
         if self.config.radial_feature:
-            r = radius(x)
-            s = self.radial_inv_scale.to(x.dtype)
-            jet = jet.cat(Jet(r.value * s, r.grad * s, r.lap * s).unsqueeze_features())
-        return jet
+            r = radius(coords).scale(self.radial_inv_scale.to(x.dtype))
+            u = u.cat(r.unsqueeze_features())
+        return u
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = self._features(x)
@@ -85,8 +83,8 @@ class SharedMLP(nn.Module):
             u = self._activation(layer(u))[0]
         return self.layers[-1](u)
 
-    def jet(self, x: torch.Tensor) -> Jet:
-        u = self._feature_jet(x)
+    def jet(self, x: torch.Tensor, tangents: Tangents | None = None, order: int = 2) -> Jet:
+        u = self._feature_jet(x, tangents, order)
         for layer in self.layers[:-1]:
             u = u.linear(layer.weight, layer.bias).apply(self._activation)
         last = self.layers[-1]

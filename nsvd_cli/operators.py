@@ -7,7 +7,7 @@ operator that acts on ``h`` is the similarity transform ``H~ = e^{-a} H e^{a}``:
     H~ h = -kappa * (lap h + 2 grad a . grad h + (lap a + |grad a|^2) h) + V h
 
 so that ``psi H psi / p = h H~ h`` pointwise. Everything here is exact (jets, no finite
-differences) and batched over all modes.
+differences; Hutchinson jets give unbiased estimates) and batched over all modes.
 """
 
 from __future__ import annotations
@@ -39,12 +39,31 @@ class Schrodinger:
     potential: Field
 
     def apply(self, h: Jet, envelope: Jet, v: torch.Tensor) -> torch.Tensor:
-        """H~ h for h of value shape (B, L), envelope a of value shape (B,), V of shape (B,)."""
-        ga = envelope.grad.unsqueeze(-1)  # (B, d, 1)
-        drift = 2.0 * (h.grad * ga).sum(1)
+        """H~ h for h of value shape (B, L), envelope a of value shape (B,), V of shape (B,).
+
+        ``envelope`` is an exact jet; ``h`` may carry Hutchinson tangents, in which case the
+        drift term ``grad a . grad h`` is estimated along the same directions (unbiased).
+        """
+        assert h.lap is not None, "the strong form needs second-order jets"
+        a = envelope.in_frame_of(h).unsqueeze_features()
+        drift = 2.0 * h.dot(a)
         mult = envelope.lap + (envelope.grad * envelope.grad).sum(1)
         kin = h.lap + drift + mult.unsqueeze(-1) * h.value
         return -self.kinetic * kin + v.unsqueeze(-1) * h.value
+
+    def weak_energy(self, h: Jet, envelope: Jet, v: torch.Tensor) -> torch.Tensor:
+        """The (L, L) matrix <psi_l, H psi_m> from first derivatives only (the energy form).
+
+        Integrating by parts, <psi_l, -lap psi_m> = <grad psi_l, grad psi_m> when boundary
+        values vanish or the functions decay; per sample (psi = e^a h, p = e^{2a})
+        grad psi . grad psi' / p = (grad h + h grad a) . (grad h' + h' grad a).
+        """
+        assert h.tangents is None, "the weak form needs exact first derivatives"
+        u = h.grad + h.value.unsqueeze(1) * envelope.grad.unsqueeze(-1)  # (B, d, L)
+        n = h.value.shape[0]
+        kinetic = torch.einsum("bdl,bdm->lm", u, u) / n
+        potential = (h.value * v.unsqueeze(-1)).T @ h.value / n
+        return self.kinetic * kinetic + potential
 
 
 def box_factor(lo: torch.Tensor, hi: torch.Tensor) -> JetField:

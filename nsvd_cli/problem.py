@@ -20,11 +20,12 @@ from typing import Any
 import torch
 
 from . import analysis
+from .derivatives import reference_jet
 from .expr import compile_torch
 from .jets import Jet
 from .networks import NetworkConfig, build_network
 from .operators import JetField, Schrodinger, box_factor
-from .sampling import GaussianMixture, Sampler, UniformBox, UniformRegion, scalar_jet
+from .sampling import GaussianMixture, Sampler, UniformBox, UniformRegion
 from .spec import Problem
 
 ANALYSIS_SEED = 12345
@@ -51,6 +52,7 @@ class Settings:
     domain: str = "whole-space"  # whole-space | box | region
     sampling_center: list[float] = field(default_factory=list)
     sampling_scales: list[list[float]] = field(default_factory=list)  # (K, d) for Gaussians
+    sampling_axes: list[list[float]] = field(default_factory=list)  # (d, d) columns; []: x axes
     bounds_lo: list[float] = field(default_factory=list)
     bounds_hi: list[float] = field(default_factory=list)
     region_acceptance: float = 1.0
@@ -63,6 +65,10 @@ class Settings:
     export_hi: list[float] = field(default_factory=list)
     eval_samples: int = 1 << 18
     checkpoint_every: int = 2000
+    # How the kinetic term is computed in training (formulations.py); read-out is always exact.
+    derivatives: str = "auto"
+    hutchinson_probes: int = 8
+    compile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -133,6 +139,10 @@ def _geometric_scales(lo: list[float], hi: list[float], ratio: float = 3.0) -> l
     return [[b * (t / b) ** (j / (k - 1)) for b, t in zip(lo, top)] for j in range(k)]
 
 
+def _rms_mean(values: list[float]) -> float:
+    return math.sqrt(sum(v * v for v in values) / len(values))
+
+
 def derive_settings(problem: Problem) -> Settings:
     """Fill every open choice from the problem itself (see the module docstring)."""
     d = len(problem.coordinates)
@@ -148,12 +158,21 @@ def derive_settings(problem: Problem) -> Settings:
         pts, log_w = analysis.log_radial_points(d, ANALYSIS_POINTS, gen)
         est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
         s.sampling_center = list(est.center)
-        s.sampling_scales = _geometric_scales(list(est.rms_lowest), list(est.rms_highest))
+        # Gaussians aligned with the principal axes of the classically allowed region (the
+        # coordinate axes unless the coordinates are correlated): a rotated anisotropic
+        # problem then sees the same sampler as its separable twin.
+        rotated = any(est.axes[i][j] != float(i == j) for i in range(d) for j in range(d))
+        if rotated:
+            s.sampling_axes = [list(row) for row in est.axes]
+            lo_rms, hi_rms = list(est.axis_rms_lowest), list(est.axis_rms_highest)
+        else:
+            lo_rms, hi_rms = list(est.rms_lowest), list(est.rms_highest)
+        s.sampling_scales = _geometric_scales(lo_rms, hi_rms)
         s.input_center = list(est.center)
         # The geometric middle of the length scales: the smallest states (a Coulomb ground
         # state) stay resolvable while the largest stay O(1) in input units.
-        lo_s, hi_s = s.sampling_scales[0], s.sampling_scales[-1]
-        s.input_scale = [math.sqrt(a * b) for a, b in zip(lo_s, hi_s)]
+        span = [math.sqrt(a * b) for a, b in zip(s.sampling_scales[0], s.sampling_scales[-1])]
+        s.input_scale = span if not rotated else [_rms_mean(span)] * d
         s.export_lo = [c - 4.0 * r for c, r in zip(est.center, est.rms_highest)]
         s.export_hi = [c + 4.0 * r for c, r in zip(est.center, est.rms_highest)]
         s.radial_feature = analysis.singular_at_origin(potential, d, gen)
@@ -199,6 +218,9 @@ def _apply_solver_overrides(problem: Problem, s: Settings) -> None:
         s.eval_samples = solver.eval_samples
     if solver.checkpoint_every:
         s.checkpoint_every = solver.checkpoint_every
+    s.derivatives = solver.derivatives
+    s.hutchinson_probes = solver.hutchinson_probes
+    s.compile = solver.compile
     if solver.shift is not None:
         s.shift = solver.shift
     if solver.scale is not None:
@@ -219,9 +241,11 @@ def build(problem: Problem, settings: Settings) -> CompiledProblem:
     boundary: JetField | None = None
     sampler: Sampler
     if settings.domain == "whole-space":
+        axes = settings.sampling_axes
         sampler = GaussianMixture(
             torch.tensor(settings.sampling_center, dtype=torch.float64),
             torch.tensor(settings.sampling_scales, dtype=torch.float64),
+            torch.tensor(axes, dtype=torch.float64) if axes else None,
         )
     else:
         lo = torch.tensor(settings.bounds_lo, dtype=torch.float64)
@@ -243,6 +267,6 @@ def build(problem: Problem, settings: Settings) -> CompiledProblem:
             )
 
             def boundary(x: torch.Tensor) -> Jet:
-                return scalar_jet(lambda y: region(y) / norm, x)
+                return reference_jet(lambda y: region(y) / norm, x)
 
     return CompiledProblem(problem, settings, operator, sampler, boundary)

@@ -37,26 +37,18 @@ class Sampler(Protocol):
     def log_amplitude(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
-def scalar_jet(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Jet:
-    """Value, gradient and Laplacian of a cheap scalar field (B, d) -> (B,) by autograd."""
-    with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        value = fn(xg)
-        (grad,) = torch.autograd.grad(value.sum(), xg, create_graph=True)
-        lap = torch.zeros_like(value)
-        for i in range(x.shape[1]):
-            (g2,) = torch.autograd.grad(grad[:, i].sum(), xg, retain_graph=True, allow_unused=True)
-            if g2 is not None:
-                lap = lap + g2[:, i]
-    return Jet(value.detach(), grad.detach(), lap.detach())
-
-
 @dataclass
 class GaussianMixture:
-    """p(x) = (1/K) sum_k N(x; center, diag(scales[k]^2)), K components of any scales."""
+    """p(x) = (1/K) sum_k N(x; center, R diag(scales[k]^2) R^T), K components of any scales.
+
+    ``axes`` is the orthogonal R (columns are the principal axes; None: the coordinate axes),
+    shared by all components, so ``z = R^T (x - center) / s_k`` is standard normal under
+    component k and everything below is the axis-aligned formula in rotated coordinates.
+    """
 
     center: torch.Tensor  # (d,)
-    scales: torch.Tensor  # (K, d)
+    scales: torch.Tensor  # (K, d), along the axes
+    axes: torch.Tensor | None = None  # (d, d)
     log_volume: float = 0.0
 
     @property
@@ -64,18 +56,23 @@ class GaussianMixture:
         return int(self.center.shape[0])
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> GaussianMixture:
-        return GaussianMixture(self.center.to(device, dtype), self.scales.to(device, dtype))
+        axes = None if self.axes is None else self.axes.to(device, dtype)
+        return GaussianMixture(self.center.to(device, dtype), self.scales.to(device, dtype), axes)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         k = self.scales.shape[0]
         dev, dt = self.center.device, self.center.dtype
         idx = torch.randint(k, (n,), generator=generator, device=dev)
         z = torch.randn(n, self.dim, generator=generator, device=dev, dtype=dt)
-        return self.center + z * self.scales[idx]
+        step = z * self.scales[idx]
+        return self.center + (step if self.axes is None else step @ self.axes.T)
 
     def _components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s = self.scales.to(x.dtype)
-        z = (x - self.center.to(x.dtype)).unsqueeze(1) / s  # (B, K, d)
+        y = x - self.center.to(x.dtype)
+        if self.axes is not None:
+            y = y @ self.axes.to(x.dtype)
+        z = y.unsqueeze(1) / s  # (B, K, d)
         log_comp = (
             -0.5 * (z * z).sum(-1) - torch.log(s).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
         )
@@ -100,7 +97,9 @@ class GaussianMixture:
         g = -z / s  # (B, K, d)
         grad = (r.unsqueeze(-1) * g).sum(1)
         inner = (g * g).sum(-1) - (1.0 / (s * s)).sum(-1)
-        lap = (r * inner).sum(1) - (grad * grad).sum(-1)
+        lap = (r * inner).sum(1) - (grad * grad).sum(-1)  # rotation invariant
+        if self.axes is not None:
+            grad = grad @ self.axes.to(x.dtype).T
         return Jet(0.5 * (log_p - math.log(s.shape[0])), 0.5 * grad, 0.5 * lap)
 
 

@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     PlainValidator,
     PrivateAttr,
+    StrictBool,
     Tag,
     ValidationInfo,
     model_validator,
@@ -79,6 +80,9 @@ class Solver(_Model):
     dtype: Literal["float32", "float64"] | None = None
     eval_samples: PositiveInt | None = None
     checkpoint_every: PositiveInt | None = None
+    derivatives: Literal["auto", "forward-laplacian", "hutchinson", "weak", "autograd"] = "auto"
+    hutchinson_probes: PositiveInt = 8
+    compile: StrictBool = False
 
 
 class Reference(_Model):

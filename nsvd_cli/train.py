@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from .batch import evaluate_batch, mode_values
+from .formulations import Formulation, get_formulation
 from .methods import get_method
-from .problem import CompiledProblem
+from .problem import CompiledProblem, Settings
 from .readout import ritz_from_moments
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -132,6 +132,7 @@ def train(
     dtype = DTYPES[s.dtype]
     sampler = compiled.sampler.to(device, dtype)
     loss_fn = get_method(s.method)
+    formulation = make_formulation(s)
     network, optimizer = state.network, state.optimizer
     adaptive = s.shift is None
     total = s.steps
@@ -141,16 +142,13 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = s.learning_rate * learning_rate_factor(state.step, total)
         x = sampler.sample(s.batch_size, state.generator)
-        batch = evaluate_batch(compiled, sampler, network, x)
+        terms = formulation(compiled, sampler, network, x, state.generator)
+        gram, energy = terms.gram.detach(), terms.energy.detach()
         if adaptive and (state.step == 0 or state.gram is None):
-            n = x.shape[0]
-            first = ritz_from_moments(
-                (batch.h.T @ batch.h / n).double(), (batch.h.T @ batch.hh / n).double()
-            )[0]
+            first = ritz_from_moments(gram.double(), energy.double())[0]
             state.shift = _adaptive_shift([float(v) for v in first]) or state.shift
-        th = s.scale * (state.shift * batch.h - batch.hh)
-        h = mode_values(network, x, batch.boundary)
-        out = loss_fn(h, th)
+        t = s.scale * (state.shift * terms.gram - terms.energy)
+        out = loss_fn(terms.f, t)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()
@@ -158,7 +156,7 @@ def train(
         record = state.step % progress_every == 0 or state.step == total
         if record:
             loss_value = float(out.loss.detach())
-        _update_moments(state, batch.h, batch.hh)
+        _update_moments(state, gram, energy)
         if adaptive and state.step % SHIFT_EVERY == 0:
             new = _adaptive_shift(state.current_eigenvalues())
             if new is not None:
@@ -176,12 +174,16 @@ def train(
     return state
 
 
-def _update_moments(state: TrainState, h: torch.Tensor, hh: torch.Tensor) -> None:
-    n = h.shape[0]
-    gram = (h.T @ h / n).detach()
-    energy = (h.T @ hh / n).detach()
+def make_formulation(s: Settings) -> Formulation:
+    formulation = get_formulation(s.derivatives, s.hutchinson_probes)
+    if s.compile:
+        formulation = torch.compile(formulation, dynamic=False)
+    return formulation
+
+
+def _update_moments(state: TrainState, gram: torch.Tensor, energy: torch.Tensor) -> None:
     if state.gram is None or state.energy is None:
-        state.gram, state.energy = gram, energy
+        state.gram, state.energy = gram.clone(), energy.clone()
     else:
         state.gram.mul_(MOMENT_DECAY).add_(gram, alpha=1 - MOMENT_DECAY)
         state.energy.mul_(MOMENT_DECAY).add_(energy, alpha=1 - MOMENT_DECAY)

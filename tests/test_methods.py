@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nsvd_cli.formulations import held_matrix
 from nsvd_cli.methods import METHODS
 
 
@@ -33,7 +34,8 @@ def test_nested_lora_recovers_ordered_top_eigenvectors(method: str) -> None:
     loss_fn = METHODS[method]
     for _ in range(3000):
         tf = a @ f.detach()
-        out = loss_fn(torch.cat([f, f]), torch.cat([tf, tf]))
+        both = torch.cat([f, f])
+        out = loss_fn(both, held_matrix(both, torch.cat([tf, tf])))
         opt.zero_grad()
         out.loss.backward()
         opt.step()
@@ -51,8 +53,8 @@ def test_nested_lora_recovers_ordered_top_eigenvectors(method: str) -> None:
 def test_unbiased_quadratic_term_uses_independent_halves() -> None:
     # With the halves holding different points, the quadratic term is G1 * G2, not G^2.
     f = torch.tensor([[1.0], [1.0], [3.0], [3.0]], dtype=torch.float64, requires_grad=True)
-    tf = torch.zeros_like(f)
+    t = torch.zeros(1, 1, dtype=torch.float64)
     for name in METHODS:
-        out = METHODS[name](f, tf)
+        out = METHODS[name](f, t)
         g1, g2 = 1.0, 9.0
         assert float(out.loss.detach()) == pytest.approx(g1 * g2), name

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
+from nsvd_cli.derivatives import reference_jet
 from nsvd_cli.jets import Jet
 from nsvd_cli.operators import Schrodinger, box_factor, finite_potential
-from nsvd_cli.sampling import GaussianMixture, UniformBox, scalar_jet
+from nsvd_cli.sampling import GaussianMixture, UniformBox
 
 
 def _exp_jet(j: Jet) -> Jet:
@@ -43,16 +45,39 @@ def test_oscillator_eigenfunction_in_whole_space_frame() -> None:
     assert torch.allclose(hh, energy * h.value, rtol=1e-10, atol=1e-12)
 
 
-def test_envelope_closed_form_matches_autograd() -> None:
+@pytest.mark.parametrize("rotated", [False, True])
+def test_envelope_closed_form_matches_autograd(rotated: bool) -> None:
+    angle = 0.7
+    c, s = math.cos(angle), math.sin(angle)
+    axes = torch.tensor([[c, -s], [s, c]], dtype=torch.float64) if rotated else None
     sampler = GaussianMixture(
         torch.tensor([0.3, -0.2], dtype=torch.float64),
         torch.tensor([[0.5, 0.7], [2.0, 3.0], [6.0, 5.0]], dtype=torch.float64),
+        axes,
     )
     x = sampler.sample(50, torch.Generator().manual_seed(1))
     exact = sampler.envelope(x)
-    slow = scalar_jet(sampler.log_amplitude, x)
+    slow = reference_jet(sampler.log_amplitude, x)
     assert torch.allclose(exact.grad, slow.grad, atol=1e-12)
     assert torch.allclose(exact.lap, slow.lap, atol=1e-11)
+    # The samples follow the density the envelope describes: covariance R diag(s^2) R^T.
+    many = sampler.sample(400_000, torch.Generator().manual_seed(2)) - sampler.center
+    cov = many.T @ many / many.shape[0]
+    r = torch.eye(2, dtype=torch.float64) if axes is None else axes
+    expected = r @ torch.diag((sampler.scales**2).mean(0)) @ r.T
+    assert torch.allclose(cov, expected, rtol=0.02, atol=0.05)
+    density = torch.exp(sampler.log_density(x))
+    slow_density = torch.stack(
+        [
+            torch.exp(
+                torch.distributions.MultivariateNormal(
+                    sampler.center, r @ torch.diag(s_k**2) @ r.T
+                ).log_prob(x)
+            )
+            for s_k in sampler.scales
+        ]
+    ).mean(0)
+    assert torch.allclose(density, slow_density, rtol=1e-12)
 
 
 def test_box_eigenfunction_and_boundary_factor() -> None:
@@ -76,7 +101,7 @@ def test_box_eigenfunction_and_boundary_factor() -> None:
     faces = torch.tensor([[0.0, 0.5], [1.0, 0.5], [0.5, -1.0], [0.5, 2.0]], dtype=torch.float64)
     assert torch.allclose(factor(faces).value, torch.zeros(4, dtype=torch.float64))
     assert float(factor(torch.tensor([[0.5, 0.5]], dtype=torch.float64)).value) == 1.0
-    slow = scalar_jet(lambda y: factor(y).value, x)
+    slow = reference_jet(lambda y: factor(y).value, x)
     assert torch.allclose(factor(x).lap, slow.lap, atol=1e-12)
     assert torch.allclose(factor(x).grad, slow.grad, atol=1e-12)
 

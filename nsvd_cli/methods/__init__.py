@@ -1,5 +1,5 @@
-"""Training methods by name. A method is a loss on batch values (f, T f); the read-out of
-eigenvalues (Rayleigh-Ritz on the learned span) is shared by all of them."""
+"""Training methods by name. A method is a loss on batch values f and the matrix <f, T f>;
+the read-out of eigenvalues (Rayleigh-Ritz on the learned span) is shared by all of them."""
 
 from __future__ import annotations
 

@@ -13,9 +13,10 @@ them:
       w_l = sum_{k>=l} c_k on the linear terms and M_lm = min(w_l, w_m) on the quadratic ones.
 
 Estimates from one batch: the quadratic term uses two independent half batches
-(E[G1_lm G2_lm] = <f_l, f_m>^2, unbiased); the linear term uses self-adjointness,
-d<f, T f> = 2 <df, T f>, so ``Tf`` arrives detached and no gradient passes through the
-Laplacian. Each mode's gradient is divided by its current ||f_m||^2 (detached). That is a
+(E[G1_lm G2_lm] = <f_l, f_m>^2, unbiased); the linear term is the diagonal of ``t``, the
+batch estimate of <f_l, T f_m> (built by ``formulations.py`` so that its gradient is
+d<f_l, T f_l>, whether or not the graph runs through the Laplacian).
+Each mode's gradient is divided by its current ||f_m||^2 (detached). That is a
 positive per-mode preconditioner: every mode's own gradient vanishes at the solution, so it
 does not move the optimum, but it stops small eigenvalues (the top shells of a Coulomb
 problem) from being starved by large ones.
@@ -38,14 +39,18 @@ def _mode_preconditioner(f: torch.Tensor) -> torch.Tensor:
     return 1.0 / norms.clamp_min(1e-3 * float(norms.max().clamp_min(1e-30)))
 
 
-def _linear_term(f: torch.Tensor, tf: torch.Tensor) -> torch.Tensor:
-    """Per mode: value <f_l, T f_l>, gradient 2 <df_l, T f_l> (= d<f_l, T f_l>)."""
-    m = (f * tf).mean(0)
-    return 2.0 * m - m.detach()
+def _preconditioned(f: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """f and the linear terms diag(t) with the gradient into mode m scaled by 1/||f_m||^2.
+
+    Each linear term depends on its own mode only, so scaling its gradient is the same as
+    scaling the gradient into that mode, whatever the graph behind ``t``.
+    """
+    factor = _mode_preconditioner(f)
+    return _scale_gradient(f, factor), _scale_gradient(torch.diagonal(t), factor)
 
 
-def sequential_loss(f: torch.Tensor, tf: torch.Tensor) -> LossOutput:
-    f = _scale_gradient(f, _mode_preconditioner(f))
+def sequential_loss(f: torch.Tensor, t: torch.Tensor) -> LossOutput:
+    f, linear = _preconditioned(f, t)
     half = f.shape[0] // 2
     f1, f2 = f[:half], f[half : 2 * half]
     # A[m, l] = <f_m, sg f_l>: gradient only into the later mode m when l < m.
@@ -55,12 +60,12 @@ def sequential_loss(f: torch.Tensor, tf: torch.Tensor) -> LossOutput:
     g2 = (f2 * f2).mean(0)
     lower = torch.tril(torch.ones_like(a1), diagonal=-1)
     quad = g1 * g2 + 2.0 * (lower * a1 * a2).sum(1)
-    per_mode = -2.0 * _linear_term(f, tf) + quad
+    per_mode = -2.0 * linear + quad
     return LossOutput(per_mode.sum(), per_mode.detach())
 
 
-def joint_loss(f: torch.Tensor, tf: torch.Tensor) -> LossOutput:
-    f = _scale_gradient(f, _mode_preconditioner(f))
+def joint_loss(f: torch.Tensor, t: torch.Tensor) -> LossOutput:
+    f, linear = _preconditioned(f, t)
     n_modes = f.shape[1]
     w = torch.arange(n_modes, 0, -1, dtype=f.dtype, device=f.device) / n_modes
     mask = torch.minimum(w.unsqueeze(0), w.unsqueeze(1))
@@ -68,5 +73,5 @@ def joint_loss(f: torch.Tensor, tf: torch.Tensor) -> LossOutput:
     f1, f2 = f[:half], f[half : 2 * half]
     g1 = f1.T @ f1 / half
     g2 = f2.T @ f2 / half
-    per_mode = -2.0 * w * _linear_term(f, tf) + (mask * g1 * g2).sum(1)
+    per_mode = -2.0 * w * linear + (mask * g1 * g2).sum(1)
     return LossOutput(per_mode.sum(), per_mode.detach())

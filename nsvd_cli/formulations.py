@@ -1,0 +1,117 @@
+"""How one training batch turns into the terms the loss needs.
+
+Every formulation returns ``StepTerms``: the mode values ``f`` (B, L) with their autograd
+graph, their Gram matrix ``f^T f / B`` and an estimate of the energy matrix
+``E_lm = <psi_l, H psi_m>`` whose *gradient* is that of the true quadratic form,
+``dE_lm = <d psi_l, H psi_m> + <psi_l, H d psi_m>``. The methods then build
+``<f_l, T f_m> = scale * (shift * G_lm - E_lm)`` from them, so no method knows how the
+kinetic term was computed. The formulations:
+
+* strong form (``forward-laplacian``, ``hutchinson``, ``autograd``): ``H~h`` is computed
+  pointwise without a graph (the engine of ``derivatives.py``) and held fixed; the graph
+  runs through ``f`` only. With ``M = f^T (H~h) / B``, self-adjointness gives
+  ``dE = dM + dM^T``, so ``E = M + M^T - sg((M + M^T) / 2)`` has the right value and
+  gradient. One no-grad jet pass plus one ordinary forward and backward pass per step.
+* weak form (``weak``): first derivatives only, ``E_lm = mean(kappa (grad h_l + h_l grad a)
+  . (grad h_m + h_m grad a) + V h_l h_m)`` with the full graph, valid for decaying functions
+  and zero boundary values (every domain here). The backward pass runs through the
+  first-order jet, which costs about three times its forward.
+
+``auto`` resolves to ``forward-laplacian``: it is exact and measured cheapest at every
+dimension in ``docs/speed.md``; Hutchinson is an explicit choice because it adds variance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from . import derivatives
+from .batch import mode_values, with_boundary
+from .derivatives import JetEngine
+from .operators import finite_potential
+from .problem import CompiledProblem
+from .sampling import Sampler
+
+
+@dataclass(frozen=True)
+class StepTerms:
+    f: torch.Tensor  # (B, L), with graph
+    gram: torch.Tensor  # (L, L), with graph
+    energy: torch.Tensor  # (L, L), value ~ <psi_l, H psi_m>, gradient d<psi_l, H psi_m>
+
+
+Formulation = Callable[
+    [CompiledProblem, Sampler, torch.nn.Module, torch.Tensor, torch.Generator], StepTerms
+]
+
+
+def held_matrix(f: torch.Tensor, af: torch.Tensor) -> torch.Tensor:
+    """<f_l, A f_m> for a self-adjoint A from batch values f (graph) and A f (held fixed).
+
+    With M = f^T (A f) / B, the value is (M + M^T) / 2 and the gradient dM + dM^T, which is
+    d<f_l, A f_m> because <df_m, A f_l> = <f_l, A df_m>.
+    """
+    m = f.T @ af / f.shape[0]
+    sym = m + m.T
+    return sym - (0.5 * sym).detach()
+
+
+def strong_form(engine: JetEngine) -> Formulation:
+    def terms(
+        compiled: CompiledProblem,
+        sampler: Sampler,
+        network: torch.nn.Module,
+        x: torch.Tensor,
+        generator: torch.Generator,
+    ) -> StepTerms:
+        with torch.no_grad():
+            envelope = sampler.envelope(x)
+            v = finite_potential(compiled.operator.potential, x)
+            b = compiled.boundary_jet(x)
+            h = with_boundary(b, engine(network, x, generator))
+            hh = compiled.operator.apply(h, envelope, v)
+        f = mode_values(network, x, None if b is None else b.value)
+        return StepTerms(f, f.T @ f / x.shape[0], held_matrix(f, hh))
+
+    return terms
+
+
+def weak_form(
+    compiled: CompiledProblem,
+    sampler: Sampler,
+    network: torch.nn.Module,
+    x: torch.Tensor,
+    generator: torch.Generator,
+) -> StepTerms:
+    with torch.no_grad():
+        envelope = sampler.envelope(x)
+        v = finite_potential(compiled.operator.potential, x)
+        b = compiled.boundary_jet(x)
+    h = with_boundary(b, network.jet(x, order=1))
+    n = x.shape[0]
+    energy = compiled.operator.weak_energy(h, envelope, v)
+    return StepTerms(h.value, h.value.T @ h.value / n, energy)
+
+
+AUTO = "forward-laplacian"
+FORMULATION_NAMES = ("auto", "forward-laplacian", "hutchinson", "weak", "autograd")
+
+
+def get_formulation(name: str, hutchinson_probes: int = 8) -> Formulation:
+    """The formulation registered under ``name`` (``auto`` picks the default)."""
+    registry: dict[str, Callable[[], Formulation]] = {
+        "forward-laplacian": lambda: strong_form(derivatives.forward_laplacian),
+        "hutchinson": lambda: strong_form(derivatives.hutchinson(hutchinson_probes)),
+        "autograd": lambda: strong_form(derivatives.autograd),
+        "weak": lambda: weak_form,
+    }
+    key = AUTO if name == "auto" else name
+    try:
+        return registry[key]()
+    except KeyError:
+        raise ValueError(
+            f"unknown derivatives {name!r} (known: {', '.join(FORMULATION_NAMES)})"
+        ) from None
