@@ -9,55 +9,13 @@ problem file, then `nsvd eval`, for several seeds, and writes a table to docs/be
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from common import ROOT, fmt, main, medians, per_mode_lines
 
-from nsvd_cli.runner import evaluate, load_run, prepare, solve
-from nsvd_cli.spec import load_problem
-from nsvd_cli.train import resolve_device
-
-ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"oscillator-2d": 1e-4, "hydrogen-2d": 5e-3}
-
-
-def run_one(name: str, seed: int, overrides: dict[str, str], device: str) -> dict:
-    problem = load_problem(ROOT / "problems" / f"{name}.yaml")
-    settings = prepare(problem, seed=seed)
-    for key, value in overrides.items():
-        current = getattr(settings, key)
-        setattr(settings, key, type(current)(value) if current is not None else float(value))
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        solve(problem, settings, Path(tmp), resolve_device(device))
-        wall = time.perf_counter() - t0
-        report = evaluate(load_run(Path(tmp)))
-    ref = np.asarray(report["reference"])
-    rel_se = np.asarray(report["stderr"]) / np.abs(ref)
-    return {
-        "problem": name,
-        "seed": seed,
-        "modes": problem.modes,
-        "steps": settings.steps,
-        "wall": wall,
-        "train": report["train_seconds"],
-        "max": report["max_relative_error"],
-        "mean": report["mean_relative_error"],
-        "se": float(rel_se.max()),
-        "orth": report["orthogonality"],
-        "subspace": report["subspace_distance"],
-        "errors": report["relative_errors"],
-    }
-
-
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.2e}"
 
 
 def write_table(rows: list[dict], path: Path, command: str) -> str:
@@ -83,7 +41,7 @@ def write_table(rows: list[dict], path: Path, command: str) -> str:
         lines.append(
             f"| {r['problem']} | {r['modes']} | {r['seed']} | {r['steps']} | {r['train']:.0f} "
             f"| {r['max']:.2e} | {r['mean']:.2e} | {r['se']:.1e} | {r['orth']:.1e} "
-            f"| {_fmt(r['subspace'])} | {TARGETS.get(r['problem'], float('nan')):.0e} |"
+            f"| {fmt(r['subspace'])} | {TARGETS.get(r['problem'], float('nan')):.0e} |"
         )
     lines += ["", "Medians over seeds:", ""]
     lines += [
@@ -91,47 +49,24 @@ def write_table(rows: list[dict], path: Path, command: str) -> str:
         "|---|---|---|---|---|",
     ]
     for name in dict.fromkeys(r["problem"] for r in rows):
-        sel = [r for r in rows if r["problem"] == name]
-        med_max = statistics.median(r["max"] for r in sel)
-        med_mean = statistics.median(r["mean"] for r in sel)
-        med_t = statistics.median(r["train"] for r in sel)
+        med = medians(rows, name)
         target = TARGETS.get(name)
-        met = "n/a" if target is None else ("yes" if med_max <= target else "no")
-        lines.append(f"| {name} | {med_max:.2e} | {med_mean:.2e} | {med_t:.0f} | {met} |")
-    lines += ["", "Per-mode relative errors (seed order as above):", ""]
-    for r in rows:
-        errs = ", ".join(f"{e:.1e}" for e in r["errors"])
-        lines.append(f"- {r['problem']} seed {r['seed']}: {errs}")
+        met = "n/a" if target is None else ("yes" if med["max"] <= target else "no")
+        lines.append(
+            f"| {name} | {med['max']:.2e} | {med['mean']:.2e} | {med['train']:.0f} | {met} |"
+        )
+    lines += ["", "Per-mode relative errors (seed order as above):", "", *per_mode_lines(rows)]
     text = "\n".join(lines) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return text
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", nargs="+", default=list(TARGETS))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--set", nargs="*", default=[], help="settings overrides key=value")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    args = parser.parse_args()
-    overrides = dict(kv.split("=", 1) for kv in args.set)
-    rows = []
-    for name in args.problems:
-        for seed in range(args.seeds):
-            row = run_one(name, seed, overrides, args.device)
-            row["device"] = args.device
-            rows.append(row)
-            print(
-                f"{name} seed {seed}: steps {row['steps']} train {row['train']:.0f}s "
-                f"max {row['max']:.2e} mean {row['mean']:.2e} se {row['se']:.1e} "
-                f"orth {row['orth']:.1e} subspace {_fmt(row['subspace'])}",
-                flush=True,
-            )
-    command = "python benchmarks/accuracy.py " + " ".join(sys.argv[1:])
-    print(write_table(rows, args.out, command.strip()))
-
-
 if __name__ == "__main__":
-    main()
+    main(
+        __doc__.splitlines()[0],
+        "accuracy.py",
+        list(TARGETS),
+        ROOT / "docs" / "benchmarks.md",
+        write_table,
+    )

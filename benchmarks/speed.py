@@ -27,7 +27,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DIMS = (1, 2, 4, 8, 16, 32, 64)
-FORMULATIONS = ("forward-laplacian", "weak", "hutchinson", "autograd")
+FORMULATIONS = ("forward-laplacian", "forward-laplacian+compile", "weak", "hutchinson", "autograd")
+COMPILE_MAX_DIM = 16  # compilation takes ~20 s per configuration; the trend is clear by then
 AUTOGRAD_MAX_DIM = 8  # the reference costs O(L d) backward passes: slow by design
 PROBES = 8
 MODES = 8
@@ -69,8 +70,12 @@ def measure(d: int, formulation: str, repeats: int, steps: int, device_name: str
 
     device = resolve_device(device_name)
     problem = parse_problem(_problem_text(d))
+    name, _, option = formulation.partition("+")
     settings = dataclasses.replace(
-        derive_settings(problem), derivatives=formulation, hutchinson_probes=PROBES
+        derive_settings(problem),
+        derivatives=name,
+        hutchinson_probes=PROBES,
+        compile=option == "compile",
     )
     compiled = build(problem, settings)
     state = init_state(compiled, device)
@@ -89,25 +94,7 @@ def measure(d: int, formulation: str, repeats: int, steps: int, device_name: str
         compiled.settings.steps = state.step + n
         train(compiled, state, device, progress_every=10**9)
 
-    for _ in range(3):
-        plain()
-    run_steps(2)
-    sync()
-    ratios, step_ms, plain_ms = [], [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            plain()
-        sync()
-        t1 = time.perf_counter()
-        run_steps(steps)
-        sync()
-        t2 = time.perf_counter()
-        p, s = (t1 - t0) / steps, (t2 - t1) / steps
-        ratios.append(s / p)
-        step_ms.append(1e3 * s)
-        plain_ms.append(1e3 * p)
-
+    # Memory first, in a fresh process: later steps reuse what the allocator kept.
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
@@ -118,9 +105,30 @@ def measure(d: int, formulation: str, repeats: int, steps: int, device_name: str
         run_steps(2)
         peak_mib = (_rss_kib("VmHWM") - base) / 1024
     else:
+        run_steps(2)
         peak_mib = float("nan")
+    for _ in range(3):
+        plain()
+    run_steps(2)
+    sync()
+    ratios, step_ms, plain_ms = [], [], []
+    plain_reps = 3 * steps  # the plain pass is short: time more of them
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(plain_reps):
+            plain()
+        sync()
+        t1 = time.perf_counter()
+        run_steps(steps)
+        sync()
+        t2 = time.perf_counter()
+        p, s = (t1 - t0) / plain_reps, (t2 - t1) / steps
+        ratios.append(s / p)
+        step_ms.append(1e3 * s)
+        plain_ms.append(1e3 * p)
+
     variance = None
-    if formulation == "hutchinson":
+    if name == "hutchinson":
         variance = hutchinson_variance(net, x, PROBES, torch.Generator(device).manual_seed(0))
     return {
         "d": d,
@@ -182,7 +190,10 @@ def write_table(rows: list[dict], path: Path, command: str) -> str:
         "(sampling, derivatives, loss, backward, Adam, running moments) / time of one plain "
         "forward+backward pass of the same network on the same batch, measured alternately "
         "in the same process; median over repeats (min-max in brackets). **MiB** = peak "
-        "memory a step adds over the set-up (CPU: peak resident set; CUDA: peak allocation). "
+        "memory the first two steps add over the set-up, in a fresh process (CPU: peak "
+        "resident set, which includes the allocator's caches; CUDA: peak allocation). "
+        "**+compile** is the same formulation under `torch.compile` (`--compile`; its one-off "
+        "compilation, about 20 s, is excluded; measured up to d = 16). "
         f"Hutchinson uses {PROBES} Rademacher probes; its **rel. var.** is the relative "
         "variance per point and draw of its Laplacian, E|est - exact|^2 / E|exact|^2, at "
         "initialisation (divide by the batch size for the noise it adds to a batch mean).",
@@ -259,6 +270,8 @@ def main() -> None:
     for d in args.dims:
         for formulation in args.formulations:
             if formulation == "autograd" and d > AUTOGRAD_MAX_DIM:
+                continue
+            if formulation.endswith("+compile") and d > COMPILE_MAX_DIM:
                 continue
             row = _subprocess(d, formulation, args)
             rows.append(row)

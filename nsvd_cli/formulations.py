@@ -31,6 +31,7 @@ import torch
 from . import derivatives
 from .batch import mode_values, with_boundary
 from .derivatives import JetEngine
+from .jets import Jet
 from .operators import finite_potential
 from .problem import CompiledProblem
 from .sampling import Sampler
@@ -59,6 +60,16 @@ def held_matrix(f: torch.Tensor, af: torch.Tensor) -> torch.Tensor:
     return sym - (0.5 * sym).detach()
 
 
+def _fields(
+    compiled: CompiledProblem, sampler: Sampler, x: torch.Tensor
+) -> tuple[Jet, torch.Tensor, Jet | None]:
+    """The envelope a, the potential V and the boundary factor b at x (no graph)."""
+    with torch.no_grad():
+        envelope = sampler.envelope(x)
+        v = finite_potential(compiled.operator.potential, x)
+        return envelope, v, compiled.boundary_jet(x)
+
+
 def strong_form(engine: JetEngine) -> Formulation:
     def terms(
         compiled: CompiledProblem,
@@ -67,10 +78,8 @@ def strong_form(engine: JetEngine) -> Formulation:
         x: torch.Tensor,
         generator: torch.Generator,
     ) -> StepTerms:
+        envelope, v, b = _fields(compiled, sampler, x)
         with torch.no_grad():
-            envelope = sampler.envelope(x)
-            v = finite_potential(compiled.operator.potential, x)
-            b = compiled.boundary_jet(x)
             h = with_boundary(b, engine(network, x, generator))
             hh = compiled.operator.apply(h, envelope, v)
         f = mode_values(network, x, None if b is None else b.value)
@@ -86,14 +95,10 @@ def weak_form(
     x: torch.Tensor,
     generator: torch.Generator,
 ) -> StepTerms:
-    with torch.no_grad():
-        envelope = sampler.envelope(x)
-        v = finite_potential(compiled.operator.potential, x)
-        b = compiled.boundary_jet(x)
+    envelope, v, b = _fields(compiled, sampler, x)
     h = with_boundary(b, network.jet(x, order=1))
-    n = x.shape[0]
     energy = compiled.operator.weak_energy(h, envelope, v)
-    return StepTerms(h.value, h.value.T @ h.value / n, energy)
+    return StepTerms(h.value, h.value.T @ h.value / x.shape[0], energy)
 
 
 AUTO = "forward-laplacian"

@@ -1,0 +1,109 @@
+"""What the accuracy benchmarks share: one solve + eval through the library, and medians."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nsvd_cli.runner import evaluate, load_run, prepare, solve
+from nsvd_cli.spec import load_problem
+from nsvd_cli.train import resolve_device
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def apply_overrides(settings: Any, overrides: dict[str, str]) -> None:
+    """``key=value`` strings onto a Settings object, converted to the field's type."""
+    for key, value in overrides.items():
+        current = getattr(settings, key)
+        setattr(settings, key, type(current)(value) if current is not None else float(value))
+
+
+def run_one(name: str, seed: int, overrides: dict[str, str], device: str) -> dict[str, Any]:
+    """Solve problems/NAME.yaml with its own settings (plus overrides), then evaluate it."""
+    problem = load_problem(ROOT / "problems" / f"{name}.yaml")
+    settings = prepare(problem, seed=seed)
+    apply_overrides(settings, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        solve(problem, settings, Path(tmp), resolve_device(device))
+        wall = time.perf_counter() - t0
+        report = evaluate(load_run(Path(tmp)))
+        total = time.perf_counter() - t0
+    ref = np.asarray(report["reference"])
+    rel_se = np.asarray(report["stderr"]) / np.abs(ref)
+    return {
+        "problem": name,
+        "dim": len(problem.coordinates),
+        "seed": seed,
+        "modes": problem.modes,
+        "steps": settings.steps,
+        "wall": wall,
+        "total": total,
+        "train": report["train_seconds"],
+        "max": report["max_relative_error"],
+        "mean": report["mean_relative_error"],
+        "se": float(rel_se.max()),
+        "orth": report["orthogonality"],
+        "subspace": report["subspace_distance"],
+        "errors": report["relative_errors"],
+        "device": device,
+    }
+
+
+def fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2e}"
+
+
+def medians(rows: list[dict[str, Any]], name: str) -> dict[str, float]:
+    sel = [r for r in rows if r["problem"] == name]
+    return {
+        key: statistics.median(r[key] for r in sel)
+        for key in ("max", "mean", "train", "total", "se")
+    }
+
+
+def per_mode_lines(rows: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"- {r['problem']} seed {r['seed']}: " + ", ".join(f"{e:.1e}" for e in r["errors"])
+        for r in rows
+    ]
+
+
+TableWriter = Callable[[list[dict[str, Any]], Path, str], str]
+
+
+def main(
+    description: str, script: str, problems: list[str], out: Path, write_table: TableWriter
+) -> None:
+    """Parse the shared options, run every problem and seed, keep the table up to date."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--problems", nargs="+", default=problems)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--set", nargs="*", default=[], help="settings overrides key=value")
+    parser.add_argument("--out", type=Path, default=out)
+    args = parser.parse_args()
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+    command = f"python benchmarks/{script} " + " ".join(sys.argv[1:])
+    rows: list[dict[str, Any]] = []
+    for name in args.problems:
+        for seed in range(args.seeds):
+            row = run_one(name, seed, overrides, args.device)
+            rows.append(row)
+            print(
+                f"{name} seed {seed}: steps {row['steps']} train {row['train']:.0f}s total "
+                f"{row['total']:.0f}s max {row['max']:.2e} mean {row['mean']:.2e} "
+                f"se {row['se']:.1e} orth {row['orth']:.1e} subspace {fmt(row['subspace'])}",
+                flush=True,
+            )
+            write_table(rows, args.out, command.strip() + " (partial)")
+    print(write_table(rows, args.out, command.strip()))
