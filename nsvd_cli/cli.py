@@ -160,6 +160,14 @@ def solve_cmd(
     finally:
         signal.signal(signal.SIGINT, previous)
     _print_eigenvalues(problem, results.eigenvalues, results.stderr)
+    variance = results.attrs.get("hutchinson_relative_variance")
+    if variance is not None:
+        err.print(
+            f"hutchinson: relative variance of the Laplacian estimate {variance:.3g} per point "
+            f"and draw ({settings.hutchinson_probes} probes), {variance / settings.batch_size:.2g}"
+            " for a batch mean",
+            highlight=False,
+        )
     if not complete:
         err.print(
             f"interrupted at step {results.attrs['steps']}: results.h5 holds what was learned "

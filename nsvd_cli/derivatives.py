@@ -19,20 +19,13 @@ the per-row gradient: that is what lets the reference use whole-batch autograd c
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 import torch
 
 from .jets import Jet, Tangents
+from .networks import ModeNetwork
 
-
-class JetNetwork(Protocol):
-    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
-
-    def jet(self, x: torch.Tensor, tangents: Tangents | None = None, order: int = 2) -> Jet: ...
-
-
-JetEngine = Callable[[JetNetwork, torch.Tensor, torch.Generator], Jet]
+JetEngine = Callable[[ModeNetwork, torch.Tensor, torch.Generator], Jet]
 
 
 def reference_jet(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Jet:
@@ -68,12 +61,12 @@ def _grad(out: torch.Tensor, x: torch.Tensor, **kwargs: bool) -> torch.Tensor:
     return torch.zeros_like(x) if g is None else g
 
 
-def forward_laplacian(network: JetNetwork, x: torch.Tensor, generator: torch.Generator) -> Jet:
+def forward_laplacian(network: ModeNetwork, x: torch.Tensor, generator: torch.Generator) -> Jet:
     return network.jet(x)
 
 
 def hutchinson(probes: int) -> JetEngine:
-    def engine(network: JetNetwork, x: torch.Tensor, generator: torch.Generator) -> Jet:
+    def engine(network: ModeNetwork, x: torch.Tensor, generator: torch.Generator) -> Jet:
         n, d = x.shape
         tangents = Tangents.rademacher(n, d, probes, generator).to(x.dtype)
         return network.jet(x, tangents)
@@ -81,12 +74,12 @@ def hutchinson(probes: int) -> JetEngine:
     return engine
 
 
-def autograd(network: JetNetwork, x: torch.Tensor, generator: torch.Generator) -> Jet:
+def autograd(network: ModeNetwork, x: torch.Tensor, generator: torch.Generator) -> Jet:
     return reference_jet(network, x)
 
 
 def hutchinson_variance(
-    network: JetNetwork, x: torch.Tensor, probes: int, generator: torch.Generator
+    network: ModeNetwork, x: torch.Tensor, probes: int, generator: torch.Generator
 ) -> float:
     """Relative variance of the Hutchinson Laplacian, E|est - exact|^2 / E|exact|^2.
 

@@ -16,6 +16,7 @@ import torch
 
 from . import __version__, metrics
 from .batch import sample_modes
+from .derivatives import hutchinson_variance
 from .io import (
     RESULTS_NAME,
     Results,
@@ -106,6 +107,8 @@ def solve(
     checkpoint(state)
     ritz_result = readout(compiled, state.network, settings)
     results = _results(problem, settings, state, ritz_result, device, complete)
+    if settings.derivatives == "hutchinson":
+        results.attrs["hutchinson_relative_variance"] = hutchinson_report(compiled, state.network)
     write_results(run_dir / RESULTS_NAME, results)
     return results, complete
 
@@ -117,6 +120,15 @@ def readout(compiled: CompiledProblem, network: torch.nn.Module, settings: Setti
     gen = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
     batch = sample_modes(compiled, net64, settings.eval_samples, gen)
     return ritz(batch.h, batch.hh)
+
+
+def hutchinson_report(compiled: CompiledProblem, network: torch.nn.Module) -> float:
+    """Relative variance of the trained network's Hutchinson Laplacian (per point and draw)."""
+    s = compiled.settings
+    p = next(network.parameters())
+    gen = torch.Generator(device=p.device).manual_seed(s.seed + EVAL_SEED_OFFSET + 1)
+    x = compiled.sampler.to(p.device, p.dtype).sample(s.batch_size, gen)
+    return hutchinson_variance(network, x, s.hutchinson_probes, gen)
 
 
 def _results(

@@ -195,3 +195,27 @@ def test_method_not_built_yet_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["solve", str(path), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "solver.method" in result.output and "spin" in result.output
+
+
+def test_derivatives_option_and_hutchinson_report(tmp_path: Path) -> None:
+    runner = CliRunner()
+    run_dir = tmp_path / "r"
+    args = ["solve", str(_small(tmp_path)), "--out", str(run_dir)]
+    result = runner.invoke(app, [*args, "--derivatives", "fast"])
+    assert result.exit_code == 2 and "--derivatives" in result.output
+    result = runner.invoke(app, [*args, "--derivatives", "hutchinson"])
+    assert result.exit_code == 0, result.output
+    results = read_results(run_dir / "results.h5")
+    assert results.settings["derivatives"] == "hutchinson"
+    # One dimension: a Rademacher probe is +-1, so the estimate is exact.
+    assert results.attrs["hutchinson_relative_variance"] == pytest.approx(0.0, abs=1e-12)
+    assert "relative variance" in result.output
+
+
+def test_tf32_dtype_trains_on_cpu_as_float32(tmp_path: Path) -> None:
+    path = tmp_path / "tf32.yaml"
+    path.write_text(SMALL.replace("solver: {", "solver: {dtype: tf32, "))
+    run_dir = tmp_path / "r"
+    result = CliRunner().invoke(app, ["solve", str(path), "--out", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(read_results(run_dir / "results.h5").eigenvalues).all()

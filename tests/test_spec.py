@@ -391,3 +391,15 @@ def test_issue_and_error_formatting() -> None:
     assert str(error) == (
         "problem.yaml:12: operator.potential: unknown name 'q'\nproblem.yaml:3: modes: must be >= 1"
     )
+
+
+def test_derivative_settings_are_validated() -> None:
+    issue = one_error(MINIMAL + "solver: {derivatives: fast}\n")
+    assert issue.key == "solver.derivatives" and issue.line == 4
+    assert "forward-laplacian" in issue.message
+    issue = one_error(MINIMAL + "solver: {compile: 'yes'}\n")
+    assert issue.key == "solver.compile"
+    issue = one_error(MINIMAL + "solver: {hutchinson_probes: 0}\n")
+    assert issue.key == "solver.hutchinson_probes"
+    ok = parse_problem(MINIMAL + "solver: {derivatives: weak, compile: true, dtype: tf32}\n")
+    assert (ok.solver.derivatives, ok.solver.compile, ok.solver.dtype) == ("weak", True, "tf32")
