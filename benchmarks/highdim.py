@@ -17,6 +17,19 @@ import torch
 from common import ROOT, fmt, main, medians, per_mode_lines
 
 DEFAULT_PROBLEMS = ["rotated-oscillator-4d", "rotated-oscillator-6d", "rotated-oscillator-10d"]
+DESCRIPTIONS = {
+    "rotated-oscillator": "Rotated anisotropic oscillators V = x^T A x / 2, A = Q diag(w^2) Q^T "
+    "with Q a chain of Givens rotations, so no coordinate separates; frequencies from 1 to "
+    "about 1.8, energies sum_i w_i (n_i + 1/2) (`problems/make_highdim.py` writes the files "
+    "and the tests check their Hessians). The lowest d + 1 states: the ground state and the "
+    "d single excitations. A grid at 1e-3 is out of reach from d = 4 (about 100 GB).\n",
+    "coupled-chain": "Coupled chain: unit oscillators whose neighbours are joined by springs "
+    "of stiffness 1/2; normal-mode frequencies sqrt(2 - cos(j pi / d)); the lowest d + 1 "
+    "states.\n",
+    "hydrogen": "Hydrogen in d dimensions, H = -1/2 Laplacian - 1/r: levels "
+    "-1/(2 (N + (d - 3)/2)^2); the ground state and the (d + 1)-fold N = 2 shell, default "
+    "settings.\n",
+}
 # (max relative error, seconds for solve + eval) on a 2-core CPU
 TARGETS = {"rotated-oscillator-10d": (1e-3, 900.0)}
 
@@ -29,15 +42,15 @@ def write_table(rows: list[dict], path: Path, command: str) -> str:
         f"Machine: {torch.get_num_threads()} CPU threads, torch {torch.__version__}, "
         f"device {rows[0]['device'] if rows else 'cpu'}; produced {time.strftime('%Y-%m-%d')}.",
         "",
-        "Rotated anisotropic oscillators V = x^T A x / 2, A = Q diag(w^2) Q^T with Q a chain "
-        "of Givens rotations, so no coordinate separates; frequencies from 1 to about 1.8, "
-        "energies sum_i w_i (n_i + 1/2) (`problems/make_highdim.py` writes the files and the "
-        "tests check their Hessians). The lowest d + 1 states: the ground state and the d "
-        "single excitations. A grid at 1e-3 is out of reach from d = 4 (about 100 GB).",
-        "",
+        *[
+            text
+            for prefix, text in DESCRIPTIONS.items()
+            if any(r["problem"].startswith(prefix) for r in rows)
+        ],
         "Errors are relative eigenvalue errors of the Rayleigh-Ritz read-out against the "
-        "closed form; `se` is the largest relative standard error of that read-out (2^18 "
-        "samples), so an error near `se` is read-out noise. `train s` is the training time, "
+        "closed form; `se` is the largest relative standard error of that read-out "
+        "(`eval_samples` points, 2^18 unless the command sets more), so an error near `se` is "
+        "read-out noise. `train s` is the training time, "
         "`total s` adds the set-up, checkpoints and evaluation. `orth` is the largest "
         "off-diagonal of the normalised Gram matrix of the learned functions.",
         "",
