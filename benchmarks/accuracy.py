@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import ROOT, fmt, main, medians, per_mode_lines
+from common import ROOT, finish, fmt, main, medians
 
 TARGETS = {"oscillator-2d": 1e-4, "hydrogen-2d": 5e-3}
 
@@ -55,11 +55,7 @@ def write_table(rows: list[dict], path: Path, command: str) -> str:
         lines.append(
             f"| {name} | {med['max']:.2e} | {med['mean']:.2e} | {med['train']:.0f} | {met} |"
         )
-    lines += ["", "Per-mode relative errors (seed order as above):", "", *per_mode_lines(rows)]
-    text = "\n".join(lines) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return text
+    return finish(lines, rows, path)
 
 
 if __name__ == "__main__":

@@ -71,11 +71,17 @@ def medians(rows: list[dict[str, Any]], name: str) -> dict[str, float]:
     }
 
 
-def per_mode_lines(rows: list[dict[str, Any]]) -> list[str]:
-    return [
+def finish(lines: list[str], rows: list[dict[str, Any]], path: Path) -> str:
+    """Append the per-mode errors, write the table to ``path`` and return its text."""
+    lines = [*lines, "", "Per-mode relative errors (seed order as above):", ""]
+    lines += [
         f"- {r['problem']} seed {r['seed']}: " + ", ".join(f"{e:.1e}" for e in r["errors"])
         for r in rows
     ]
+    text = "\n".join(lines) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return text
 
 
 TableWriter = Callable[[list[dict[str, Any]], Path, str], str]

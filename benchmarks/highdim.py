@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import ROOT, fmt, main, medians, per_mode_lines
+from common import ROOT, finish, fmt, main, medians
 
 DEFAULT_PROBLEMS = ["rotated-oscillator-4d", "rotated-oscillator-6d", "rotated-oscillator-10d"]
 DESCRIPTIONS = {
@@ -83,11 +83,7 @@ def write_table(rows: list[dict], path: Path, command: str) -> str:
             f"| {name} | {med['max']:.2e} | {med['mean']:.2e} | {fmt(med['se'])} "
             f"| {med['total']:.0f} | {verdict} |"
         )
-    lines += ["", "Per-mode relative errors (seed order as above):", "", *per_mode_lines(rows)]
-    text = "\n".join(lines) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return text
+    return finish(lines, rows, path)
 
 
 if __name__ == "__main__":
