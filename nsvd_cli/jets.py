@@ -113,6 +113,20 @@ class Jet:
         lap = None if self.lap is None else torch.nn.functional.linear(self.lap, weight)
         return Jet(value, grad, lap, self.tangents)
 
+    def map_linear(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], bias: torch.Tensor | None = None
+    ) -> Jet:
+        """Any linear map of the trailing feature axes (the same for value, derivatives and
+        Laplacian), plus a bias on the value: batched per-mode layers use it."""
+        value = fn(self.value) if bias is None else fn(self.value) + bias
+        lap = None if self.lap is None else fn(self.lap)
+        return Jet(value, fn(self.grad), lap, self.tangents)
+
+    def squeeze_last(self) -> Jet:
+        """(..., 1) -> (...): drop a trailing feature axis of size one."""
+        lap = None if self.lap is None else self.lap[..., 0]
+        return Jet(self.value[..., 0], self.grad[..., 0], lap, self.tangents)
+
     def scale(self, factor: torch.Tensor | float) -> Jet:
         """Multiplication by a constant (a number or one per feature)."""
         lap = None if self.lap is None else self.lap * factor

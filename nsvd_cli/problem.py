@@ -47,6 +47,9 @@ class Settings:
     depth: int = 3
     activation: str = "silu"
     radial_feature: bool = False
+    fourier_features: int = 0
+    fourier_scale: float = 1.0
+    envelope: bool = False
     input_center: list[float] = field(default_factory=list)
     input_scale: list[float] = field(default_factory=list)
     domain: str = "whole-space"  # whole-space | box | region
@@ -102,6 +105,10 @@ class CompiledProblem:
             center=tuple(s.input_center),
             scale=tuple(s.input_scale),
             radial_feature=s.radial_feature,
+            fourier_features=s.fourier_features,
+            fourier_scale=s.fourier_scale,
+            fourier_seed=s.seed,
+            envelope=s.envelope,
         )
 
     def make_network(self) -> torch.nn.Module:
@@ -227,6 +234,24 @@ def _apply_solver_overrides(problem: Problem, s: Settings) -> None:
         s.scale = solver.scale
     if solver.sampling_scales:
         s.sampling_scales = [[float(v)] * len(problem.coordinates) for v in solver.sampling_scales]
+    _apply_network(problem, s)
+
+
+NETWORK_KINDS = {"shared": "shared-mlp", "disjoint": "disjoint-mlp"}
+
+
+def _apply_network(problem: Problem, s: Settings) -> None:
+    """The ``network`` block; its hidden/depth win over the older ``solver`` keys."""
+    net = problem.network
+    s.network = NETWORK_KINDS[net.kind]
+    s.hidden = net.hidden or s.hidden
+    s.depth = net.depth or s.depth
+    s.activation = net.activation
+    if net.radial_feature is not None:
+        s.radial_feature = net.radial_feature
+    s.fourier_features = net.fourier_features
+    s.fourier_scale = net.fourier_scale
+    s.envelope = net.envelope
 
 
 def _default_steps(problem: Problem) -> int:

@@ -85,6 +85,19 @@ class Solver(_Model):
     compile: StrictBool = False
 
 
+class Network(_Model):
+    """The architecture; ``None`` means "derive from the problem"."""
+
+    kind: Literal["shared", "disjoint"] = "shared"
+    hidden: PositiveInt | None = None
+    depth: PositiveInt | None = None
+    activation: Literal["silu", "tanh", "softplus"] = "silu"
+    radial_feature: StrictBool | None = None
+    fourier_features: Annotated[int, PlainValidator(integer_type(ge=0, le=4096))] = 0
+    fourier_scale: PositiveNumber = 1.0
+    envelope: StrictBool = False
+
+
 class Reference(_Model):
     """Closed-form reference: a list of eigenvalues, or a formula over quantum numbers."""
 
@@ -131,6 +144,7 @@ class Problem(_Model):
     domain: Domain = "whole-space"
     modes: Annotated[int, PlainValidator(integer_type(ge=1, le=MAX_MODES))]
     solver: Solver = Field(default_factory=Solver)
+    network: Network = Field(default_factory=Network)
     reference: Reference | None = None
 
     _source_text: str = PrivateAttr(default="")

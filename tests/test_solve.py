@@ -219,3 +219,20 @@ def test_tf32_dtype_trains_on_cpu_as_float32(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["solve", str(path), "--out", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert np.isfinite(read_results(run_dir / "results.h5").eigenvalues).all()
+
+
+def test_disjoint_network_with_features_trains_and_reloads(tmp_path: Path) -> None:
+    text = SMALL.replace("hidden: 16}", "hidden: 16}\nnetwork: {kind: disjoint, depth: 2, ")
+    text = text.replace("depth: 2, ", "depth: 2, fourier_features: 2, envelope: true}")
+    path = tmp_path / "disjoint.yaml"
+    path.write_text(text)
+    problem = load_problem(path)
+    settings = prepare(problem)
+    assert (settings.network, settings.depth, settings.envelope) == ("disjoint-mlp", 2, True)
+    results, complete = solve(problem, settings, tmp_path / "run", CPU)
+    assert complete and np.isfinite(results.eigenvalues).all()
+    run = load_run(tmp_path / "run")
+    assert type(run.network).__name__ == "DisjointMLP"
+    back = read_results(tmp_path / "run" / "results.h5")
+    for name, value in run.network.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), back.network[name])
