@@ -221,6 +221,10 @@ def eval_cmd(
             f"subspace distance (mean over levels) {report['subspace_distance']:.3e} [{per_level}]",
             highlight=False,
         )
+        out.print(
+            f"subspace distance (whole learned span) {report['subspace_distance_all']:.3e}",
+            highlight=False,
+        )
 
 
 def _json_safe(value: Any) -> Any:

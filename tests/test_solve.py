@@ -54,6 +54,7 @@ def test_oscillator_1d_end_to_end_accuracy(tmp_path: Path) -> None:
     assert report["eigenvalues"] == sorted(report["eigenvalues"])
     assert report["orthogonality"] < 0.05
     assert report["subspace_distance"] is not None and report["subspace_distance"] < 1e-2
+    assert report["subspace_distance_all"] < 1e-2
     # The read-out's own standard error must be well below the accuracy claimed.
     relative_se = [s / abs(r) for s, r in zip(report["stderr"], report["reference"])]
     assert max(relative_se) < 2.5e-4
