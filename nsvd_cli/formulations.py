@@ -42,6 +42,31 @@ class StepTerms:
     f: torch.Tensor  # (B, L), with graph
     gram: torch.Tensor  # (L, L), with graph
     energy: torch.Tensor  # (L, L), value ~ <psi_l, H psi_m>, gradient d<psi_l, H psi_m>
+    # Per half batch: <psi_l, H psi_m> with the gradient into psi_l only (the row), for
+    # methods that need unbiased products of cross terms with one side held (NeuralEF).
+    rows: tuple[torch.Tensor, torch.Tensor]
+
+
+def halves(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two independent half batches (an odd last point is left out)."""
+    half = t.shape[0] // 2
+    return t[:half], t[half : 2 * half]
+
+
+def row_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """mean(a_l b_m) over the batch with b held fixed: gradient into the row's a_l only."""
+    return a.T @ b.detach() / a.shape[0]
+
+
+def operator_rows(
+    terms: StepTerms, shift: float, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per half: <f_l, T f_m> for T = scale * (shift - H), gradient into f_l only."""
+    f1, f2 = halves(terms.f)
+    return (
+        scale * (shift * row_products(f1, f1) - terms.rows[0]),
+        scale * (shift * row_products(f2, f2) - terms.rows[1]),
+    )
 
 
 Formulation = Callable[
@@ -83,7 +108,9 @@ def strong_form(engine: JetEngine) -> Formulation:
             h = with_boundary(b, engine(network, x, generator))
             hh = compiled.operator.apply(h, envelope, v)
         f = mode_values(network, x, None if b is None else b.value)
-        return StepTerms(f, f.T @ f / x.shape[0], held_matrix(f, hh))
+        (f1, f2), (hh1, hh2) = halves(f), halves(hh)
+        rows = (row_products(f1, hh1), row_products(f2, hh2))
+        return StepTerms(f, f.T @ f / x.shape[0], held_matrix(f, hh), rows)
 
     return terms
 
@@ -98,7 +125,13 @@ def weak_form(
     envelope, v, b = _fields(compiled, sampler, x)
     h = with_boundary(b, network.jet(x, order=1))
     energy = compiled.operator.weak_energy(h, envelope, v)
-    return StepTerms(h.value, h.value.T @ h.value / x.shape[0], energy)
+    half = x.shape[0] // 2
+    parts = [slice(0, half), slice(half, 2 * half)]
+    rows = tuple(
+        compiled.operator.weak_energy(h.rows(p), envelope.rows(p), v[p], hold_right=True)
+        for p in parts
+    )
+    return StepTerms(h.value, h.value.T @ h.value / x.shape[0], energy, (rows[0], rows[1]))
 
 
 AUTO = "forward-laplacian"

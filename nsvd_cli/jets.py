@@ -103,6 +103,12 @@ class Jet:
         """<Du, Dv>_w: the (estimated) gradient inner product, contracted over tangents."""
         return _weighted(self.grad * other.grad, self.tangents)
 
+    def rows(self, index: slice) -> Jet:
+        """The jet at a subset of the batch's points (coordinate-axis tangents only)."""
+        assert self.tangents is None, "per-point tangents would need slicing too"
+        lap = None if self.lap is None else self.lap[index]
+        return Jet(self.value[index], self.grad[index], lap, self.tangents)
+
     def first_order(self) -> Jet:
         return Jet(self.value, self.grad, None, self.tangents)
 

@@ -51,7 +51,9 @@ class Schrodinger:
         kin = h.lap + drift + mult.unsqueeze(-1) * h.value
         return -self.kinetic * kin + v.unsqueeze(-1) * h.value
 
-    def weak_energy(self, h: Jet, envelope: Jet, v: torch.Tensor) -> torch.Tensor:
+    def weak_energy(
+        self, h: Jet, envelope: Jet, v: torch.Tensor, hold_right: bool = False
+    ) -> torch.Tensor:
         """The (L, L) matrix <psi_l, H psi_m> from first derivatives only (the energy form).
 
         Integrating by parts, <psi_l, -lap psi_m> = <grad psi_l, grad psi_m> when boundary
@@ -61,8 +63,10 @@ class Schrodinger:
         assert h.tangents is None, "the weak form needs exact first derivatives"
         u = h.grad + h.value.unsqueeze(1) * envelope.grad.unsqueeze(-1)  # (B, d, L)
         n = h.value.shape[0]
-        kinetic = torch.einsum("bdl,bdm->lm", u, u) / n
-        potential = (h.value * v.unsqueeze(-1)).T @ h.value / n
+        # hold_right: the gradient flows into psi_l (rows) only.
+        right_u, right_h = (u.detach(), h.value.detach()) if hold_right else (u, h.value)
+        kinetic = torch.einsum("bdl,bdm->lm", u, right_u) / n
+        potential = (h.value * v.unsqueeze(-1)).T @ right_h / n
         return self.kinetic * kinetic + potential
 
 

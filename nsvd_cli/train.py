@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .formulations import Formulation, get_formulation
+from .formulations import Formulation, get_formulation, operator_rows
 from .methods import get_method
 from .problem import CompiledProblem, Settings
 from .readout import ritz_from_moments
@@ -179,7 +179,7 @@ def _loop(
             first = ritz_from_moments(gram.double(), energy.double())[0]
             state.shift = _adaptive_shift([float(v) for v in first]) or state.shift
         t = s.scale * (state.shift * terms.gram - terms.energy)
-        out = loss_fn(terms.f, t)
+        out = loss_fn(terms.f, t, operator_rows(terms, state.shift, s.scale))
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()

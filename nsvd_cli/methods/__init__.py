@@ -4,11 +4,13 @@ the read-out of eigenvalues (Rayleigh-Ritz on the learned span) is shared by all
 from __future__ import annotations
 
 from .base import LossFn, LossOutput
+from .neuralef import neuralef_loss
 from .neuralsvd import joint_loss, sequential_loss
 
 METHODS: dict[str, LossFn] = {
     "neuralsvd-sequential": sequential_loss,
     "neuralsvd-joint": joint_loss,
+    "neuralef": neuralef_loss,
 }
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import LossOutput
+from .base import LossOutput, Rows
 
 
 def _scale_gradient(f: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -49,7 +49,7 @@ def _preconditioned(f: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, tor
     return _scale_gradient(f, factor), _scale_gradient(torch.diagonal(t), factor)
 
 
-def sequential_loss(f: torch.Tensor, t: torch.Tensor) -> LossOutput:
+def sequential_loss(f: torch.Tensor, t: torch.Tensor, rows: Rows | None = None) -> LossOutput:
     f, linear = _preconditioned(f, t)
     half = f.shape[0] // 2
     f1, f2 = f[:half], f[half : 2 * half]
@@ -64,7 +64,7 @@ def sequential_loss(f: torch.Tensor, t: torch.Tensor) -> LossOutput:
     return LossOutput(per_mode.sum(), per_mode.detach())
 
 
-def joint_loss(f: torch.Tensor, t: torch.Tensor) -> LossOutput:
+def joint_loss(f: torch.Tensor, t: torch.Tensor, rows: Rows | None = None) -> LossOutput:
     f, linear = _preconditioned(f, t)
     n_modes = f.shape[1]
     w = torch.arange(n_modes, 0, -1, dtype=f.dtype, device=f.device) / n_modes
