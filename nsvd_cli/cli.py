@@ -100,6 +100,10 @@ def solve_cmd(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:i")] = "auto",
     resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR's checkpoint.")] = False,
+    method: Annotated[
+        str | None,
+        typer.Option(help="neuralsvd-sequential | neuralsvd-joint | neuralef"),
+    ] = None,
     derivatives: Annotated[
         str | None,
         typer.Option(help="auto | forward-laplacian | hutchinson | weak | autograd"),
@@ -129,10 +133,13 @@ def solve_cmd(
         settings.derivatives = derivatives
     if compile_step is not None:
         settings.compile = compile_step
+    if method is not None:
+        settings.method = method
     try:
         get_method(settings.method)
     except ValueError as exc:
-        raise _fail(f"{problem_file}: solver.method: {exc}", 2) from None
+        where = "--method" if method is not None else f"{problem_file}: solver.method"
+        raise _fail(f"{where}: {exc}", 2) from None
     interrupted = {"flag": False}
 
     def on_sigint(signum: int, frame: Any) -> None:

@@ -237,3 +237,14 @@ def test_disjoint_network_with_features_trains_and_reloads(tmp_path: Path) -> No
     back = read_results(tmp_path / "run" / "results.h5")
     for name, value in run.network.state_dict().items():
         np.testing.assert_allclose(value.numpy(), back.network[name])
+
+
+def test_method_option_selects_and_validates(tmp_path: Path) -> None:
+    runner = CliRunner()
+    run_dir = tmp_path / "r"
+    args = ["solve", str(_small(tmp_path)), "--out", str(run_dir)]
+    result = runner.invoke(app, [*args, "--method", "spin"])
+    assert result.exit_code == 2 and "--method" in result.output
+    result = runner.invoke(app, [*args, "--method", "neuralef"])
+    assert result.exit_code == 0, result.output
+    assert read_results(run_dir / "results.h5").settings["method"] == "neuralef"
