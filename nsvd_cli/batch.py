@@ -35,14 +35,22 @@ def with_boundary(b: Jet | None, f: Jet) -> Jet:
     return b.in_frame_of(f).unsqueeze_features() * f
 
 
+def batch_fields(
+    compiled: CompiledProblem, sampler: Sampler, x: torch.Tensor
+) -> tuple[Jet, torch.Tensor, Jet | None]:
+    """The envelope a, the potential V and the boundary factor b at x (no graph)."""
+    with torch.no_grad():
+        envelope = sampler.envelope(x)
+        v = finite_potential(compiled.operator.potential, x)
+        return envelope, v, compiled.boundary_jet(x)
+
+
 def evaluate_batch(
     compiled: CompiledProblem, sampler: Sampler, network: torch.nn.Module, x: torch.Tensor
 ) -> Batch:
     """h and H~ h at the points x (exact derivatives), without building an autograd graph."""
+    envelope, v, b = batch_fields(compiled, sampler, x)
     with torch.no_grad():
-        envelope = sampler.envelope(x)
-        v = finite_potential(compiled.operator.potential, x)
-        b = compiled.boundary_jet(x)
         h = with_boundary(b, network.jet(x))
         hh = compiled.operator.apply(h, envelope, v)
     return Batch(x, h.value, hh, None if b is None else b.value)

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
 from . import derivatives
-from .batch import mode_values, with_boundary
+from .batch import batch_fields, mode_values, with_boundary
 from .derivatives import JetEngine
-from .jets import Jet
-from .operators import finite_potential
 from .problem import CompiledProblem
 from .sampling import Sampler
 
@@ -40,11 +39,28 @@ from .sampling import Sampler
 @dataclass(frozen=True)
 class StepTerms:
     f: torch.Tensor  # (B, L), with graph
-    gram: torch.Tensor  # (L, L), with graph
-    energy: torch.Tensor  # (L, L), value ~ <psi_l, H psi_m>, gradient d<psi_l, H psi_m>
-    # Per half batch: <psi_l, H psi_m> with the gradient into psi_l only (the row), for
-    # methods that need unbiased products of cross terms with one side held (NeuralEF).
+    # Per half batch: <psi_l, H psi_m> with the gradient into psi_l only (the row). Methods
+    # that need unbiased products of cross terms with one side held (NeuralEF) use them
+    # as they are; the whole-batch energy below is derived from them.
     rows: tuple[torch.Tensor, torch.Tensor]
+
+    @cached_property
+    def gram(self) -> torch.Tensor:
+        """(L, L) f^T f / B, with graph."""
+        return self.f.T @ self.f / self.f.shape[0]
+
+    @cached_property
+    def energy(self) -> torch.Tensor:
+        """(L, L): value ~ <psi_l, H psi_m>, gradient d<psi_l, H psi_m> (both sides)."""
+        return symmetric(0.5 * (self.rows[0] + self.rows[1]))
+
+
+def symmetric(m: torch.Tensor) -> torch.Tensor:
+    """From M_lm = <f_l, A f_m> with the gradient into f_l only, for a self-adjoint A: the
+    value (M + M^T) / 2 and the gradient dM + dM^T, which is d<f_l, A f_m> because
+    <df_m, A f_l> = <f_l, A df_m>."""
+    sym = m + m.T
+    return sym - (0.5 * sym).detach()
 
 
 def halves(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,24 +91,8 @@ Formulation = Callable[
 
 
 def held_matrix(f: torch.Tensor, af: torch.Tensor) -> torch.Tensor:
-    """<f_l, A f_m> for a self-adjoint A from batch values f (graph) and A f (held fixed).
-
-    With M = f^T (A f) / B, the value is (M + M^T) / 2 and the gradient dM + dM^T, which is
-    d<f_l, A f_m> because <df_m, A f_l> = <f_l, A df_m>.
-    """
-    m = f.T @ af / f.shape[0]
-    sym = m + m.T
-    return sym - (0.5 * sym).detach()
-
-
-def _fields(
-    compiled: CompiledProblem, sampler: Sampler, x: torch.Tensor
-) -> tuple[Jet, torch.Tensor, Jet | None]:
-    """The envelope a, the potential V and the boundary factor b at x (no graph)."""
-    with torch.no_grad():
-        envelope = sampler.envelope(x)
-        v = finite_potential(compiled.operator.potential, x)
-        return envelope, v, compiled.boundary_jet(x)
+    """<f_l, A f_m> for a self-adjoint A from batch values f (graph) and A f (held fixed)."""
+    return symmetric(f.T @ af / f.shape[0])
 
 
 def strong_form(engine: JetEngine) -> Formulation:
@@ -103,14 +103,13 @@ def strong_form(engine: JetEngine) -> Formulation:
         x: torch.Tensor,
         generator: torch.Generator,
     ) -> StepTerms:
-        envelope, v, b = _fields(compiled, sampler, x)
+        envelope, v, b = batch_fields(compiled, sampler, x)
         with torch.no_grad():
             h = with_boundary(b, engine(network, x, generator))
             hh = compiled.operator.apply(h, envelope, v)
         f = mode_values(network, x, None if b is None else b.value)
         (f1, f2), (hh1, hh2) = halves(f), halves(hh)
-        rows = (row_products(f1, hh1), row_products(f2, hh2))
-        return StepTerms(f, f.T @ f / x.shape[0], held_matrix(f, hh), rows)
+        return StepTerms(f, (row_products(f1, hh1), row_products(f2, hh2)))
 
     return terms
 
@@ -122,16 +121,14 @@ def weak_form(
     x: torch.Tensor,
     generator: torch.Generator,
 ) -> StepTerms:
-    envelope, v, b = _fields(compiled, sampler, x)
+    envelope, v, b = batch_fields(compiled, sampler, x)
     h = with_boundary(b, network.jet(x, order=1))
-    energy = compiled.operator.weak_energy(h, envelope, v)
     half = x.shape[0] // 2
-    parts = [slice(0, half), slice(half, 2 * half)]
-    rows = tuple(
-        compiled.operator.weak_energy(h.rows(p), envelope.rows(p), v[p], hold_right=True)
-        for p in parts
+    first, second = (
+        compiled.operator.weak_energy(h.at(p), envelope.at(p), v[p])
+        for p in (slice(0, half), slice(half, 2 * half))
     )
-    return StepTerms(h.value, h.value.T @ h.value / x.shape[0], energy, (rows[0], rows[1]))
+    return StepTerms(h.value, (first, second))
 
 
 AUTO = "forward-laplacian"

@@ -103,7 +103,7 @@ class Jet:
         """<Du, Dv>_w: the (estimated) gradient inner product, contracted over tangents."""
         return _weighted(self.grad * other.grad, self.tangents)
 
-    def rows(self, index: slice) -> Jet:
+    def at(self, index: slice) -> Jet:
         """The jet at a subset of the batch's points (coordinate-axis tangents only)."""
         assert self.tangents is None, "per-point tangents would need slicing too"
         lap = None if self.lap is None else self.lap[index]

@@ -51,10 +51,9 @@ class Schrodinger:
         kin = h.lap + drift + mult.unsqueeze(-1) * h.value
         return -self.kinetic * kin + v.unsqueeze(-1) * h.value
 
-    def weak_energy(
-        self, h: Jet, envelope: Jet, v: torch.Tensor, hold_right: bool = False
-    ) -> torch.Tensor:
-        """The (L, L) matrix <psi_l, H psi_m> from first derivatives only (the energy form).
+    def weak_energy(self, h: Jet, envelope: Jet, v: torch.Tensor) -> torch.Tensor:
+        """The (L, L) matrix <psi_l, H psi_m> from first derivatives only (the energy form),
+        with the gradient into psi_l only (``formulations.symmetric`` gives both sides).
 
         Integrating by parts, <psi_l, -lap psi_m> = <grad psi_l, grad psi_m> when boundary
         values vanish or the functions decay; per sample (psi = e^a h, p = e^{2a})
@@ -63,10 +62,8 @@ class Schrodinger:
         assert h.tangents is None, "the weak form needs exact first derivatives"
         u = h.grad + h.value.unsqueeze(1) * envelope.grad.unsqueeze(-1)  # (B, d, L)
         n = h.value.shape[0]
-        # hold_right: the gradient flows into psi_l (rows) only.
-        right_u, right_h = (u.detach(), h.value.detach()) if hold_right else (u, h.value)
-        kinetic = torch.einsum("bdl,bdm->lm", u, right_u) / n
-        potential = (h.value * v.unsqueeze(-1)).T @ right_h / n
+        kinetic = torch.einsum("bdl,bdm->lm", u, u.detach()) / n
+        potential = (h.value * v.unsqueeze(-1)).T @ h.value.detach() / n
         return self.kinetic * kinetic + potential
 
 
