@@ -222,6 +222,13 @@ def eval_cmd(
         f"orthogonality {report['orthogonality']:.3e}",
         highlight=False,
     )
+    if report["native_relative_errors"] is not None:
+        native = np.asarray(report["native_relative_errors"])
+        out.print(
+            f"{report['method']}'s own estimates (no Rayleigh-Ritz): max relative error "
+            f"{np.nanmax(native):.3e}, mean {np.nanmean(native):.3e}",
+            highlight=False,
+        )
     if report["subspace_distance"] is not None:
         per_level = ", ".join(f"{d:.2e}" for d in report["subspace_distances"])
         out.print(
@@ -230,6 +237,10 @@ def eval_cmd(
         )
         out.print(
             f"subspace distance (whole learned span) {report['subspace_distance_all']:.3e}",
+            highlight=False,
+        )
+        out.print(
+            f"angle distance (mean over modes, radians) {report['angle_distance']:.3e}",
             highlight=False,
         )
 

@@ -76,6 +76,8 @@ class Results:
     quotients: np.ndarray
     history: dict[str, np.ndarray]
     attrs: dict[str, Any] = field(default_factory=dict)
+    # The training method's own eigenvalue estimate per learned function (older files: None).
+    native: np.ndarray | None = None
 
 
 def write_results(path: Path, results: Results) -> None:
@@ -87,6 +89,8 @@ def write_results(path: Path, results: Results) -> None:
         f.create_dataset("readout/rotation", data=results.rotation)
         f.create_dataset("readout/gram", data=results.gram)
         f.create_dataset("readout/quotients", data=results.quotients)
+        if results.native is not None:
+            f.create_dataset("readout/native_eigenvalues", data=results.native)
         for name, value in results.history.items():
             f.create_dataset(f"history/{name}", data=value)
         for name, value in results.network.items():
@@ -111,6 +115,11 @@ def read_results(path: Path) -> Results:
                 quotients=f["readout/quotients"][()],
                 history={k: f["history"][k][()] for k in f["history"]},
                 attrs=dict(f.attrs),
+                native=(
+                    f["readout/native_eigenvalues"][()]
+                    if "native_eigenvalues" in f["readout"]
+                    else None
+                ),
             )
     except (OSError, KeyError, ValueError) as exc:
         raise RunFileError(f"{path}: not a readable nsvd results file ({exc})") from exc

@@ -32,3 +32,23 @@ def subspace_distance(learned: np.ndarray, reference: np.ndarray) -> float:
     n = learned.shape[0]
     overlap = qa.T @ qb / n
     return float(1.0 - (overlap**2).sum() / learned.shape[1])
+
+
+def procrustes_angles(learned: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Angle (radians) between each learned function and its reference partner, after the
+    orthogonal Procrustes alignment of the reference basis to the learned functions.
+
+    ``learned`` (n, k) and ``reference`` (n, m), m >= k, are sample values in the frame of
+    ``subspace_distance``. Within a degenerate level any rotation of the reference states is
+    as good as any other, so the partner of learned function l is column l of Q_ref R with
+    R (m, k), R^T R = I, maximising sum_l cos(theta_l): for M = A^T Q_ref / n = U S V^T
+    (A the learned functions scaled to unit norm) R = V U^T and cos(theta_l) = (U S U^T)_ll.
+    With k = m = 1 it is the plain angle arccos(|<a, psi>| / (|a| |psi|)).
+    """
+    n = learned.shape[0]
+    norms = np.sqrt((learned**2).mean(0))
+    a = learned / np.maximum(norms, 1e-300)
+    qb = _orthonormal_columns(reference)
+    u, s, _ = np.linalg.svd(a.T @ qb / n, full_matrices=False)
+    cos = np.einsum("lj,j,lj->l", u, s, u)
+    return np.arccos(np.clip(cos, -1.0, 1.0))

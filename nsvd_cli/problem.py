@@ -72,6 +72,7 @@ class Settings:
     derivatives: str = "auto"
     hutchinson_probes: int = 8
     compile: bool = False
+    spin_decay: float = 0.01  # SpIN: weight of the newest batch in its moving averages
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -228,6 +229,7 @@ def _apply_solver_overrides(problem: Problem, s: Settings) -> None:
     s.derivatives = solver.derivatives
     s.hutchinson_probes = solver.hutchinson_probes
     s.compile = solver.compile
+    s.spin_decay = solver.spin_decay
     if solver.shift is not None:
         s.shift = solver.shift
     if solver.scale is not None:

@@ -28,6 +28,7 @@ from .io import (
     save_checkpoint,
     write_results,
 )
+from .methods import get_method
 from .problem import CompiledProblem, Settings, build, derive_settings
 from .readout import Ritz, normalized_gram, orthogonality, ritz
 from .reference import (
@@ -105,21 +106,36 @@ def solve(
     train(compiled, state, device, on_progress=on_progress, on_checkpoint=checkpoint, stop=stop)
     complete = state.step >= settings.steps
     checkpoint(state)
-    ritz_result = readout(compiled, state.network, settings)
+    ritz_result, native = readout(compiled, state.network, settings, state.shift)
     results = _results(problem, settings, state, ritz_result, device, complete)
+    results.native = native
     if settings.derivatives == "hutchinson":
         results.attrs["hutchinson_relative_variance"] = hutchinson_report(compiled, state.network)
     write_results(run_dir / RESULTS_NAME, results)
     return results, complete
 
 
-def readout(compiled: CompiledProblem, network: torch.nn.Module, settings: Settings) -> Ritz:
-    """Rayleigh-Ritz in float64 on a fresh sample that training never saw."""
+def readout(
+    compiled: CompiledProblem, network: torch.nn.Module, settings: Settings, shift: float
+) -> tuple[Ritz, np.ndarray]:
+    """Rayleigh-Ritz in float64 on a fresh sample that training never saw, and the method's
+    own estimate of each learned function's energy on the same sample."""
     net64 = copy.deepcopy(network).double()
     device = next(net64.parameters()).device
     gen = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
     batch = sample_modes(compiled, net64, settings.eval_samples, gen)
-    return ritz(batch.h, batch.hh)
+    r = ritz(batch.h, batch.hh)
+    energy = batch.h.T @ batch.hh / batch.h.shape[0]
+    native = native_energies(settings.method, shift, settings.scale, r.gram, energy)
+    return r, native.cpu().numpy()
+
+
+def native_energies(
+    method: str, shift: float, scale: float, gram: torch.Tensor, energy: torch.Tensor
+) -> torch.Tensor:
+    """The method's reading of T's eigenvalues, mapped back to H: E = shift - lambda / scale."""
+    t = scale * (shift * gram - 0.5 * (energy + energy.T))
+    return shift - get_method(method).native_eigenvalues(gram, t) / scale
 
 
 def hutchinson_report(compiled: CompiledProblem, network: torch.nn.Module) -> float:
@@ -223,6 +239,7 @@ def evaluate(run: Run, samples: int = 1 << 16) -> dict[str, Any]:
     gram = torch.from_numpy(run.results.gram)
     out: dict[str, Any] = {
         "problem": run.problem.name,
+        "method": str(run.results.settings.get("method", "neuralsvd-sequential")),
         "eigenvalues": learned.tolist(),
         "stderr": np.asarray(run.results.stderr).tolist(),
         "reference": reference.tolist(),
@@ -233,23 +250,34 @@ def evaluate(run: Run, samples: int = 1 << 16) -> dict[str, Any]:
         "normalized_gram": normalized_gram(gram).tolist(),
         "subspace_distance": None,
         "subspace_distances": None,
+        "native_eigenvalues": None,
+        "native_relative_errors": None,
         "steps": int(run.results.attrs.get("steps", 0)),
         "train_seconds": float(run.results.attrs.get("train_seconds", float("nan"))),
     }
+    if run.results.native is not None:
+        native = np.asarray(run.results.native, dtype=np.float64)
+        out["native_eigenvalues"] = native.tolist()
+        out["native_relative_errors"] = metrics.relative_errors(native, reference).tolist()
     distances = _level_distances(run, reference, samples)
     out["subspace_distance_all"] = None
+    out["angle_distances"] = None
+    out["angle_distance"] = None
     if distances is not None:
-        per_level, whole = distances
+        per_level, whole, angles = distances
         out["subspace_distances"] = per_level
         out["subspace_distance"] = float(np.mean(per_level))
         out["subspace_distance_all"] = whole
+        out["angle_distances"] = angles
+        out["angle_distance"] = float(np.mean(angles))
     return out
 
 
 def _level_distances(
     run: Run, reference: np.ndarray, samples: int
-) -> tuple[list[float], float] | None:
-    """Per degenerate level ("avg" in the paper) and for the whole learned span ("all")."""
+) -> tuple[list[float], float, list[float]] | None:
+    """Subspace distances per degenerate level ("avg" in the paper) and for the whole learned
+    span ("all"), and each mode's angle to its Procrustes-aligned reference state."""
     problem = run.problem
     levels = degenerate_levels(reference)
     states = [level_states(problem, float(reference[idx[0]])) for idx in levels]
@@ -264,14 +292,16 @@ def _level_distances(
     learned = ritz_functions(run, x).numpy() * inv_sqrt_p[:, None]
     xs = x.numpy()
     per_level, blocks = [], []
+    angles = np.zeros(learned.shape[1])
     for idx, group in zip(levels, funcs):
         ref_vals = np.stack([f(xs) for f in group], axis=1) * inv_sqrt_p[:, None]
         per_level.append(metrics.subspace_distance(learned[:, idx], ref_vals))
+        angles[idx] = metrics.procrustes_angles(learned[:, idx], ref_vals)
         blocks.append(ref_vals)
     # The whole span against every reference state of the levels it reaches (a level cut
     # by the number of modes counts whole, as per level).
     whole = metrics.subspace_distance(learned, np.concatenate(blocks, axis=1))
-    return per_level, whole
+    return per_level, whole, angles.tolist()
 
 
 def grid_axes(run: Run, points: int) -> dict[str, np.ndarray]:

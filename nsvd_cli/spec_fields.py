@@ -58,7 +58,9 @@ def _fail(kind: str, message: str, **ctx: Any) -> PydanticCustomError:
     return PydanticCustomError(kind, "{message}", {"message": message, **ctx})
 
 
-def _number_type(gt: float | None = None, ge: float | None = None) -> Callable[[Any], float]:
+def _number_type(
+    gt: float | None = None, ge: float | None = None, le: float | None = None
+) -> Callable[[Any], float]:
     def validate(value: Any) -> float:
         number = _as_float(value)
         if number is None:
@@ -69,6 +71,8 @@ def _number_type(gt: float | None = None, ge: float | None = None) -> Callable[[
             raise _fail("number_range", f"must be > {gt:g}, got {number:g}")
         if ge is not None and not number >= ge:
             raise _fail("number_range", f"must be >= {ge:g}, got {number:g}")
+        if le is not None and not number <= le:
+            raise _fail("number_range", f"must be <= {le:g}, got {number:g}")
         return number
 
     return validate
@@ -163,6 +167,7 @@ def parameter_value(value: Any) -> float:
 
 Number = Annotated[float, PlainValidator(_number_type())]
 PositiveNumber = Annotated[float, PlainValidator(_number_type(gt=0))]
+Fraction = Annotated[float, PlainValidator(_number_type(gt=0, le=1))]
 Expression = Annotated[float | str, PlainValidator(_expression_text)]
 Text = Annotated[str, PlainValidator(_string)]
 Interval = Annotated[tuple[float, float], PlainValidator(_interval)]

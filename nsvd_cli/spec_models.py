@@ -21,6 +21,7 @@ from pydantic import (
 
 from .spec_fields import (
     Expression,
+    Fraction,
     IntegerInterval,
     Interval,
     Number,
@@ -83,6 +84,7 @@ class Solver(_Model):
     derivatives: Literal["auto", "forward-laplacian", "hutchinson", "weak", "autograd"] = "auto"
     hutchinson_probes: PositiveInt = 8
     compile: StrictBool = False
+    spin_decay: Fraction = 0.01
 
 
 class Network(_Model):

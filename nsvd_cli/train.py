@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .formulations import Formulation, get_formulation, operator_rows
-from .methods import get_method
+from .methods import Method, MethodOptions, make_method
 from .problem import CompiledProblem, Settings
 from .readout import ritz_from_moments
 
@@ -47,6 +47,7 @@ class TrainState:
     shift: float = 0.0
     gram: torch.Tensor | None = None  # running E[h h^T]
     energy: torch.Tensor | None = None  # running E[h (H~h)^T]
+    method: Method | None = None  # built by init_state; may hold running averages (SpIN)
     elapsed: float = 0.0
     history: list[Snapshot] = field(default_factory=list)
 
@@ -60,6 +61,7 @@ class TrainState:
             "gram": self.gram,
             "energy": self.energy,
             "elapsed": self.elapsed,
+            "method": self.method.state_dict() if self.method is not None else {},
             "history": [vars(s) for s in self.history],
         }
 
@@ -72,6 +74,8 @@ class TrainState:
         self.gram = state["gram"]
         self.energy = state["energy"]
         self.elapsed = float(state["elapsed"])
+        if self.method is not None:
+            self.method.load_state_dict(state.get("method", {}))
         self.history = [Snapshot(**s) for s in state["history"]]
 
     def current_eigenvalues(self) -> list[float]:
@@ -105,7 +109,9 @@ def init_state(compiled: CompiledProblem, device: torch.device) -> TrainState:
     network = compiled.make_network().to(device=device, dtype=DTYPES[s.dtype])
     optimizer = torch.optim.Adam(network.parameters(), lr=s.learning_rate)
     generator = torch.Generator(device=device).manual_seed(s.seed)
-    return TrainState(network, optimizer, generator, shift=s.shift if s.shift is not None else 0.0)
+    method = make_method(s.method, network, MethodOptions(moving_average=s.spin_decay))
+    shift = s.shift if s.shift is not None else 0.0
+    return TrainState(network, optimizer, generator, shift=shift, method=method)
 
 
 def _adaptive_shift(eigenvalues: list[float]) -> float | None:
@@ -162,7 +168,7 @@ def _loop(
     s = compiled.settings
     dtype = DTYPES[s.dtype]
     sampler = compiled.sampler.to(device, dtype)
-    loss_fn = get_method(s.method)
+    loss_fn = state.method or make_method(s.method, state.network)
     formulation = make_formulation(s)
     network, optimizer = state.network, state.optimizer
     adaptive = s.shift is None

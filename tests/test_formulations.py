@@ -16,7 +16,7 @@ import torch
 from nsvd_cli.batch import sample_modes
 from nsvd_cli.formulations import get_formulation, held_matrix, symmetric
 from nsvd_cli.jets import Jet
-from nsvd_cli.methods import get_method
+from nsvd_cli.methods.neuralsvd import sequential_loss
 from nsvd_cli.metrics import relative_errors
 from nsvd_cli.operators import finite_potential
 from nsvd_cli.problem import CompiledProblem, build, derive_settings
@@ -71,7 +71,7 @@ def _terms(compiled: CompiledProblem, name: str, x: torch.Tensor, seed: int = 0)
     net = compiled.make_network().double()
     sampler = compiled.sampler.to(CPU, torch.float64)
     terms = get_formulation(name)(compiled, sampler, net, x, torch.Generator().manual_seed(seed))
-    loss = get_method("neuralsvd-sequential")(terms.f, 0.3 * terms.gram - terms.energy).loss
+    loss = sequential_loss(terms.f, 0.3 * terms.gram - terms.energy).loss
     grads = torch.autograd.grad(loss, list(net.parameters()))
     return terms, torch.cat([g.reshape(-1) for g in grads])
 

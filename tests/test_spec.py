@@ -194,6 +194,8 @@ def test_wrong_types() -> None:
     assert issue.key == "solver.learning_rate" and "expected a number" in issue.message
     issue = one_error(MINIMAL + "solver: {method: adam}\n")
     assert issue.key == "solver.method" and "'spin'" in issue.message
+    issue = one_error(MINIMAL + "solver: {spin_decay: 1.5}\n")
+    assert issue.key == "solver.spin_decay" and "<= 1" in issue.message
     issue = one_error(MINIMAL.replace("modes: 2", "modes: true"))
     assert issue.key == "modes" and "boolean" in issue.message
 
