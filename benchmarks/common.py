@@ -54,6 +54,15 @@ def run_one(name: str, seed: int, overrides: dict[str, str], device: str) -> dic
         "se": float(rel_se.max()),
         "orth": report["orthogonality"],
         "subspace": report["subspace_distance"],
+        "subspace_all": report["subspace_distance_all"],
+        "angle": report["angle_distance"],
+        "native_mean": (
+            None
+            if report["native_relative_errors"] is None
+            else float(np.mean(report["native_relative_errors"]))
+        ),
+        "method": settings.method,
+        "batch": settings.batch_size,
         "errors": report["relative_errors"],
         "device": device,
     }
