@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: solve test lint bench clean
+.PHONY: solve test lint bench bench-paper clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/accuracy.py
+
+bench-paper: $(STAMP)
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
+	$(VENV)/bin/python benchmarks/paper.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -82,3 +82,28 @@ def orthogonality(gram: torch.Tensor) -> float:
     g = normalized_gram(gram)
     off = g - torch.diag(torch.diagonal(g))
     return float(off.abs().max()) if g.shape[0] > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class SingularRitz:
+    values: torch.Tensor  # (L,) descending
+    left: torch.Tensor  # (L, L): column l = coefficients of the l-th left function in f
+    right: torch.Tensor  # (L, L): the same for g
+
+
+def _whitening(gram: torch.Tensor) -> torch.Tensor:
+    evals, evecs = torch.linalg.eigh(0.5 * (gram + gram.T))
+    floor = 1e-12 * evals.max().clamp_min(1e-300)
+    return evecs / evals.clamp_min(floor).sqrt()
+
+
+def singular_ritz(gram_f: torch.Tensor, gram_g: torch.Tensor, cross: torch.Tensor) -> SingularRitz:
+    """Rayleigh-Ritz for the SVD: the singular values of T restricted to the learned spans.
+
+    With W_f, W_g whitening the Gram matrices (W^T G W = I), the projected operator in
+    orthonormal bases is P = W_f^T <f, T g^T> W_g; its SVD P = U S V^T gives the singular
+    values S and the left/right functions f W_f U, g W_g V.
+    """
+    wf, wg = _whitening(gram_f), _whitening(gram_g)
+    u, s, vh = torch.linalg.svd(wf.T @ cross @ wg)
+    return SingularRitz(s, wf @ u, wg @ vh.T)

@@ -66,13 +66,16 @@ class SpIN:
         # Started at the first batch's value rather than at zero, so early steps are unbiased.
         return new if old is None else old.mul_(1.0 - self.decay).add_(new, alpha=self.decay)
 
-    def _jacobian_terms(self, f: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor]):
+    def _jacobian_terms(
+        self, f: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor]
+    ) -> list[torch.Tensor]:
         """J_k = 2 <sg f_l, d f_m / d theta> for each pair k = (l, m), l <= m: one batched
         vector-Jacobian product through f's graph."""
         rows, cols = pairs
         batch = f.shape[0]
         cotangents = f.new_zeros(len(rows), batch, f.shape[1])
-        cotangents[torch.arange(len(rows)), :, cols] = (2.0 / batch) * f.detach()[:, rows].T
+        which = torch.arange(len(rows), device=f.device)
+        cotangents[which, :, cols] = (2.0 / batch) * f.detach()[:, rows].T
         grads = torch.autograd.grad(
             f,
             self.params,
