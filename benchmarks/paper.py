@@ -71,6 +71,9 @@ def _comparison_table(rows: list[dict[str, Any]], problem: str) -> list[str]:
         sel = _group(rows, problem=problem, method=method, part="comparison")
         if not sel:
             continue
+        decay = {r.get("spin_decay") for r in sel} - {None}
+        if decay:
+            method = f"{method} (decay {', '.join(f'{d:g}' for d in sorted(decay))})"
         ms = statistics.median(1000 * r["train"] / r["steps"] for r in sel)
         lines.append(
             f"| {method} | {sel[0]['steps']} | {sel[0]['batch']} | {len(sel)} "
@@ -190,6 +193,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--spin-steps", type=int, default=1_000)
     parser.add_argument("--spin-seeds", type=int, default=2)
+    parser.add_argument(
+        "--spin-decay", type=float, default=None, help="SpIN's moving-average weight (default 0.01)"
+    )
     parser.add_argument("--goal-steps", type=int, nargs="*", default=[10_000, 20_000])
     parser.add_argument("--goal-batch", type=int, default=1024)
     parser.add_argument("--device", default="cpu")
@@ -211,8 +217,12 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for problem, method, steps, batch, seed, part in plan:
         overrides = {"method": method, "steps": str(steps), "batch_size": str(batch)}
+        if method == "spin" and args.spin_decay is not None:
+            overrides["spin_decay"] = str(args.spin_decay)
         row = run_one(problem, seed, overrides, args.device)
         row["part"] = part
+        if method == "spin":
+            row["spin_decay"] = args.spin_decay if args.spin_decay is not None else 0.01
         rows.append(row)
         print(
             f"{part} {problem} {method} seed {seed} steps {steps}: mean {row['mean']:.2e} "

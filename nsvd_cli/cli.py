@@ -21,10 +21,18 @@ from rich.table import Table
 
 from . import __version__
 from .formulations import FORMULATION_NAMES
-from .io import RunFileError, write_export
+from .io import RunFileError, read_reference, write_export, write_reference
 from .methods import get_method
 from .progress import training_progress
-from .runner import evaluate, export_grid, load_run, prepare, resume_settings, solve
+from .runner import (
+    evaluate,
+    export_grid,
+    grid_reference,
+    load_run,
+    prepare,
+    resume_settings,
+    solve,
+)
 from .spec import Problem, ProblemError, load_problem
 from .train import resolve_device
 
@@ -199,18 +207,43 @@ def _print_eigenvalues(problem: Problem, values: np.ndarray, stderr: np.ndarray)
 def eval_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run folder (or its results.h5).")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            help="A reference file from `nsvd reference` instead of the problem's closed form.",
+        ),
+    ] = None,
 ) -> None:
     """Compare a run with its problem's reference spectrum (and eigenfunctions)."""
     try:
-        report = evaluate(load_run(run_dir))
+        run = load_run(run_dir)
+        ref = read_reference(against) if against is not None else None
+        report = evaluate(run, against=ref)
     except (RunFileError, ProblemError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    if ref is not None and ref.problem_yaml != run.problem.source_text:
+        err.print(
+            f"warning: {against} was computed from a different problem file than this run's",
+            highlight=False,
+        )
     if as_json:
         typer.echo(json.dumps(_json_safe(report)))
         return
     table = Table(title=f"{report['problem']}: learned vs reference")
     for col in ("mode", "learned", "std. error", "reference", "rel. error"):
         table.add_column(col, justify="right")
+    if report["reference_reliable"] is not None and not all(report["reference_reliable"]):
+        err.print(
+            "warning: the grid reference flags some of these values as unreliable",
+            highlight=False,
+        )
+    if report["reference_error"] is not None:
+        out.print(
+            f"reference: {against} (grid), its own estimated relative error up to "
+            f"{max(report['reference_error']):.1e}",
+            highlight=False,
+        )
     for i, (v, s, r, e) in enumerate(
         zip(report["eigenvalues"], report["stderr"], report["reference"], report["relative_errors"])
     ):
@@ -281,6 +314,42 @@ def export_cmd(
     err.print(
         f"wrote {target} ({run.problem.modes} modes on {grid}^{len(axes)} points)", highlight=False
     )
+
+
+@app.command("reference")
+def reference_cmd(
+    problem_file: Annotated[Path, typer.Argument(help="Problem file (YAML), d <= 3.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5")] = None,
+    grid: Annotated[
+        int | None,
+        typer.Option(min=16, help="Points per axis of the finest grid (default by dimension)."),
+    ] = None,
+) -> None:
+    """Finite-difference reference eigenvalues (three grids, with an error estimate)."""
+    problem = _load(problem_file)
+    try:
+        ref = grid_reference(problem, grid)
+    except ValueError as exc:
+        raise _fail(f"{problem_file}: {exc}", 2) from None
+    target = output or problem_file.with_suffix(".reference.h5")
+    write_reference(target, ref)
+    table = Table(title=f"{problem.name}: grid reference ({ref.attrs['points']} points per axis)")
+    for col in ("index", "eigenvalue", "est. error", "observed order"):
+        table.add_column(col, justify="right")
+    orders = json.loads(ref.attrs["observed_order"])
+    reliable = json.loads(ref.attrs["reliable"])
+    for i, (v, e, p, ok) in enumerate(zip(ref.eigenvalues, ref.error, orders, reliable)):
+        table.add_row(str(i), f"{v:.10g}", f"{e:.2g}" if ok else "unreliable", f"{p:.2f}")
+    out.print(table)
+    bad = [i for i, ok in enumerate(reliable) if not ok]
+    if bad:
+        err.print(
+            f"warning: values {bad} converge slower than first order on these grids (a "
+            "singular potential?): their error is not estimated; use a finer --grid or a "
+            "closed form",
+            highlight=False,
+        )
+    err.print(f"wrote {target} ({ref.attrs['seconds']:.1f} s)", highlight=False)
 
 
 def main() -> None:

@@ -149,3 +149,37 @@ def network_arrays(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
 
 def network_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()}
+
+
+@dataclass
+class GridReference:
+    """A reference spectrum computed on grids (``nsvd reference``)."""
+
+    eigenvalues: np.ndarray
+    error: np.ndarray  # estimated |E_grid - E_exact| per value
+    problem_yaml: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def write_reference(path: Path, ref: GridReference) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("eigenvalues", data=np.asarray(ref.eigenvalues, dtype=np.float64))
+        f.create_dataset("error_estimate", data=np.asarray(ref.error, dtype=np.float64))
+        f.create_dataset("problem/yaml", data=ref.problem_yaml, dtype=h5py.string_dtype())
+        for key, value in ref.attrs.items():
+            f.attrs[key] = value
+
+
+def read_reference(path: Path) -> GridReference:
+    if not path.is_file():
+        raise RunFileError(f"{path}: no such reference file")
+    try:
+        with h5py.File(path, "r") as f:
+            return GridReference(
+                eigenvalues=f["eigenvalues"][()],
+                error=f["error_estimate"][()],
+                problem_yaml=f["problem/yaml"][()].decode(),
+                attrs=dict(f.attrs),
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunFileError(f"{path}: not a readable nsvd reference file ({exc})") from exc

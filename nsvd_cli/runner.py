@@ -15,10 +15,14 @@ import numpy as np
 import torch
 
 from . import __version__, metrics
+from . import grid_reference as grid
 from .batch import sample_modes
 from .derivatives import hutchinson_variance
+from .expr import compile_torch
+from .grid_reference import MAX_DIM
 from .io import (
     RESULTS_NAME,
+    GridReference,
     Results,
     RunFileError,
     load_checkpoint,
@@ -229,11 +233,81 @@ def ritz_functions(run: Run, x: torch.Tensor) -> torch.Tensor:
         return u * amplitude.unsqueeze(-1)
 
 
-def evaluate(run: Run, samples: int = 1 << 16) -> dict[str, Any]:
-    """The comparison of ``nsvd eval``: errors, orthogonality and subspace distances."""
-    reference = reference_eigenvalues(run.problem)
+DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
+
+
+def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) -> GridReference:
+    """The finite-difference spectrum of a problem (d <= 3), ``modes + extra`` values."""
+    dim = len(problem.coordinates)
+    if dim > MAX_DIM:
+        raise ValueError(
+            f"problem {problem.name!r} has {dim} coordinates: grid references are limited to "
+            f"d <= {MAX_DIM} (N^d grid points); compare with a closed form instead"
+        )
+    settings = derive_settings(problem)
+    compiled = build(problem, settings)
+    if settings.domain == "whole-space":
+        # 1.5x the export window (centre +- 6 rms radii of the highest wanted state).
+        centre = [0.5 * (lo + hi) for lo, hi in zip(settings.export_lo, settings.export_hi)]
+        lo = [c + 1.5 * (v - c) for c, v in zip(centre, settings.export_lo)]
+        hi = [c + 1.5 * (v - c) for c, v in zip(centre, settings.export_hi)]
+    else:
+        lo, hi = settings.bounds_lo, settings.bounds_hi
+
+    def numpy_field(field: Callable[[torch.Tensor], torch.Tensor]) -> grid.PointField:
+        def call(x: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return field(torch.from_numpy(x)).numpy()
+
+        return call
+
+    region = problem.region_expr() if settings.domain == "region" else None
+    inside = None
+    if region is not None:
+        inside = numpy_field(compile_torch(region, problem.symbols(), problem.parameter_values()))
+    spec = grid.GridProblem(
+        kinetic=compiled.operator.kinetic,
+        potential=numpy_field(compiled.operator.potential),
+        lo=tuple(lo),
+        hi=tuple(hi),
+        inside=inside,
+    )
+    n = points or DEFAULT_GRID[dim]
+    started = time.perf_counter()
+    spectrum = grid.solve(spec, problem.modes + extra, n)
+    attrs = {
+        "nsvd_version": __version__,
+        "method": "finite differences, 4th order, ARPACK shift-invert",
+        "points": json.dumps(list(spectrum.points)),
+        "window_lo": json.dumps(list(lo)),
+        "window_hi": json.dumps(list(hi)),
+        "observed_order": json.dumps(spectrum.order.tolist()),
+        "reliable": json.dumps([bool(v) for v in spectrum.reliable]),
+        "seconds": time.perf_counter() - started,
+        "problem_name": problem.name,
+    }
+    return GridReference(spectrum.eigenvalues, spectrum.error, problem.source_text, attrs)
+
+
+def evaluate(
+    run: Run, samples: int = 1 << 16, against: GridReference | None = None
+) -> dict[str, Any]:
+    """The comparison of ``nsvd eval``: errors, orthogonality and subspace distances, against
+    the problem's closed form or, with ``against``, a grid reference's eigenvalues."""
+    if against is not None:
+        if len(against.eigenvalues) < run.problem.modes:
+            raise RunFileError(
+                f"the reference holds {len(against.eigenvalues)} eigenvalues, the run "
+                f"{run.problem.modes} modes"
+            )
+        reference = np.asarray(against.eigenvalues[: run.problem.modes], dtype=np.float64)
+    else:
+        reference = reference_eigenvalues(run.problem)
     if reference is None:
-        raise RunFileError(f"problem {run.problem.name!r} has no reference to compare with")
+        raise RunFileError(
+            f"problem {run.problem.name!r} has no reference to compare with; compute one with"
+            " `nsvd reference PROBLEM` and pass it to `nsvd eval --against FILE`"
+        )
     learned = np.asarray(run.results.eigenvalues, dtype=np.float64)
     rel = metrics.relative_errors(learned, reference)
     gram = torch.from_numpy(run.results.gram)
@@ -259,7 +333,14 @@ def evaluate(run: Run, samples: int = 1 << 16) -> dict[str, Any]:
         native = np.asarray(run.results.native, dtype=np.float64)
         out["native_eigenvalues"] = native.tolist()
         out["native_relative_errors"] = metrics.relative_errors(native, reference).tolist()
-    distances = _level_distances(run, reference, samples)
+    out["reference_error"] = None
+    out["reference_reliable"] = None
+    if against is not None:
+        err = np.asarray(against.error[: run.problem.modes], dtype=np.float64)
+        out["reference_error"] = metrics.relative_errors(err + reference, reference).tolist()
+        reliable = json.loads(str(against.attrs.get("reliable", "null")))
+        out["reference_reliable"] = None if reliable is None else reliable[: run.problem.modes]
+    distances = None if against is not None else _level_distances(run, reference, samples)
     out["subspace_distance_all"] = None
     out["angle_distances"] = None
     out["angle_distance"] = None
