@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from common import ROOT, run_one
 
+from nsvd_cli.methods.base import DEFAULT_MOVING_AVERAGE
+
 PROBLEMS = ["paper-hydrogen-2d", "paper-oscillator-2d"]
 METHODS = ["neuralsvd-sequential", "neuralsvd-joint", "neuralef", "spin"]
 # Mean relative eigenvalue errors read from the paper's figure (batch 128, batch 512);
@@ -119,6 +121,9 @@ def _goal_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+NOTES = "## Reading these numbers"  # a hand-written section after this heading is kept
+
+
 def write_report(rows: list[dict[str, Any]], out: Path, command: str) -> str:
     device = rows[0]["device"] if rows else "cpu"
     lines = [
@@ -141,22 +146,28 @@ def write_report(rows: list[dict[str, Any]], out: Path, command: str) -> str:
             lines += [f"## {problem}", "", *_comparison_table(rows, problem), ""]
     lines += _goal_table(rows)
     text = "\n".join(lines) + "\n"
+    old = out.read_text() if out.exists() else ""
+    if NOTES in old:
+        text += "\n" + old[old.index(NOTES) :]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=1))
     return text
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Bars: median mean relative error per method (whiskers: min-max over seeds); black
+    """Bars: median mean relative error per method (whiskers: min-max over seeds); red
     ticks: the paper's batch-512 values."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PROBLEMS), figsize=(5 * len(PROBLEMS), 4), squeeze=False)
-    for ax, problem in zip(axes[0], PROBLEMS):
+    problems = [p for p in PROBLEMS if _group(rows, problem=p, part="comparison")]
+    if not problems:
+        return
+    fig, axes = plt.subplots(1, len(problems), figsize=(5 * len(problems), 4), squeeze=False)
+    for ax, problem in zip(axes[0], problems):
         names, meds, lo, hi, paper = [], [], [], [], []
         for method in METHODS:
             sel = _group(rows, problem=problem, method=method, part="comparison")
@@ -164,18 +175,25 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                 continue
             vals = [r["mean"] for r in sel]
             med = statistics.median(vals)
-            names.append(method.replace("neuralsvd-", "NeuralSVD-"))
+            label = {
+                "neuralsvd-sequential": "NeuralSVD-seq",
+                "neuralsvd-joint": "NeuralSVD-joint",
+            }.get(method, method)
+            names.append(f"{label}\n{sel[0]['steps']} steps")
             meds.append(med)
             lo.append(med - min(vals))
             hi.append(max(vals) - med)
             paper.append(PAPER.get(problem, {}).get(method, (None, None))[1])
         xs = range(len(names))
-        ax.bar(xs, meds, yerr=[lo, hi], color="tab:blue", alpha=0.8, label="nsvd (this machine)")
+        ax.bar(xs, meds, color="tab:blue", alpha=0.8, label="nsvd, median over seeds")
+        ax.errorbar(xs, meds, yerr=[lo, hi], fmt="none", ecolor="gray", capsize=4)
         px = [x for x, v in zip(xs, paper) if v is not None]
         pv = [v for v in paper if v is not None]
-        ax.scatter(px, pv, marker="_", s=400, color="black", label="paper (batch 512)")
+        ax.scatter(
+            px, pv, marker="_", s=500, linewidths=2.5, color="tab:red", label="paper (batch 512)"
+        )
         ax.set_yscale("log")
-        ax.set_xticks(list(xs), names, rotation=20)
+        ax.set_xticks(list(xs), names, fontsize=8)
         ax.set_title(problem)
         ax.set_ylabel("mean relative eigenvalue error")
         ax.legend(fontsize=8)
@@ -200,7 +218,16 @@ def main() -> None:
     parser.add_argument("--goal-batch", type=int, default=1024)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "paper-comparison.md")
+    parser.add_argument(
+        "--replot", type=Path, default=None, help="rewrite the tables and chart from a .json"
+    )
     args = parser.parse_args()
+    if args.replot is not None:
+        saved = json.loads(args.replot.read_text())
+        rows, command = saved["rows"], saved["command"]
+        print(write_report(rows, args.out, command))
+        plot(rows, args.out.with_suffix(".png"))
+        return
     command = "python benchmarks/paper.py " + " ".join(sys.argv[1:])
     plan: list[tuple[str, str, int, int, int, str]] = []
     for problem in args.problems:
@@ -222,7 +249,8 @@ def main() -> None:
         row = run_one(problem, seed, overrides, args.device)
         row["part"] = part
         if method == "spin":
-            row["spin_decay"] = args.spin_decay if args.spin_decay is not None else 0.01
+            decay = args.spin_decay
+            row["spin_decay"] = decay if decay is not None else DEFAULT_MOVING_AVERAGE
         rows.append(row)
         print(
             f"{part} {problem} {method} seed {seed} steps {steps}: mean {row['mean']:.2e} "

@@ -23,6 +23,7 @@ from . import analysis
 from .derivatives import reference_jet
 from .expr import compile_torch
 from .jets import Jet
+from .methods.base import DEFAULT_MOVING_AVERAGE
 from .networks import NetworkConfig, build_network
 from .operators import JetField, Schrodinger, box_factor
 from .sampling import GaussianMixture, Sampler, UniformBox, UniformRegion
@@ -72,7 +73,7 @@ class Settings:
     derivatives: str = "auto"
     hutchinson_probes: int = 8
     compile: bool = False
-    spin_decay: float = 0.01  # SpIN: weight of the newest batch in its moving averages
+    spin_decay: float = DEFAULT_MOVING_AVERAGE  # SpIN: weight of the newest batch
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

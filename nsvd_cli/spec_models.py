@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from .methods.base import DEFAULT_MOVING_AVERAGE
 from .spec_fields import (
     Expression,
     Fraction,
@@ -84,7 +85,7 @@ class Solver(_Model):
     derivatives: Literal["auto", "forward-laplacian", "hutchinson", "weak", "autograd"] = "auto"
     hutchinson_probes: PositiveInt = 8
     compile: StrictBool = False
-    spin_decay: Fraction = 0.01
+    spin_decay: Fraction = DEFAULT_MOVING_AVERAGE
 
 
 class Network(_Model):

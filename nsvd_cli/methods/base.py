@@ -37,9 +37,13 @@ Gram matrix G = <f_l, f_m> and t = <f_l, T f_m> (nsvd reports Rayleigh-Ritz valu
 method; this is what the method itself would report)."""
 
 
+# Weight of the newest batch in SpIN's running averages (Pfau et al.'s value).
+DEFAULT_MOVING_AVERAGE = 0.01
+
+
 @dataclass(frozen=True)
 class MethodOptions:
-    moving_average: float = 0.01  # weight of the newest batch in SpIN's running averages
+    moving_average: float = DEFAULT_MOVING_AVERAGE
 
 
 class Method(Protocol):
