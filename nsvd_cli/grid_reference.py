@@ -15,7 +15,8 @@ spacings, p clamped to [0.5, 4]) the Richardson estimate is |E_N - E_{N/2}| / (r
 That estimate covers discretisation only; truncating whole space to a window is checked
 by the window's size (the caller's choice). Where the observed order is below 1 the grids
 are not in the asymptotic regime (a Coulomb cusp converges as about h^0.7) and the value is
-flagged unreliable rather than given a confident error bar.
+flagged unreliable rather than given a confident error bar; so is every value when the
+potential's minimum on the grid keeps falling with refinement (a singular potential).
 """
 
 from __future__ import annotations
@@ -115,9 +116,12 @@ def solve(problem: GridProblem, k: int, points: int) -> GridSpectrum:
     # Even counts keep a grid point off the centre of a symmetric window (a Coulomb centre).
     sizes = tuple(s + s % 2 for s in sizes)
     values: list[np.ndarray] = []
+    lowest_potential: list[float] = []
     below: float | None = None
     for n in sizes:
-        h_mat, _ = hamiltonian(problem, n)
+        h_mat, pts = hamiltonian(problem, n)
+        v = problem.potential(pts)
+        lowest_potential.append(float(np.min(np.where(np.isfinite(v), v, np.inf))))
         if below is None:
             # Gershgorin: no eigenvalue lies below min_i (H_ii - sum_j |H_ij|).
             diag = h_mat.diagonal()
@@ -139,6 +143,12 @@ def solve(problem: GridProblem, k: int, points: int) -> GridSpectrum:
         order = np.log(d_coarse / d_fine) / math.log(r)
     order = np.nan_to_num(order, nan=4.0, posinf=4.0, neginf=0.0)
     reliable = order >= 1.0
+    # A potential whose minimum on the grid keeps falling as the grid refines is singular
+    # (a Coulomb centre): no value converges at the stencil's order there, and an observed
+    # order from three coarse grids is not to be trusted for any of them.
+    v_mid, v_fine = lowest_potential[1], lowest_potential[2]
+    if abs(v_fine - v_mid) > 0.1 * max(1.0, abs(v_mid)):
+        reliable[:] = False
     order = np.clip(order, 0.5, 4.0)
     error = d_fine / (r**order - 1.0)
     return GridSpectrum(e3, error, order, reliable, sizes)
