@@ -34,7 +34,7 @@ def main() -> None:
     lines = [
         "# Grid references against closed forms",
         "",
-        f"Command: `python benchmarks/reference.py {' '.join(sys.argv[1:])}`".strip() + "  ",
+        "Command: `" + " ".join(["python benchmarks/reference.py", *sys.argv[1:]]) + "`  ",
         f"Produced {time.strftime('%Y-%m-%d')} on 2 CPU cores. `true` is the largest "
         "|E_grid - E_exact| / |E_exact| over the problem's modes, `estimated` the largest "
         "relative error the reference claims for them; `within` says whether every true error "
