@@ -110,7 +110,7 @@ def solve_cmd(
     resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR's checkpoint.")] = False,
     method: Annotated[
         str | None,
-        typer.Option(help="neuralsvd-sequential | neuralsvd-joint | neuralef"),
+        typer.Option(help="neuralsvd-sequential | neuralsvd-joint | neuralef | spin"),
     ] = None,
     derivatives: Annotated[
         str | None,

@@ -71,8 +71,9 @@ def _axes(problem: GridProblem, points: int) -> list[np.ndarray]:
     return [np.linspace(lo, hi, points + 2)[1:-1] for lo, hi in zip(problem.lo, problem.hi)]
 
 
-def hamiltonian(problem: GridProblem, points: int) -> tuple[sps.csr_matrix, np.ndarray]:
-    """The sparse H on the grid (restricted to the region) and the kept points (M, d)."""
+def hamiltonian(problem: GridProblem, points: int) -> tuple[sps.csr_matrix, np.ndarray, np.ndarray]:
+    """The sparse H on the grid (restricted to the region), the kept points (M, d) and the
+    potential there (non-finite values, a Coulomb centre hit exactly, as 0)."""
     axes = _axes(problem, points)
     dim = len(axes)
     ops = []
@@ -95,8 +96,8 @@ def hamiltonian(problem: GridProblem, points: int) -> tuple[sps.csr_matrix, np.n
     if problem.inside is not None:
         keep = np.flatnonzero(problem.inside(pts) > 0)
         h_mat = h_mat[keep][:, keep]
-        pts = pts[keep]
-    return h_mat, pts
+        pts, v = pts[keep], v[keep]
+    return h_mat, pts, v
 
 
 def lowest(h_mat: sps.csr_matrix, k: int, below: float) -> np.ndarray:
@@ -106,12 +107,17 @@ def lowest(h_mat: sps.csr_matrix, k: int, below: float) -> np.ndarray:
     return np.sort(vals)
 
 
+def check_dimension(dim: int) -> None:
+    if dim > MAX_DIM:
+        raise ValueError(
+            f"{dim} coordinates: grid references are limited to d <= {MAX_DIM} (N^d grid "
+            "points); compare with a closed form instead"
+        )
+
+
 def solve(problem: GridProblem, k: int, points: int) -> GridSpectrum:
     """The k lowest eigenvalues on grids of points/4, points/2 and points per axis."""
-    if len(problem.lo) > MAX_DIM:
-        raise ValueError(
-            f"grid references are limited to {MAX_DIM} dimensions, got {len(problem.lo)}"
-        )
+    check_dimension(len(problem.lo))
     sizes = tuple(max(8, points // 4) * m for m in (1, 2, 4))
     # Even counts keep a grid point off the centre of a symmetric window (a Coulomb centre).
     sizes = tuple(s + s % 2 for s in sizes)
@@ -119,9 +125,8 @@ def solve(problem: GridProblem, k: int, points: int) -> GridSpectrum:
     lowest_potential: list[float] = []
     below: float | None = None
     for n in sizes:
-        h_mat, pts = hamiltonian(problem, n)
-        v = problem.potential(pts)
-        lowest_potential.append(float(np.min(np.where(np.isfinite(v), v, np.inf))))
+        h_mat, _, v = hamiltonian(problem, n)
+        lowest_potential.append(float(v.min()))
         if below is None:
             # Gershgorin: no eigenvalue lies below min_i (H_ii - sum_j |H_ij|).
             diag = h_mat.diagonal()
@@ -132,11 +137,7 @@ def solve(problem: GridProblem, k: int, points: int) -> GridSpectrum:
         spread = float(vals[-1] - vals[0]) if len(vals) > 1 else abs(float(vals[0]))
         below = float(vals[0]) - max(0.5 * spread, 1e-3 * abs(float(vals[0])), 1e-6)
     e1, e2, e3 = values
-    r = (
-        (problem.hi[0] - problem.lo[0])
-        / (sizes[1] + 1)
-        / ((problem.hi[0] - problem.lo[0]) / (sizes[2] + 1))
-    )
+    r = (sizes[2] + 1) / (sizes[1] + 1)  # h_mid / h_fine
     d_coarse = np.abs(e2 - e1)
     d_fine = np.abs(e3 - e2)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -124,7 +124,7 @@ def _potential_field(problem: Problem) -> analysis.Field:
     return compile_torch(problem.potential_expr(), problem.symbols(), problem.parameter_values())
 
 
-def _region_field(problem: Problem) -> analysis.Field:
+def region_field(problem: Problem) -> analysis.Field:
     region = problem.region_expr()
     assert region is not None
     return compile_torch(region, problem.symbols(), problem.parameter_values())
@@ -196,7 +196,7 @@ def derive_settings(problem: Problem) -> Settings:
         hi_t = torch.tensor(hi, dtype=torch.float64)
         pts, log_w = analysis.uniform_points(lo_t, hi_t, ANALYSIS_POINTS, gen)
         if kind == "region":
-            region = _region_field(problem)
+            region = region_field(problem)
             inside = region(pts) > 0
             s.region_acceptance = max(float(inside.double().mean()), 1e-6)
             log_w = torch.where(inside, log_w, torch.full_like(log_w, -math.inf))
@@ -283,7 +283,7 @@ def build(problem: Problem, settings: Settings) -> CompiledProblem:
             sampler = box
             boundary = box_factor(lo, hi)
         else:
-            region = _region_field(problem)
+            region = region_field(problem)
             sampler = UniformRegion(box, region, settings.region_acceptance)
             # The region expression vanishes on the edge and is positive inside: it is the
             # boundary factor itself, normalised to an O(1) size at the bounds' scale.

@@ -18,8 +18,6 @@ from . import __version__, metrics
 from . import grid_reference as grid
 from .batch import sample_modes
 from .derivatives import hutchinson_variance
-from .expr import compile_torch
-from .grid_reference import MAX_DIM
 from .io import (
     RESULTS_NAME,
     GridReference,
@@ -33,7 +31,7 @@ from .io import (
     write_results,
 )
 from .methods import get_method
-from .problem import CompiledProblem, Settings, build, derive_settings
+from .problem import CompiledProblem, Settings, build, derive_settings, region_field
 from .readout import Ritz, normalized_gram, orthogonality, ritz
 from .reference import (
     degenerate_levels,
@@ -239,11 +237,7 @@ DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
 def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) -> GridReference:
     """The finite-difference spectrum of a problem (d <= 3), ``modes + extra`` values."""
     dim = len(problem.coordinates)
-    if dim > MAX_DIM:
-        raise ValueError(
-            f"problem {problem.name!r} has {dim} coordinates: grid references are limited to "
-            f"d <= {MAX_DIM} (N^d grid points); compare with a closed form instead"
-        )
+    grid.check_dimension(dim)  # before deriving settings, which samples the potential
     settings = derive_settings(problem)
     compiled = build(problem, settings)
     if settings.domain == "whole-space":
@@ -261,10 +255,7 @@ def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) 
 
         return call
 
-    region = problem.region_expr() if settings.domain == "region" else None
-    inside = None
-    if region is not None:
-        inside = numpy_field(compile_torch(region, problem.symbols(), problem.parameter_values()))
+    inside = numpy_field(region_field(problem)) if settings.domain == "region" else None
     spec = grid.GridProblem(
         kinetic=compiled.operator.kinetic,
         potential=numpy_field(compiled.operator.potential),

@@ -109,9 +109,12 @@ def init_state(compiled: CompiledProblem, device: torch.device) -> TrainState:
     network = compiled.make_network().to(device=device, dtype=DTYPES[s.dtype])
     optimizer = torch.optim.Adam(network.parameters(), lr=s.learning_rate)
     generator = torch.Generator(device=device).manual_seed(s.seed)
-    method = make_method(s.method, network, MethodOptions(moving_average=s.spin_decay))
     shift = s.shift if s.shift is not None else 0.0
-    return TrainState(network, optimizer, generator, shift=shift, method=method)
+    return TrainState(network, optimizer, generator, shift=shift, method=_method(s, network))
+
+
+def _method(s: Settings, network: torch.nn.Module) -> Method:
+    return make_method(s.method, network, MethodOptions(moving_average=s.spin_decay))
 
 
 def _adaptive_shift(eigenvalues: list[float]) -> float | None:
@@ -168,7 +171,9 @@ def _loop(
     s = compiled.settings
     dtype = DTYPES[s.dtype]
     sampler = compiled.sampler.to(device, dtype)
-    loss_fn = state.method or make_method(s.method, state.network)
+    if state.method is None:
+        state.method = _method(s, state.network)
+    loss_fn = state.method
     formulation = make_formulation(s)
     network, optimizer = state.network, state.optimizer
     adaptive = s.shift is None
