@@ -68,6 +68,19 @@ def run_one(name: str, seed: int, overrides: dict[str, str], device: str) -> dic
     }
 
 
+NOTES = "## Reading these numbers"  # a hand-written section after this heading is kept
+
+
+def write_keeping_notes(out: Path, text: str) -> str:
+    """Write a generated report, keeping the hand-written section of the one it replaces."""
+    old = out.read_text() if out.exists() else ""
+    if NOTES in old:
+        text += "\n" + old[old.index(NOTES) :]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return text
+
+
 def fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2e}"
 

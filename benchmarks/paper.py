@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import ROOT, run_one
+from common import ROOT, run_one, write_keeping_notes
 
 from nsvd_cli.methods.base import DEFAULT_MOVING_AVERAGE
 
@@ -121,9 +121,6 @@ def _goal_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-NOTES = "## Reading these numbers"  # a hand-written section after this heading is kept
-
-
 def write_report(rows: list[dict[str, Any]], out: Path, command: str) -> str:
     device = rows[0]["device"] if rows else "cpu"
     lines = [
@@ -145,12 +142,7 @@ def write_report(rows: list[dict[str, Any]], out: Path, command: str) -> str:
         if _group(rows, problem=problem, part="comparison"):
             lines += [f"## {problem}", "", *_comparison_table(rows, problem), ""]
     lines += _goal_table(rows)
-    text = "\n".join(lines) + "\n"
-    old = out.read_text() if out.exists() else ""
-    if NOTES in old:
-        text += "\n" + old[old.index(NOTES) :]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    text = write_keeping_notes(out, "\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=1))
     return text
 
