@@ -55,6 +55,8 @@ def run_one(name: str, seed: int, overrides: dict[str, str], device: str) -> dic
         "orth": report["orthogonality"],
         "subspace": report["subspace_distance"],
         "subspace_all": report["subspace_distance_all"],
+        "left_subspace": report.get("left_subspace_distance"),
+        "right_subspace": report.get("right_subspace_distance"),
         "angle": report["angle_distance"],
         "native_mean": (
             None

@@ -23,6 +23,7 @@ from . import __version__
 from .formulations import FORMULATION_NAMES
 from .io import RunFileError, read_reference, write_export, write_reference
 from .methods import get_method
+from .methods.svd import SVD_LOSSES
 from .progress import training_progress
 from .runner import (
     evaluate,
@@ -33,6 +34,7 @@ from .runner import (
     resume_settings,
     solve,
 )
+from .singular_runner import export_singular
 from .spec import Problem, ProblemError, load_problem
 from .train import resolve_device
 
@@ -145,6 +147,11 @@ def solve_cmd(
         settings.method = method
     try:
         get_method(settings.method)
+        if problem.is_singular and settings.method not in SVD_LOSSES:
+            raise ValueError(
+                f"{settings.method!r} computes eigenvalues; an integral operator needs one of "
+                f"{', '.join(SVD_LOSSES)}"
+            )
     except ValueError as exc:
         where = "--method" if method is not None else f"{problem_file}: solver.method"
         raise _fail(f"{where}: {exc}", 2) from None
@@ -174,7 +181,10 @@ def solve_cmd(
         raise _fail(str(exc)) from None
     finally:
         signal.signal(signal.SIGINT, previous)
-    _print_eigenvalues(problem, results.eigenvalues, results.stderr)
+    if results.singular is not None:
+        _print_values(problem, results.singular.values, results.singular.stderr)
+    else:
+        _print_values(problem, results.eigenvalues, results.stderr)
     variance = results.attrs.get("hutchinson_relative_variance")
     if variance is not None:
         err.print(
@@ -193,10 +203,11 @@ def solve_cmd(
     err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
 
 
-def _print_eigenvalues(problem: Problem, values: np.ndarray, stderr: np.ndarray) -> None:
-    table = Table(title=f"{problem.name}: lowest {problem.modes} eigenvalues")
+def _print_values(problem: Problem, values: np.ndarray, stderr: np.ndarray) -> None:
+    what = "largest singular values" if problem.is_singular else "lowest eigenvalues"
+    table = Table(title=f"{problem.name}: {what} ({problem.modes})")
     table.add_column("mode", justify="right")
-    table.add_column("eigenvalue", justify="right")
+    table.add_column("singular value" if problem.is_singular else "eigenvalue", justify="right")
     table.add_column("std. error", justify="right")
     for i, (v, s) in enumerate(zip(values, stderr)):
         table.add_row(str(i), f"{v:.10g}", f"{s:.2g}")
@@ -244,9 +255,15 @@ def eval_cmd(
             f"{max(report['reference_error']):.1e}",
             highlight=False,
         )
-    for i, (v, s, r, e) in enumerate(
-        zip(report["eigenvalues"], report["stderr"], report["reference"], report["relative_errors"])
-    ):
+    keys = ("eigenvalues", "stderr", "reference", "relative_errors")
+    if report.get("kind") == "singular":  # mode order, the largest singular value first
+        keys = (
+            "singular_values",
+            "singular_value_stderr",
+            "reference_singular_values",
+            "singular_value_relative_errors",
+        )
+    for i, (v, s, r, e) in enumerate(zip(*(report[k] for k in keys))):
         table.add_row(str(i), f"{v:.10g}", f"{s:.2g}", f"{r:.10g}", f"{e:.2e}")
     out.print(table)
     out.print(
@@ -276,6 +293,13 @@ def eval_cmd(
             f"angle distance (mean over modes, radians) {report['angle_distance']:.3e}",
             highlight=False,
         )
+    if report.get("left_subspace_distance") is not None:
+        out.print(
+            f"left functions: subspace distance {report['left_subspace_distance']:.3e}, "
+            f"orthogonality {report['left_orthogonality']:.3e}; right functions: "
+            f"{report['right_subspace_distance']:.3e}, {report['right_orthogonality']:.3e}",
+            highlight=False,
+        )
 
 
 def _json_safe(value: Any) -> Any:
@@ -299,10 +323,10 @@ def export_cmd(
         run = load_run(run_dir)
     except (RunFileError, ProblemError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    total = grid ** len(run.problem.coordinates) * run.problem.modes
+    dims = len(run.problem.coordinates) + len(run.problem.input_coordinates)
+    total = grid**dims * run.problem.modes
     if total > 2e8:
         raise _fail(f"grid too large: {total:.3g} values; use a smaller --grid", 2)
-    axes, values = export_grid(run, grid)
     base = run_dir if run_dir.is_dir() else run_dir.parent
     target = output or base / "eigenfunctions.h5"
     attrs = {
@@ -310,9 +334,24 @@ def export_cmd(
         "nsvd_version": __version__,
         "normalization": "unit L2 norm over the domain",
     }
-    write_export(target, run.results.eigenvalues, axes, values, attrs)
+    if run.problem.is_singular:
+        sides, values = export_singular(run, grid)
+        attrs["normalization"] = "unit L2 norm in each side's measure"
+        write_export(
+            target,
+            run.results.eigenvalues,
+            *sides["left"],
+            attrs,
+            groups={"right_functions": sides["right"]},
+            datasets={"singular_values": values},
+        )
+    else:
+        axes, values = export_grid(run, grid)
+        write_export(target, run.results.eigenvalues, axes, values, attrs)
     err.print(
-        f"wrote {target} ({run.problem.modes} modes on {grid}^{len(axes)} points)", highlight=False
+        f"wrote {target} ({run.problem.modes} modes on {grid}^{len(run.problem.coordinates)} "
+        "points" + (", and the right functions" if run.problem.is_singular else "") + ")",
+        highlight=False,
     )
 
 

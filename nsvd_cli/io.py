@@ -65,6 +65,23 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
 
 
 @dataclass
+class SingularArrays:
+    """The read-out of a singular problem, in mode order (largest singular value first).
+
+    In the file: /singular_values, /singular_value_stderr, /readout/right_rotation,
+    /readout/right_gram, /readout/cross. The left side uses the eigenproblem's names
+    (/readout/rotation, /readout/gram), and /eigenvalues holds the singular values ascending
+    so that readers of the version-1 layout still find a sorted spectrum.
+    """
+
+    values: np.ndarray
+    stderr: np.ndarray
+    right_rotation: np.ndarray
+    right_gram: np.ndarray
+    cross: np.ndarray
+
+
+@dataclass
 class Results:
     eigenvalues: np.ndarray
     stderr: np.ndarray
@@ -78,6 +95,7 @@ class Results:
     attrs: dict[str, Any] = field(default_factory=dict)
     # The training method's own eigenvalue estimate per learned function (older files: None).
     native: np.ndarray | None = None
+    singular: SingularArrays | None = None
 
 
 def write_results(path: Path, results: Results) -> None:
@@ -91,6 +109,13 @@ def write_results(path: Path, results: Results) -> None:
         f.create_dataset("readout/quotients", data=results.quotients)
         if results.native is not None:
             f.create_dataset("readout/native_eigenvalues", data=results.native)
+        if results.singular is not None:
+            sv = results.singular
+            f.create_dataset("singular_values", data=np.asarray(sv.values, dtype=np.float64))
+            f.create_dataset("singular_value_stderr", data=np.asarray(sv.stderr, dtype=np.float64))
+            f.create_dataset("readout/right_rotation", data=sv.right_rotation)
+            f.create_dataset("readout/right_gram", data=sv.right_gram)
+            f.create_dataset("readout/cross", data=sv.cross)
         for name, value in results.history.items():
             f.create_dataset(f"history/{name}", data=value)
         for name, value in results.network.items():
@@ -120,9 +145,22 @@ def read_results(path: Path) -> Results:
                     if "native_eigenvalues" in f["readout"]
                     else None
                 ),
+                singular=_read_singular(f),
             )
     except (OSError, KeyError, ValueError) as exc:
         raise RunFileError(f"{path}: not a readable nsvd results file ({exc})") from exc
+
+
+def _read_singular(f: h5py.File) -> SingularArrays | None:
+    if "singular_values" not in f:
+        return None
+    return SingularArrays(
+        values=f["singular_values"][()],
+        stderr=f["singular_value_stderr"][()],
+        right_rotation=f["readout/right_rotation"][()],
+        right_gram=f["readout/right_gram"][()],
+        cross=f["readout/cross"][()],
+    )
 
 
 def write_export(
@@ -131,14 +169,24 @@ def write_export(
     coordinates: dict[str, np.ndarray],
     values: np.ndarray,
     attrs: dict[str, Any],
+    groups: dict[str, tuple[dict[str, np.ndarray], np.ndarray]] | None = None,
+    datasets: dict[str, np.ndarray] | None = None,
 ) -> None:
+    """/eigenvalues and /eigenfunctions (values + one axis per coordinate); ``groups`` adds
+    more function groups of the same layout (a singular problem's /right_functions)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("eigenvalues", data=np.asarray(eigenvalues, dtype=np.float64))
-        group = f.create_group("eigenfunctions")
-        group.create_dataset("values", data=values, compression="gzip", shuffle=True)
-        for name, axis in coordinates.items():
-            group.create_dataset(name, data=axis)
-        group.attrs["coordinates"] = json.dumps(list(coordinates))
+        for name, data in (datasets or {}).items():
+            f.create_dataset(name, data=data)
+        for name, (axes, vals) in {
+            "eigenfunctions": (coordinates, values),
+            **(groups or {}),
+        }.items():
+            group = f.create_group(name)
+            group.create_dataset("values", data=vals, compression="gzip", shuffle=True)
+            for axis_name, axis in axes.items():
+                group.create_dataset(axis_name, data=axis)
+            group.attrs["coordinates"] = json.dumps(list(axes))
         for key, value in attrs.items():
             f.attrs[key] = value
 

@@ -23,6 +23,7 @@ __all__ = [
     "level_states",
     "reference_eigenvalues",
     "reference_states",
+    "singular_function_callable",
 ]
 
 
@@ -35,13 +36,15 @@ class ReferenceState:
 
 
 def _all_states(problem: Problem) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Eigenvalues (sorted) and quantum numbers (rows) of every state the reference allows."""
+    """Values and quantum numbers (rows) of every state the reference allows, in mode order:
+    ascending eigenvalues, or descending singular values for a singular problem."""
     ref = problem.reference
+    sign = -1.0 if problem.is_singular else 1.0
     if ref is None:
         return np.empty(0), np.empty((0, 0), dtype=np.int64), []
-    if ref.eigenvalues is not None:
-        values = np.asarray(ref.eigenvalues, dtype=np.float64)
-        order = np.argsort(values, kind="stable")
+    if ref.values is not None:
+        values = np.asarray(ref.values, dtype=np.float64)
+        order = np.argsort(sign * values, kind="stable")
         return values[order], np.empty((len(values), 0), dtype=np.int64), []
     names = problem.quantum_number_names()
     ranges = [np.arange(lo, hi + 1, dtype=np.int64) for lo, hi in ref.quantum_numbers.values()]
@@ -53,15 +56,16 @@ def _all_states(problem: Problem) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if condition is not None:
         keep = compile_numpy_condition(condition, names, parameters)(points)
         numbers, points = numbers[keep], points[keep]
-    expr = problem.eigenvalue_expr()
+    expr = problem.value_expr()
     assert expr is not None
     values = compile_numpy(expr, names, parameters)(points)
     bad = ~np.isfinite(values)
     if bad.any():
         state = dict(zip(names, numbers[np.argmax(bad)].tolist(), strict=True))
-        raise ValueError(f"reference eigenvalue is not finite for state {state}")
-    # np.lexsort takes the primary key last: eigenvalue, then quantum numbers in order.
-    order = np.lexsort([*numbers.T[::-1], values])
+        what = "singular value" if problem.is_singular else "eigenvalue"
+        raise ValueError(f"reference {what} is not finite for state {state}")
+    # np.lexsort takes the primary key last: the value, then quantum numbers in order.
+    order = np.lexsort([*numbers.T[::-1], sign * values])
     return values[order], numbers[order], names
 
 
@@ -84,14 +88,15 @@ def reference_states(problem: Problem, count: int | None = None) -> list[Referen
 
 
 def reference_eigenvalues(problem: Problem) -> np.ndarray | None:
-    """The lowest ``modes`` reference eigenvalues, or None when the problem has no reference."""
+    """The first ``modes`` reference values in mode order (the lowest eigenvalues, or the
+    largest singular values), or None when the problem has no reference."""
     if problem.reference is None:
         return None
     values, _, _ = _all_states(problem)
     if len(values) < problem.modes:
         raise ValueError(
             f"the reference has {len(values)} states but modes is {problem.modes}; "
-            "widen the quantum number ranges (or list more eigenvalues)"
+            "widen the quantum number ranges (or list more values)"
         )
     return values[: problem.modes].copy()
 
@@ -132,3 +137,16 @@ def eigenfunction_callable(
         return None
     bound: dict[str, float] = {**problem.parameter_values(), **state.quantum_numbers}
     return compile_numpy(expr, problem.coordinates, bound)
+
+
+def singular_function_callable(
+    problem: Problem, state: ReferenceState, side: str
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The reference left (``side="left"``, over the coordinates) or right (over the input
+    coordinates) singular function of ``state``, any normalisation."""
+    expr = problem.left_function_expr() if side == "left" else problem.right_function_expr()
+    if expr is None:
+        return None
+    names = problem.coordinates if side == "left" else problem.input_coordinates
+    bound: dict[str, float] = {**problem.parameter_values(), **state.quantum_numbers}
+    return compile_numpy(expr, names, bound)

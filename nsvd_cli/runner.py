@@ -7,7 +7,6 @@ import copy
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from .io import (
     Results,
     RunFileError,
     load_checkpoint,
-    network_arrays,
     network_state,
     read_results,
     save_checkpoint,
@@ -39,24 +37,16 @@ from .reference import (
     level_states,
     reference_eigenvalues,
 )
+from .run_record import EVAL_SEED_OFFSET, Run, build_results
+from .singular import derive_singular_settings
+from .singular_runner import evaluate_singular, load_singular, solve_singular
 from .spec import Problem, parse_problem
 from .train import TrainState, init_state, train
 
-EVAL_SEED_OFFSET = 1_000_003
-
-
-@dataclass
-class Run:
-    """A finished run reloaded from its results file."""
-
-    problem: Problem
-    compiled: CompiledProblem
-    network: torch.nn.Module  # float64, CPU
-    results: Results
-
 
 def prepare(problem: Problem, steps: int | None = None, seed: int | None = None) -> Settings:
-    settings = derive_settings(problem)
+    derive = derive_singular_settings if problem.is_singular else derive_settings
+    settings = derive(problem)
     if steps is not None:
         settings.steps = steps
     if seed is not None:
@@ -89,27 +79,32 @@ def solve(
 ) -> tuple[Results, bool]:
     """Train (or continue) and write RUN_DIR/results.h5. Returns (results, complete)."""
     run_dir.mkdir(parents=True, exist_ok=True)
+
+    def payload(s: TrainState) -> dict[str, Any]:
+        return {
+            "problem_yaml": problem.source_text,
+            "settings": settings.to_dict(),
+            "train": s.state_dict(),
+            "version": __version__,
+        }
+
+    if problem.is_singular:
+        return solve_singular(
+            problem, settings, run_dir, device, resume, on_progress, stop, payload
+        )
     compiled = build(problem, settings)
     state = init_state(compiled, device)
     if resume:
         state.load_state_dict(load_checkpoint(run_dir)["train"])
 
     def checkpoint(s: TrainState) -> None:
-        save_checkpoint(
-            run_dir,
-            {
-                "problem_yaml": problem.source_text,
-                "settings": settings.to_dict(),
-                "train": s.state_dict(),
-                "version": __version__,
-            },
-        )
+        save_checkpoint(run_dir, payload(s))
 
     train(compiled, state, device, on_progress=on_progress, on_checkpoint=checkpoint, stop=stop)
     complete = state.step >= settings.steps
     checkpoint(state)
     ritz_result, native = readout(compiled, state.network, settings, state.shift)
-    results = _results(problem, settings, state, ritz_result, device, complete)
+    results = build_results(problem, settings, state, ritz_result, device, complete)
     results.native = native
     if settings.derivatives == "hutchinson":
         results.attrs["hutchinson_relative_variance"] = hutchinson_report(compiled, state.network)
@@ -149,65 +144,13 @@ def hutchinson_report(compiled: CompiledProblem, network: torch.nn.Module) -> fl
     return hutchinson_variance(network, x, s.hutchinson_probes, gen)
 
 
-def _results(
-    problem: Problem,
-    settings: Settings,
-    state: TrainState,
-    r: Ritz,
-    device: torch.device,
-    complete: bool,
-) -> Results:
-    modes = problem.modes
-    hist = state.history
-
-    def padded(values: list[float]) -> list[float]:
-        return (values + [float("nan")] * modes)[:modes]
-
-    history = {
-        "step": np.array([s.step for s in hist], dtype=np.int64),
-        "loss": np.array([s.loss for s in hist], dtype=np.float64),
-        "shift": np.array([s.shift for s in hist], dtype=np.float64),
-        "elapsed": np.array([s.elapsed for s in hist], dtype=np.float64),
-        "eigenvalues": np.array([padded(s.eigenvalues) for s in hist], dtype=np.float64).reshape(
-            len(hist), modes
-        ),
-    }
-    attrs: dict[str, Any] = {
-        "nsvd_version": __version__,
-        "torch_version": str(torch.__version__),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "seed": settings.seed,
-        "steps": state.step,
-        "steps_planned": settings.steps,
-        "method": settings.method,
-        "train_seconds": state.elapsed,
-        "complete": complete,
-        "shift": state.shift,
-        "scale": settings.scale,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "problem_name": problem.name,
-        "coordinates": json.dumps(list(problem.coordinates)),
-    }
-    return Results(
-        eigenvalues=r.eigenvalues.cpu().numpy(),
-        stderr=r.stderr.cpu().numpy(),
-        problem_yaml=problem.source_text,
-        settings=settings.to_dict(),
-        network=network_arrays(state.network.state_dict()),
-        rotation=r.rotation.cpu().numpy(),
-        gram=r.gram.cpu().numpy(),
-        quotients=r.quotients.cpu().numpy(),
-        history=history,
-        attrs=attrs,
-    )
-
-
 def load_run(run_dir: Path) -> Run:
     path = run_dir / RESULTS_NAME if run_dir.is_dir() else run_dir
     results = read_results(path)
     problem = parse_problem(results.problem_yaml, str(path) + ":/problem/yaml")
     settings = Settings.from_dict(results.settings)
+    if problem.is_singular:
+        return load_singular(problem, settings, results, network_state(results.network))
     compiled = build(problem, settings)
     network = compiled.make_network().double()
     network.load_state_dict(network_state(results.network))
@@ -285,6 +228,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """The comparison of ``nsvd eval``: errors, orthogonality and subspace distances, against
     the problem's closed form or, with ``against``, a grid reference's eigenvalues."""
+    if run.problem.is_singular:
+        if against is not None:
+            raise RunFileError("grid references of singular problems are not built yet")
+        return evaluate_singular(run, samples)
     if against is not None:
         if len(against.eigenvalues) < run.problem.modes:
             raise RunFileError(

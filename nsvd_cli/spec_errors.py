@@ -9,7 +9,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from .spec_fields import show
-from .spec_models import DOMAIN_FORMS, DOMAIN_TAGS, Operator, Problem, Reference, Solver
+from .spec_models import (
+    DOMAIN_FORMS,
+    DOMAIN_TAGS,
+    INPUT_DOMAIN_FORMS,
+    Operator,
+    Problem,
+    Reference,
+    Solver,
+)
 from .spec_yaml import Key
 
 # Which model sits at a key path, for listing the keys it allows.
@@ -32,6 +40,9 @@ def structural_issue(error: Mapping[str, Any]) -> tuple[Key, str]:
             model_at[("domain",)] = DOMAIN_TAGS[tag]  # type: ignore[assignment]
         if tag == "whole-space" and kind == "literal_error":
             return ("domain",), f"{DOMAIN_FORMS}, got {show(error.get('input'))}"
+    elif loc[:2] == ["operator", "input_domain"] and len(loc) >= 3 and loc[2] in DOMAIN_TAGS:
+        tag = loc.pop(2)
+        model_at[("operator", "input_domain")] = DOMAIN_TAGS[tag]  # type: ignore[assignment]
     if loc and loc[-1] == "[key]":
         loc.pop()
         loc[-1] = str(loc[-1])
@@ -66,6 +77,8 @@ def structural_issue(error: Mapping[str, Any]) -> tuple[Key, str]:
         )
     if kind == "domain_form":
         return key, f"{DOMAIN_FORMS}, got {show(value)}"
+    if kind == "input_domain_form":
+        return key, f"{INPUT_DOMAIN_FORMS}, got {show(value)}"
     if "message" in ctx:
         return key, str(ctx["message"])
     message = str(error.get("msg", "invalid value"))

@@ -44,17 +44,54 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=False)
 
 
+class BoxDomain(_Model):
+    """A box with zero (Dirichlet) boundary values on its faces (for an integral operator:
+    Lebesgue measure on the box, no boundary condition)."""
+
+    box: dict[str, Interval]
+
+
+class GaussianScale(_Model):
+    scale: PositiveNumber
+
+
+class GaussianDomain(_Model):
+    """The Gaussian measure N(0, scale^2 I) (integral operators only)."""
+
+    gaussian: GaussianScale
+
+
+def _input_domain_tag(value: Any) -> str | None:
+    if isinstance(value, GaussianDomain) or (isinstance(value, Mapping) and "gaussian" in value):
+        return "gaussian"
+    if isinstance(value, BoxDomain) or (isinstance(value, Mapping) and "box" in value):
+        return "box"
+    return None
+
+
+INPUT_DOMAIN_FORMS = "expected {box: {...}} or {gaussian: {scale: s}}"
+
+InputDomain = Annotated[
+    Annotated[BoxDomain, Tag("box")] | Annotated[GaussianDomain, Tag("gaussian")],
+    Discriminator(
+        _input_domain_tag,
+        custom_error_type="input_domain_form",
+        custom_error_message=INPUT_DOMAIN_FORMS,
+    ),
+]
+
+
 class Operator(_Model):
-    """H = -kinetic * Laplacian + potential."""
+    """H = -kinetic * Laplacian + potential, or the integral operator
+    (T g)(x) = integral kernel(x, y) g(y) dnu(y) when ``kernel`` is given."""
 
     kinetic: Expression = 0.5
     potential: Expression = 0
-
-
-class BoxDomain(_Model):
-    """A box with zero (Dirichlet) boundary values on its faces."""
-
-    box: dict[str, Interval]
+    kernel: Expression | None = None
+    input_coordinates: (
+        Annotated[list[Text], Field(min_length=1, max_length=MAX_COORDINATES)] | None
+    ) = None
+    input_domain: InputDomain | None = None
 
 
 class RegionDomain(_Model):
@@ -109,15 +146,30 @@ class Reference(_Model):
     quantum_numbers: dict[str, IntegerInterval] | None = None
     where: Expression | None = None
     eigenfunction: Expression | None = None
+    # Integral operators: singular values (largest first) and left/right singular functions.
+    singular_values: Annotated[list[Number], Field(min_length=1)] | None = None
+    singular_value: Expression | None = None
+    left_function: Expression | None = None
+    right_function: Expression | None = None
 
     @property
     def is_list(self) -> bool:
-        return self.eigenvalues is not None
+        return self.eigenvalues is not None or self.singular_values is not None
+
+    @property
+    def values(self) -> list[float] | None:
+        return self.singular_values if self.singular_values is not None else self.eigenvalues
+
+    @property
+    def value(self) -> float | str | None:
+        return self.singular_value if self.singular_value is not None else self.eigenvalue
 
 
 def _domain_tag(value: Any) -> str | None:
     if isinstance(value, str):
         return "whole-space"
+    if isinstance(value, GaussianDomain) or (isinstance(value, Mapping) and "gaussian" in value):
+        return "gaussian"
     if isinstance(value, RegionDomain) or (isinstance(value, Mapping) and "region" in value):
         return "region"
     if isinstance(value, BoxDomain) or (isinstance(value, Mapping) and "box" in value):
@@ -125,13 +177,21 @@ def _domain_tag(value: Any) -> str | None:
     return None
 
 
-DOMAIN_FORMS = "expected 'whole-space', {box: {...}} or {region: '...', bounds: {...}}"
-DOMAIN_TAGS = {"whole-space": None, "box": BoxDomain, "region": RegionDomain}
+DOMAIN_FORMS = (
+    "expected 'whole-space', {box: {...}}, {region: '...', bounds: {...}} or {gaussian: {scale: s}}"
+)
+DOMAIN_TAGS = {
+    "whole-space": None,
+    "box": BoxDomain,
+    "region": RegionDomain,
+    "gaussian": GaussianDomain,
+}
 
 Domain = Annotated[
     Annotated[Literal["whole-space"], Tag("whole-space")]
     | Annotated[BoxDomain, Tag("box")]
-    | Annotated[RegionDomain, Tag("region")],
+    | Annotated[RegionDomain, Tag("region")]
+    | Annotated[GaussianDomain, Tag("gaussian")],
     Discriminator(_domain_tag, custom_error_type="domain_form", custom_error_message=DOMAIN_FORMS),
 ]
 
@@ -146,6 +206,8 @@ class Problem(_Model):
     operator: Operator = Field(default_factory=Operator)
     domain: Domain = "whole-space"
     modes: Annotated[int, PlainValidator(integer_type(ge=1, le=MAX_MODES))]
+    # None: "lowest" eigenvalues for H, "largest-singular" values for an integral operator.
+    want: Literal["lowest", "largest-singular"] | None = None
     solver: Solver = Field(default_factory=Solver)
     network: Network = Field(default_factory=Network)
     reference: Reference | None = None
@@ -193,9 +255,40 @@ class Problem(_Model):
         ref = self.reference
         return list(ref.quantum_numbers) if ref and ref.quantum_numbers else []
 
+    @property
+    def is_singular(self) -> bool:
+        """An integral operator: the problem asks for singular values, not eigenvalues."""
+        return self.operator.kernel is not None
+
+    @property
+    def wanted(self) -> str:
+        return self.want or ("largest-singular" if self.is_singular else "lowest")
+
+    @property
+    def input_coordinates(self) -> list[str]:
+        """The integral operator's input side (empty for a differential operator)."""
+        return list(self.operator.input_coordinates or [])
+
+    def input_domain(self) -> BoxDomain | GaussianDomain | None:
+        """The input side's measure: ``operator.input_domain``, else ``domain`` with the
+        coordinates renamed in order."""
+        if not self.is_singular:
+            return None
+        if self.operator.input_domain is not None:
+            return self.operator.input_domain
+        if isinstance(self.domain, BoxDomain):
+            box = {y: self.domain.box[x] for x, y in zip(self.coordinates, self.input_coordinates)}
+            return BoxDomain(box=box)
+        assert isinstance(self.domain, GaussianDomain)
+        return self.domain
+
     def _scope(self) -> ExpressionScope:
         return ExpressionScope(
-            self.coordinates, list(self.parameters), self.parameters, self.quantum_number_names()
+            self.coordinates,
+            list(self.parameters),
+            self.parameters,
+            self.quantum_number_names(),
+            self.input_coordinates,
         )
 
     def _cached(self, key: str, make: Callable[[], Any]) -> Any:
@@ -210,6 +303,13 @@ class Problem(_Model):
 
     def kinetic_value(self) -> float:
         return self._cached("kinetic", lambda: self._scope().kinetic(self.operator.kinetic))
+
+    def kernel_expr(self) -> sp.Expr | None:
+        """k(x, y) over coordinates, input coordinates and parameters."""
+        kernel = self.operator.kernel
+        if kernel is None:
+            return None
+        return self._cached("kernel", lambda: self._scope().kernel(kernel))
 
     def region_expr(self) -> sp.Expr | None:
         if not isinstance(self.domain, RegionDomain):
@@ -230,6 +330,18 @@ class Problem(_Model):
     def eigenvalue_expr(self) -> sp.Expr | None:
         """The reference eigenvalue formula over quantum numbers and parameters."""
         return self._reference_formula("eigenvalue", ExpressionScope.eigenvalue)
+
+    def value_expr(self) -> sp.Expr | None:
+        """The reference formula: eigenvalue, or singular value for an integral operator."""
+        if self.is_singular:
+            return self._reference_formula("singular_value", ExpressionScope.eigenvalue)
+        return self.eigenvalue_expr()
+
+    def left_function_expr(self) -> sp.Expr | None:
+        return self._reference_formula("left_function", ExpressionScope.eigenfunction)
+
+    def right_function_expr(self) -> sp.Expr | None:
+        return self._reference_formula("right_function", ExpressionScope.right_function)
 
     def where_expr(self) -> sp.Basic | None:
         return self._reference_formula("where", ExpressionScope.where)

@@ -46,6 +46,7 @@ class ExpressionScope:
     parameters: Sequence[str]
     values: Mapping[str, float]
     quantum_numbers: Sequence[str] = ()
+    input_coordinates: Sequence[str] = ()
 
     def kinetic(self, text: float | str) -> float:
         """The kinetic coefficient: a constant over parameters."""
@@ -56,6 +57,14 @@ class ExpressionScope:
     def over_space(self, text: float | str) -> sp.Expr:
         """The potential or the region: coordinates and parameters."""
         return parse_expression(text, [*self.coordinates, *self.parameters], values=self.values)
+
+    def kernel(self, text: float | str) -> sp.Expr:
+        """An integral kernel k(x, y): coordinates, input coordinates and parameters."""
+        return parse_expression(
+            text,
+            [*self.coordinates, *self.input_coordinates, *self.parameters],
+            values=self.values,
+        )
 
     def eigenvalue(self, text: float | str) -> sp.Expr:
         return parse_expression(
@@ -79,6 +88,16 @@ class ExpressionScope:
         return parse_expression(
             text,
             [*self.coordinates, *self.quantum_numbers, *self.parameters],
+            extra_functions=REFERENCE_FUNCTIONS,
+            integer_names=self.quantum_numbers,
+            values=self.values,
+        )
+
+    def right_function(self, text: float | str) -> sp.Expr:
+        """A right singular function: input coordinates, quantum numbers and parameters."""
+        return parse_expression(
+            text,
+            [*self.input_coordinates, *self.quantum_numbers, *self.parameters],
             extra_functions=REFERENCE_FUNCTIONS,
             integer_names=self.quantum_numbers,
             values=self.values,
@@ -192,53 +211,173 @@ def semantic_issues(data: Mapping[str, Any]) -> Found:
             except PydanticCustomError:
                 continue  # reported by the structural pass
     scope = ExpressionScope(coordinates, parameter_names, parameters)
-
     operator = data.get("operator")
-    if isinstance(operator, Mapping):
-        if "kinetic" in operator:
-            key: Key = ("operator", "kinetic")
-            value = _check_expression(key, operator["kinetic"], scope.kinetic, found)
-            if value is not None and not value > 0:
-                found.append((key, f"kinetic must be > 0, got {value:g}"))
-        if "potential" in operator:
-            _check_expression(
-                ("operator", "potential"), operator["potential"], scope.over_space, found
+    operator = operator if isinstance(operator, Mapping) else {}
+    singular = operator.get("kernel") is not None
+    if singular:
+        scope = _integral_issues(data, operator, scope, found)
+    else:
+        _differential_issues(data, operator, scope, found)
+
+    want = data.get("want")
+    if isinstance(want, str):
+        if singular and want != "largest-singular":
+            found.append(
+                (
+                    ("want",),
+                    "an integral operator (operator.kernel) computes 'largest-singular' values",
+                )
+            )
+        elif not singular and want == "largest-singular":
+            found.append(
+                (("want",), "'largest-singular' needs an integral operator (operator.kernel)")
             )
 
+    reference = data.get("reference")
+    if isinstance(reference, Mapping):
+        found.extend(_reference_issues(reference, scope, singular))
+    return found
+
+
+def _differential_issues(
+    data: Mapping[str, Any], operator: Mapping[str, Any], scope: ExpressionScope, found: Found
+) -> None:
+    if "kinetic" in operator:
+        key: Key = ("operator", "kinetic")
+        value = _check_expression(key, operator["kinetic"], scope.kinetic, found)
+        if value is not None and not value > 0:
+            found.append((key, f"kinetic must be > 0, got {value:g}"))
+    if "potential" in operator:
+        _check_expression(("operator", "potential"), operator["potential"], scope.over_space, found)
+    for name in ("input_coordinates", "input_domain"):
+        if operator.get(name) is not None:
+            found.append((("operator", name), "only for an integral operator (operator.kernel)"))
     domain = data.get("domain")
+    coordinates = list(scope.coordinates)
     if isinstance(domain, Mapping):
         if "region" in domain:
             _check_expression(("domain", "region"), domain["region"], scope.over_space, found)
             _check_limits(("domain", "bounds"), domain.get("bounds"), coordinates, found)
         elif "box" in domain:
             _check_limits(("domain", "box"), domain.get("box"), coordinates, found)
+        elif "gaussian" in domain:
+            found.append(
+                (
+                    ("domain",),
+                    "a gaussian domain is the measure of an integral "
+                    "operator (operator.kernel); a Hamiltonian lives in whole-space, a "
+                    "box or a region",
+                )
+            )
 
-    reference = data.get("reference")
-    if isinstance(reference, Mapping):
-        found.extend(_reference_issues(reference, scope))
-    return found
+
+def _integral_issues(
+    data: Mapping[str, Any], operator: Mapping[str, Any], scope: ExpressionScope, found: Found
+) -> ExpressionScope:
+    """Checks of an integral operator; returns the scope with its input coordinates."""
+    for name in ("kinetic", "potential"):
+        if name in operator:
+            found.append(
+                (
+                    ("operator", name),
+                    "an integral operator (operator.kernel) has no kinetic or potential term",
+                )
+            )
+    coordinates = list(scope.coordinates)
+    raw_inputs = operator.get("input_coordinates")
+    inputs: list[str] = []
+    if raw_inputs is None:
+        found.append(
+            (
+                ("operator",),
+                "an integral operator needs 'input_coordinates' (the names of y in kernel(x, y))",
+            )
+        )
+    elif isinstance(raw_inputs, list):
+        inputs = [c for c in raw_inputs if isinstance(c, str)]
+        taken = {
+            **dict.fromkeys(scope.parameters, "parameter"),
+            **dict.fromkeys(coordinates, "coordinate"),
+        }
+        found.extend(
+            _check_names(
+                inputs,
+                lambda c: ("operator", "input_coordinates", inputs.index(c)),
+                "input coordinate",
+                taken,
+            )
+        )
+    scope = replace(scope, input_coordinates=inputs)
+    _check_expression(("operator", "kernel"), operator.get("kernel"), scope.kernel, found)
+
+    domain = data.get("domain", "whole-space")
+    if isinstance(domain, Mapping) and "box" in domain:
+        _check_limits(("domain", "box"), domain.get("box"), coordinates, found)
+    elif not (isinstance(domain, Mapping) and "gaussian" in domain):
+        found.append(
+            (
+                ("domain",),
+                "an integral operator needs a measure: {box: {...}} "
+                "(Lebesgue measure on the box) or {gaussian: {scale: s}}",
+            )
+        )
+    input_domain = operator.get("input_domain")
+    if isinstance(input_domain, Mapping) and "box" in input_domain:
+        _check_limits(("operator", "input_domain", "box"), input_domain.get("box"), inputs, found)
+    elif input_domain is None and isinstance(domain, Mapping) and "box" in domain:
+        if inputs and len(inputs) != len(coordinates):
+            found.append(
+                (
+                    ("operator", "input_domain"),
+                    "missing: the input side has "
+                    f"{len(inputs)} coordinates and the domain {len(coordinates)}, so "
+                    "the domain cannot stand for both sides",
+                )
+            )
+    return scope
 
 
-def _reference_issues(reference: Mapping[str, Any], scope: ExpressionScope) -> Found:
+_EIGEN_KEYS = ("eigenvalues", "eigenvalue", "eigenfunction")
+_SINGULAR_KEYS = ("singular_values", "singular_value", "left_function", "right_function")
+
+
+def _reference_issues(
+    reference: Mapping[str, Any], scope: ExpressionScope, singular: bool = False
+) -> Found:
     found: Found = []
     present = {k for k, v in reference.items() if v is not None}
-    formula_keys = present & {"eigenvalue", "quantum_numbers", "where", "eigenfunction"}
-    if "eigenvalues" in present:
+    wrong = present & set(_EIGEN_KEYS if singular else _SINGULAR_KEYS)
+    for key in sorted(wrong):
+        hint = (
+            "an integral operator has singular values: use singular_value(s), left_function, "
+            "right_function"
+            if singular
+            else "singular values belong to an integral operator (operator.kernel)"
+        )
+        found.append((("reference", key), hint))
+    if wrong:
+        return found
+    list_key, value_key = (
+        ("singular_values", "singular_value") if singular else ("eigenvalues", "eigenvalue")
+    )
+    functions = ("left_function", "right_function") if singular else ("eigenfunction",)
+    formula_keys = present & {value_key, "quantum_numbers", "where", *functions}
+    if list_key in present:
         if formula_keys:
             found.append(
                 (
                     ("reference",),
-                    "use either 'eigenvalues' (a list) or 'eigenvalue' with "
+                    f"use either {list_key!r} (a list) or {value_key!r} with "
                     f"'quantum_numbers', not both (found {', '.join(sorted(formula_keys))})",
                 )
             )
         return found
     if not formula_keys:
         found.append(
-            (("reference",), "needs 'eigenvalues' (a list) or 'eigenvalue' with 'quantum_numbers'")
+            (("reference",), f"needs {list_key!r} (a list) or {value_key!r} with 'quantum_numbers'")
         )
         return found
-    for required in ("eigenvalue", "quantum_numbers"):
+    for required in (value_key, "quantum_numbers"):
         if required not in present:
             found.append((("reference", required), f"missing required key {required!r}"))
 
@@ -248,6 +387,7 @@ def _reference_issues(reference: Mapping[str, Any], scope: ExpressionScope) -> F
     taken = {
         **dict.fromkeys(scope.parameters, "parameter"),
         **dict.fromkeys(scope.coordinates, "coordinate"),
+        **dict.fromkeys(scope.input_coordinates, "input coordinate"),
     }
     found.extend(
         _check_names(ranges, lambda q: ("reference", "quantum_numbers", q), "quantum number", taken)
@@ -263,10 +403,13 @@ def _reference_issues(reference: Mapping[str, Any], scope: ExpressionScope) -> F
             )
         )
     scope = replace(scope, quantum_numbers=[q for q in ranges if isinstance(q, str)])
-    for name, parse in (
-        ("eigenvalue", scope.eigenvalue),
+    checks: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+        (value_key, scope.eigenvalue),
         ("where", scope.where),
         ("eigenfunction", scope.eigenfunction),
-    ):
+        ("left_function", scope.eigenfunction),
+        ("right_function", scope.right_function),
+    )
+    for name, parse in checks:
         _check_expression(("reference", name), reference.get(name), parse, found)
     return found

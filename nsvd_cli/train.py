@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -46,7 +46,8 @@ class TrainState:
     step: int = 0
     shift: float = 0.0
     gram: torch.Tensor | None = None  # running E[h h^T]
-    energy: torch.Tensor | None = None  # running E[h (H~h)^T]
+    energy: torch.Tensor | None = None  # running E[h (H~h)^T]; singular problems: <f, T g^T>
+    right_gram: torch.Tensor | None = None  # singular problems: running <g, g^T>
     method: Method | None = None  # built by init_state; may hold running averages (SpIN)
     elapsed: float = 0.0
     history: list[Snapshot] = field(default_factory=list)
@@ -60,6 +61,7 @@ class TrainState:
             "shift": self.shift,
             "gram": self.gram,
             "energy": self.energy,
+            "right_gram": self.right_gram,
             "elapsed": self.elapsed,
             "method": self.method.state_dict() if self.method is not None else {},
             "history": [vars(s) for s in self.history],
@@ -73,6 +75,7 @@ class TrainState:
         self.shift = float(state["shift"])
         self.gram = state["gram"]
         self.energy = state["energy"]
+        self.right_gram = state.get("right_gram")
         self.elapsed = float(state["elapsed"])
         if self.method is not None:
             self.method.load_state_dict(state.get("method", {}))
@@ -145,6 +148,52 @@ def matmul_precision(dtype: str, device: torch.device) -> Iterator[None]:
         torch.set_float32_matmul_precision(previous)
 
 
+class Objective(Protocol):
+    """What the loop minimises: one batch's loss, and the running estimates it reports."""
+
+    def loss(self, state: TrainState) -> torch.Tensor:
+        """The loss of a fresh batch (with its graph); updates the state's running moments."""
+        ...
+
+    def after_step(self, state: TrainState) -> None: ...
+
+    def values(self, state: TrainState) -> list[float]: ...
+
+
+class EigenObjective:
+    """The lowest eigenpairs of H as the top eigenpairs of T = scale * (shift - H)."""
+
+    def __init__(self, compiled: CompiledProblem, state: TrainState, device: torch.device):
+        s = compiled.settings
+        self.compiled = compiled
+        self.sampler = compiled.sampler.to(device, DTYPES[s.dtype])
+        self.formulation = make_formulation(s)
+        self.adaptive = s.shift is None
+
+    def loss(self, state: TrainState) -> torch.Tensor:
+        s = self.compiled.settings
+        x = self.sampler.sample(s.batch_size, state.generator)
+        terms = self.formulation(self.compiled, self.sampler, state.network, x, state.generator)
+        gram, energy = terms.gram.detach(), terms.energy.detach()
+        if self.adaptive and (state.step == 0 or state.gram is None):
+            first = ritz_from_moments(gram.double(), energy.double())[0]
+            state.shift = _adaptive_shift([float(v) for v in first]) or state.shift
+        t = s.scale * (state.shift * terms.gram - terms.energy)
+        assert state.method is not None
+        out = state.method(terms.f, t, operator_rows(terms, state.shift, s.scale))
+        _update_moments(state, gram, energy)
+        return out.loss
+
+    def after_step(self, state: TrainState) -> None:
+        if self.adaptive and state.step % SHIFT_EVERY == 0:
+            new = _adaptive_shift(state.current_eigenvalues())
+            if new is not None:
+                state.shift = new
+
+    def values(self, state: TrainState) -> list[float]:
+        return state.current_eigenvalues()
+
+
 def train(
     compiled: CompiledProblem,
     state: TrainState,
@@ -153,60 +202,50 @@ def train(
     on_checkpoint: CheckpointHook | None = None,
     progress_every: int = 100,
     stop: Callable[[], bool] = lambda: False,
+    objective: Objective | None = None,
 ) -> TrainState:
-    """Run steps until ``settings.steps`` or ``stop()``; hooks see progress and checkpoints."""
-    with matmul_precision(compiled.settings.dtype, device):
-        return _loop(compiled, state, device, on_progress, on_checkpoint, progress_every, stop)
+    """Run steps until ``settings.steps`` or ``stop()``; hooks see progress and checkpoints.
+
+    ``objective`` defaults to the eigenproblem of ``compiled``; singular problems pass theirs.
+    """
+    s = compiled.settings
+    if state.method is None:
+        state.method = _method(s, state.network)
+    if objective is None:
+        objective = EigenObjective(compiled, state, device)
+    with matmul_precision(s.dtype, device):
+        return _loop(s, state, objective, on_progress, on_checkpoint, progress_every, stop)
 
 
 def _loop(
-    compiled: CompiledProblem,
+    s: Settings,
     state: TrainState,
-    device: torch.device,
+    objective: Objective,
     on_progress: ProgressHook | None,
     on_checkpoint: CheckpointHook | None,
     progress_every: int,
     stop: Callable[[], bool],
 ) -> TrainState:
-    s = compiled.settings
-    dtype = DTYPES[s.dtype]
-    sampler = compiled.sampler.to(device, dtype)
-    if state.method is None:
-        state.method = _method(s, state.network)
-    loss_fn = state.method
-    formulation = make_formulation(s)
-    network, optimizer = state.network, state.optimizer
-    adaptive = s.shift is None
+    optimizer = state.optimizer
     total = s.steps
     started = time.perf_counter() - state.elapsed
     loss_value = float("nan")
     while state.step < total and not stop():
         for group in optimizer.param_groups:
             group["lr"] = s.learning_rate * learning_rate_factor(state.step, total)
-        x = sampler.sample(s.batch_size, state.generator)
-        terms = formulation(compiled, sampler, network, x, state.generator)
-        gram, energy = terms.gram.detach(), terms.energy.detach()
-        if adaptive and (state.step == 0 or state.gram is None):
-            first = ritz_from_moments(gram.double(), energy.double())[0]
-            state.shift = _adaptive_shift([float(v) for v in first]) or state.shift
-        t = s.scale * (state.shift * terms.gram - terms.energy)
-        out = loss_fn(terms.f, t, operator_rows(terms, state.shift, s.scale))
+        loss = objective.loss(state)
         optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
+        loss.backward()
         optimizer.step()
         state.step += 1
         record = state.step % progress_every == 0 or state.step == total
         if record:
-            loss_value = float(out.loss.detach())
-        _update_moments(state, gram, energy)
-        if adaptive and state.step % SHIFT_EVERY == 0:
-            new = _adaptive_shift(state.current_eigenvalues())
-            if new is not None:
-                state.shift = new
+            loss_value = float(loss.detach())
+        objective.after_step(state)
         state.elapsed = time.perf_counter() - started
         if record:
             snap = Snapshot(
-                state.step, loss_value, state.shift, state.current_eigenvalues(), state.elapsed
+                state.step, loss_value, state.shift, objective.values(state), state.elapsed
             )
             state.history.append(snap)
             if on_progress is not None:

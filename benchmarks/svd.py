@@ -1,0 +1,93 @@
+"""Singular value problems with default settings: accuracy and time -> docs/svd.md.
+
+Each integral operator in ``PROBLEMS`` is solved with its problem file's own (default)
+settings for several seeds and compared with its closed-form SVD: relative errors of the
+singular values (with the read-out's standard error), and subspace distances of the left
+and right singular functions.
+
+    python benchmarks/svd.py                  # 3 seeds each, about 25 minutes on 2 CPU cores
+    python benchmarks/svd.py --seeds 1 --problems volterra
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from common import ROOT, fmt, run_one, write_keeping_notes
+
+PROBLEMS = ("volterra", "gaussian-cdk", "low-rank-kernel")
+GOALS = {"volterra": 1e-2, "gaussian-cdk": 1e-2}  # issue 5: max relative error, default settings
+
+
+def write(rows: list[dict[str, Any]], out: Path, command: str) -> str:
+    lines = [
+        "# Singular values of integral operators",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {torch.get_num_threads()} CPU threads, torch {torch.__version__}; produced "
+        f"{time.strftime('%Y-%m-%d')}. Default settings of each problem file (NeuralSVD-"
+        "sequential, two networks). `max`/`mean`: relative errors of the Rayleigh-Ritz "
+        "singular values; `se`: the largest standard error of the read-out, relative; "
+        "`left`/`right`: mean subspace distance of the learned singular functions to the "
+        "closed form's (docs/metrics.md).",
+        "",
+        "| problem | modes | seed | steps | train s | max | mean | se | left | right |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['problem']} | {r['modes']} | {r['seed']} | {r['steps']} | {r['train']:.0f} | "
+            f"{fmt(r['max'])} | {fmt(r['mean'])} | {fmt(r['se'])} | {fmt(r['left_subspace'])} | "
+            f"{fmt(r['right_subspace'])} |"
+        )
+    lines += [
+        "",
+        "## Medians over seeds",
+        "",
+        "| problem | max | mean | se | train s | goal (max) | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in dict.fromkeys(r["problem"] for r in rows):
+        sel = [r for r in rows if r["problem"] == name]
+        med = {k: statistics.median(r[k] for r in sel) for k in ("max", "mean", "se", "train")}
+        goal = GOALS.get(name)
+        met = "n/a" if goal is None else ("yes" if med["max"] <= goal else "no")
+        lines.append(
+            f"| {name} | {fmt(med['max'])} | {fmt(med['mean'])} | {fmt(med['se'])} | "
+            f"{med['train']:.0f} | {fmt(goal)} | {met} |"
+        )
+    text = write_keeping_notes(out, "\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=1))
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", nargs="+", default=list(PROBLEMS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "svd.md")
+    args = parser.parse_args()
+    command = " ".join(["python benchmarks/svd.py", *sys.argv[1:]])
+    rows: list[dict[str, Any]] = []
+    for name in args.problems:
+        for seed in range(args.seeds):
+            row = run_one(name, seed, {}, args.device)
+            rows.append(row)
+            print(
+                json.dumps({k: row[k] for k in ("problem", "seed", "max", "se", "train")}),
+                flush=True,
+            )
+            write(rows, args.out, command)
+    print(write(rows, args.out, command))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""What a finished run is made of: the reloaded run, and the results record of a training.
+
+Shared by the eigenproblem and singular-problem runners (``runner``, ``singular_runner``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .io import Results, network_arrays
+from .problem import Settings
+from .readout import Ritz
+from .spec import Problem
+from .train import TrainState
+
+EVAL_SEED_OFFSET = 1_000_003
+
+
+@dataclass
+class Run:
+    """A finished run reloaded from its results file."""
+
+    problem: Problem
+    compiled: Any  # CompiledProblem or CompiledSingular
+    network: torch.nn.Module  # float64, CPU
+    results: Results
+
+
+def build_results(
+    problem: Problem,
+    settings: Settings,
+    state: TrainState,
+    r: Ritz,
+    device: torch.device,
+    complete: bool,
+) -> Results:
+    modes = problem.modes
+    hist = state.history
+
+    def padded(values: list[float]) -> list[float]:
+        return (values + [float("nan")] * modes)[:modes]
+
+    history = {
+        "step": np.array([s.step for s in hist], dtype=np.int64),
+        "loss": np.array([s.loss for s in hist], dtype=np.float64),
+        "shift": np.array([s.shift for s in hist], dtype=np.float64),
+        "elapsed": np.array([s.elapsed for s in hist], dtype=np.float64),
+        "eigenvalues": np.array([padded(s.eigenvalues) for s in hist], dtype=np.float64).reshape(
+            len(hist), modes
+        ),
+    }
+    attrs: dict[str, Any] = {
+        "nsvd_version": __version__,
+        "torch_version": str(torch.__version__),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "seed": settings.seed,
+        "steps": state.step,
+        "steps_planned": settings.steps,
+        "method": settings.method,
+        "train_seconds": state.elapsed,
+        "complete": complete,
+        "shift": state.shift,
+        "scale": settings.scale,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "problem_name": problem.name,
+        "coordinates": json.dumps(list(problem.coordinates)),
+    }
+    return Results(
+        eigenvalues=r.eigenvalues.cpu().numpy(),
+        stderr=r.stderr.cpu().numpy(),
+        problem_yaml=problem.source_text,
+        settings=settings.to_dict(),
+        network=network_arrays(state.network.state_dict()),
+        rotation=r.rotation.cpu().numpy(),
+        gram=r.gram.cpu().numpy(),
+        quotients=r.quotients.cpu().numpy(),
+        history=history,
+        attrs=attrs,
+    )

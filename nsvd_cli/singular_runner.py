@@ -1,0 +1,244 @@
+"""The commands' steps for singular problems (integral operators): train into a run folder,
+reload, compare with the reference, sample the singular functions on grids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import metrics
+from .io import RESULTS_NAME, Results, SingularArrays, load_checkpoint, save_checkpoint
+from .io import write_results as write_results_file
+from .readout import Ritz, orthogonality
+from .reference import degenerate_levels, level_states, singular_function_callable
+from .run_record import EVAL_SEED_OFFSET, Run, build_results
+from .singular import (
+    CompiledSingular,
+    Side,
+    SingularObjective,
+    SingularPair,
+    SingularReadout,
+    build_singular,
+    singular_readout,
+)
+from .spec import Problem
+from .train import TrainState, init_state, train
+
+EVAL_BLOCK_POINTS = 256  # per side and block: cost grows with it, the variance does not
+
+
+def solve_singular(
+    problem: Problem,
+    settings: Any,
+    run_dir: Path,
+    device: torch.device,
+    resume: bool,
+    on_progress: Callable[[TrainState, float], None] | None,
+    stop: Callable[[], bool],
+    checkpoint_payload: Callable[[TrainState], dict[str, Any]],
+) -> tuple[Results, bool]:
+    compiled = build_singular(problem, settings)
+    objective = SingularObjective(compiled, device)  # refuses methods without an SVD form
+    state = init_state(compiled, device)
+    if resume:
+        state.load_state_dict(load_checkpoint(run_dir)["train"])
+
+    def checkpoint(s: TrainState) -> None:
+        save_checkpoint(run_dir, checkpoint_payload(s))
+
+    train(
+        compiled,
+        state,
+        device,
+        on_progress=on_progress,
+        on_checkpoint=checkpoint,
+        stop=stop,
+        objective=objective,
+    )
+    complete = state.step >= settings.steps
+    checkpoint(state)
+    assert isinstance(state.network, SingularPair)
+    blocks = max(2, settings.eval_samples // EVAL_BLOCK_POINTS)
+    ro = singular_readout(
+        compiled, state.network, settings.seed + EVAL_SEED_OFFSET, blocks, EVAL_BLOCK_POINTS
+    )
+    results = singular_results(problem, settings, state, ro, device, complete)
+    write_results_file(run_dir / RESULTS_NAME, results)
+    return results, complete
+
+
+def singular_results(
+    problem: Problem,
+    settings: Any,
+    state: TrainState,
+    ro: SingularReadout,
+    device: torch.device,
+    complete: bool,
+) -> Results:
+    # The version-1 fields hold the left side, and the singular values ascending.
+    ascending = Ritz(
+        eigenvalues=ro.values.flip(0),
+        stderr=ro.stderr.flip(0),
+        rotation=ro.left_rotation,
+        gram=ro.gram_left,
+        quotients=ro.native,
+    )
+    results = build_results(problem, settings, state, ascending, device, complete)
+    results.native = ro.native.cpu().numpy()
+    results.singular = SingularArrays(
+        values=ro.values.cpu().numpy(),
+        stderr=ro.stderr.cpu().numpy(),
+        right_rotation=ro.right_rotation.cpu().numpy(),
+        right_gram=ro.gram_right.cpu().numpy(),
+        cross=ro.cross.cpu().numpy(),
+    )
+    results.attrs["kind"] = "singular"
+    return results
+
+
+def load_singular(problem: Problem, settings: Any, results: Results, network_state: Any) -> Run:
+    compiled = build_singular(problem, settings)
+    network = compiled.make_network().double()
+    network.load_state_dict(network_state)
+    network.eval()
+    return Run(problem, compiled, network, results)
+
+
+def singular_functions(run: Run, side: str, points: torch.Tensor) -> torch.Tensor:
+    """The learned left (u_l, at x) or right (v_l, at y) singular functions, unit norm in
+    L2 of their side's measure, in mode order."""
+    sv = run.results.singular
+    assert sv is not None and isinstance(run.network, SingularPair)
+    if side == "left":
+        net, rot, gram = run.network.left, run.results.rotation, run.results.gram
+    else:
+        net, rot, gram = run.network.right, sv.right_rotation, sv.right_gram
+    rot_t, gram_t = torch.from_numpy(rot), torch.from_numpy(gram)
+    # The Gram matrix holds L2(measure) products, so rot / norms normalises in that norm.
+    with torch.no_grad():
+        norms = torch.sqrt(torch.diagonal(rot_t.T @ gram_t @ rot_t))
+        return net(points) @ (rot_t / norms)
+
+
+def evaluate_singular(run: Run, samples: int = 1 << 16) -> dict[str, Any]:
+    """``nsvd eval`` for a singular problem: value errors, and per side orthogonality and
+    subspace distances against the reference singular functions."""
+    from .reference import reference_eigenvalues
+
+    sv = run.results.singular
+    assert sv is not None
+    reference = reference_eigenvalues(run.problem)
+    if reference is None:
+        raise ValueError(f"problem {run.problem.name!r} has no reference to compare with")
+    learned = np.asarray(sv.values, dtype=np.float64)
+    rel = metrics.relative_errors(learned, reference)
+    native = np.asarray(run.results.native, dtype=np.float64)
+    gram_left = torch.from_numpy(run.results.gram)
+    gram_right = torch.from_numpy(sv.right_gram)
+    out: dict[str, Any] = {
+        "problem": run.problem.name,
+        "kind": "singular",
+        "method": str(run.results.settings.get("method", "neuralsvd-sequential")),
+        # Version-1 keys, ascending like an eigenvalue list.
+        "eigenvalues": learned[::-1].tolist(),
+        "stderr": np.asarray(sv.stderr)[::-1].tolist(),
+        "reference": reference[::-1].tolist(),
+        "relative_errors": rel[::-1].tolist(),
+        "max_relative_error": float(rel.max()),
+        "mean_relative_error": float(rel.mean()),
+        "orthogonality": max(orthogonality(gram_left), orthogonality(gram_right)),
+        "left_orthogonality": orthogonality(gram_left),
+        "right_orthogonality": orthogonality(gram_right),
+        # Mode order: the largest singular value first.
+        "singular_values": learned.tolist(),
+        "singular_value_stderr": np.asarray(sv.stderr).tolist(),
+        "reference_singular_values": reference.tolist(),
+        "singular_value_relative_errors": rel.tolist(),
+        "native_singular_values": native.tolist(),
+        "native_relative_errors": metrics.relative_errors(native, reference).tolist(),
+        "native_eigenvalues": None,
+        "subspace_distance": None,
+        "subspace_distances": None,
+        "subspace_distance_all": None,
+        "left_subspace_distance": None,
+        "right_subspace_distance": None,
+        "angle_distance": None,
+        "angle_distances": None,
+        "reference_error": None,
+        "reference_reliable": None,
+        "steps": int(run.results.attrs.get("steps", 0)),
+        "train_seconds": float(run.results.attrs.get("train_seconds", float("nan"))),
+    }
+    sides = {side: _side_distances(run, reference, side, samples) for side in ("left", "right")}
+    if all(v is not None for v in sides.values()):
+        left, right = sides["left"], sides["right"]
+        assert left is not None and right is not None
+        out["left_subspace_distance"] = float(np.mean(left[0]))
+        out["right_subspace_distance"] = float(np.mean(right[0]))
+        out["subspace_distances"] = [0.5 * (a + b) for a, b in zip(left[0], right[0])]
+        out["subspace_distance"] = float(np.mean(out["subspace_distances"]))
+        out["subspace_distance_all"] = 0.5 * (left[1] + right[1])
+        out["angle_distances"] = [0.5 * (a + b) for a, b in zip(left[2], right[2])]
+        out["angle_distance"] = float(np.mean(out["angle_distances"]))
+    return out
+
+
+def _side_distances(
+    run: Run, reference: np.ndarray, side: str, samples: int
+) -> tuple[list[float], float, list[float]] | None:
+    problem = run.problem
+    levels = degenerate_levels(reference)
+    states = [level_states(problem, float(reference[idx[0]])) for idx in levels]
+    funcs = [[singular_function_callable(problem, s, side) for s in group] for group in states]
+    if any(f is None for group in funcs for f in group):
+        return None
+    compiled: CompiledSingular = run.compiled
+    measure = compiled.operator.left if side == "left" else compiled.operator.right
+    offset = 2 * EVAL_SEED_OFFSET + (0 if side == "left" else 1)
+    gen = torch.Generator().manual_seed(compiled.settings.seed + offset)
+    x = measure.sampler.sample(samples, gen)
+    # Sample-frame values (times sqrt of the importance weight): plain means are L2 products.
+    root_w = measure.weights(x).sqrt().numpy()[:, None]
+    learned = singular_functions(run, side, x).numpy() * root_w
+    xs = x.numpy()
+    per_level, blocks = [], []
+    angles = np.zeros(learned.shape[1])
+    for idx, group in zip(levels, funcs):
+        ref_vals = np.stack([f(xs) for f in group], axis=1) * root_w
+        per_level.append(metrics.subspace_distance(learned[:, idx], ref_vals))
+        angles[idx] = metrics.procrustes_angles(learned[:, idx], ref_vals)
+        blocks.append(ref_vals)
+    whole = metrics.subspace_distance(learned, np.concatenate(blocks, axis=1))
+    return per_level, whole, angles.tolist()
+
+
+def _axes(side: Side, points: int) -> dict[str, np.ndarray]:
+    return {
+        name: np.linspace(lo, hi, points)
+        for name, lo, hi in zip(side.coordinates, side.window_lo, side.window_hi)
+    }
+
+
+def export_singular(
+    run: Run, points: int, chunk: int = 65536
+) -> tuple[dict[str, tuple[dict[str, np.ndarray], np.ndarray]], np.ndarray]:
+    """Left and right singular functions on regular grids over each side's domain (a
+    Gaussian measure: +- 4 standard deviations): {"left": (axes, values), "right": ...}."""
+    compiled: CompiledSingular = run.compiled
+    out = {}
+    for side, geometry in (("left", compiled.left), ("right", compiled.right)):
+        axes = _axes(geometry, points)
+        mesh = np.meshgrid(*axes.values(), indexing="ij")
+        pts = torch.from_numpy(np.stack([m.ravel() for m in mesh], axis=1))
+        vals = torch.cat(
+            [singular_functions(run, side, pts[i : i + chunk]) for i in range(0, len(pts), chunk)]
+        )
+        shape = (run.problem.modes,) + tuple(len(a) for a in axes.values())
+        out[side] = (axes, vals.T.reshape(shape).numpy())
+    sv = run.results.singular
+    assert sv is not None
+    return out, np.asarray(sv.values)
