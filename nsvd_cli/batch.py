@@ -45,14 +45,23 @@ def batch_fields(
         return envelope, v, compiled.boundary_jet(x)
 
 
+def drift_values(compiled: CompiledProblem, x: torch.Tensor) -> torch.Tensor | None:
+    """The drift b(x) (B, d), or None without one."""
+    drift = compiled.operator.drift
+    if drift is None:
+        return None
+    with torch.no_grad():
+        return drift(x)
+
+
 def evaluate_batch(
     compiled: CompiledProblem, sampler: Sampler, network: torch.nn.Module, x: torch.Tensor
 ) -> Batch:
-    """h and H~ h at the points x (exact derivatives), without building an autograd graph."""
+    """h and H~ h (with a drift: A~ h) at the points x (exact derivatives), no autograd graph."""
     envelope, v, b = batch_fields(compiled, sampler, x)
     with torch.no_grad():
         h = with_boundary(b, network.jet(x))
-        hh = compiled.operator.apply(h, envelope, v)
+        hh = compiled.operator.apply(h, envelope, v, drift_values(compiled, x))
     return Batch(x, h.value, hh, None if b is None else b.value)
 
 

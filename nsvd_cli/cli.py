@@ -204,10 +204,15 @@ def solve_cmd(
 
 
 def _print_values(problem: Problem, values: np.ndarray, stderr: np.ndarray) -> None:
-    what = "largest singular values" if problem.is_singular else "lowest eigenvalues"
+    what = {
+        "lowest": "lowest eigenvalues",
+        "smallest-singular": "smallest singular values",
+        "largest-singular": "largest singular values",
+    }[problem.wanted]
     table = Table(title=f"{problem.name}: {what} ({problem.modes})")
     table.add_column("mode", justify="right")
-    table.add_column("singular value" if problem.is_singular else "eigenvalue", justify="right")
+    column = "singular value" if problem.singular_values_wanted else "eigenvalue"
+    table.add_column(column, justify="right")
     table.add_column("std. error", justify="right")
     for i, (v, s) in enumerate(zip(values, stderr)):
         table.add_row(str(i), f"{v:.10g}", f"{s:.2g}")
@@ -373,7 +378,8 @@ def reference_cmd(
     target = output or problem_file.with_suffix(".reference.h5")
     write_reference(target, ref)
     table = Table(title=f"{problem.name}: grid reference ({ref.attrs['points']} points per axis)")
-    for col in ("index", "eigenvalue", "est. error", "observed order"):
+    value = "singular value" if problem.wanted == "smallest-singular" else "eigenvalue"
+    for col in ("index", value, "est. error", "observed order"):
         table.add_column(col, justify="right")
     orders = json.loads(ref.attrs["observed_order"])
     reliable = json.loads(ref.attrs["reliable"])

@@ -30,7 +30,7 @@ from functools import cached_property
 import torch
 
 from . import derivatives
-from .batch import batch_fields, mode_values, with_boundary
+from .batch import batch_fields, drift_values, mode_values, with_boundary
 from .derivatives import JetEngine
 from .problem import CompiledProblem
 from .sampling import Sampler
@@ -129,6 +129,24 @@ def weak_form(
         for p in (slice(0, half), slice(half, 2 * half))
     )
     return StepTerms(h.value, (first, second))
+
+
+def squared_form(
+    compiled: CompiledProblem,
+    sampler: Sampler,
+    network: torch.nn.Module,
+    x: torch.Tensor,
+    generator: torch.Generator,
+) -> StepTerms:
+    """For the smallest singular values of A = H + b . grad: the quadratic form of A^*A,
+    <psi_l, A^*A psi_m> = <A psi_l, A psi_m>, from A~h with its graph (second-order jets),
+    so A^*A itself (fourth derivatives) is never formed. Rows per half batch carry the
+    gradient into psi_l only, like every formulation."""
+    envelope, v, b = batch_fields(compiled, sampler, x)
+    h = with_boundary(b, network.jet(x))
+    ah = compiled.operator.apply(h, envelope, v, drift_values(compiled, x))
+    a1, a2 = halves(ah)
+    return StepTerms(h.value, (row_products(a1, a1), row_products(a2, a2)))
 
 
 AUTO = "forward-laplacian"

@@ -34,6 +34,9 @@ MAX_DIM = 3
 PointField = Callable[[np.ndarray], np.ndarray]  # (M, d) points -> (M,) values
 
 
+VectorField = Callable[[np.ndarray], np.ndarray]  # (M, d) points -> (M, d) vectors
+
+
 @dataclass(frozen=True)
 class GridProblem:
     kinetic: float
@@ -41,6 +44,8 @@ class GridProblem:
     lo: tuple[float, ...]
     hi: tuple[float, ...]
     inside: PointField | None = None  # > 0 inside a region domain
+    # A = H + b . grad (not self-adjoint): then the smallest singular values are computed.
+    drift: VectorField | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,22 @@ def second_derivative(n: int, h: float) -> sps.csr_matrix:
     return (d2 / (12.0 * h * h)).tocsr()
 
 
+def first_derivative(n: int, h: float) -> sps.csr_matrix:
+    """Fourth-order d/dx on n interior points with zero values beyond both ends,
+
+        u' ~ (u_{i-2} - 8 u_{i-1} + 8 u_{i+1} - u_{i+2}) / (12 h),
+
+    the point beyond each wall again the odd reflection of the one inside it."""
+    one = np.full(n - 1, 8.0)
+    two = np.full(n - 2, 1.0)
+    d1 = sps.diags([two, -one, one, -two], [-2, -1, 1, 2], format="lil")
+    # Row of x_1 reaches x_{-1} = -x_1 with weight +1; row of x_n reaches x_{n+2} = -x_n
+    # with weight -1.
+    d1[0, 0] -= 1.0
+    d1[n - 1, n - 1] += 1.0
+    return (d1 / (12.0 * h)).tocsr()
+
+
 def _axes(problem: GridProblem, points: int) -> list[np.ndarray]:
     return [np.linspace(lo, hi, points + 2)[1:-1] for lo, hi in zip(problem.lo, problem.hi)]
 
@@ -76,23 +97,28 @@ def hamiltonian(problem: GridProblem, points: int) -> tuple[sps.csr_matrix, np.n
     potential there (non-finite values, a Coulomb centre hit exactly, as 0)."""
     axes = _axes(problem, points)
     dim = len(axes)
-    ops = []
-    for k, ax in enumerate(axes):
-        h = ax[1] - ax[0]
+
+    def along(k: int, derivative: Callable[[int, float], sps.csr_matrix]) -> sps.csr_matrix:
         factors = [sps.identity(len(a), format="csr") for a in axes]
-        factors[k] = second_derivative(len(ax), h)
+        factors[k] = derivative(len(axes[k]), axes[k][1] - axes[k][0])
         term = factors[0]
         for f in factors[1:]:
             term = sps.kron(term, f, format="csr")
-        ops.append(term)
-    laplacian = ops[0]
-    for op in ops[1:]:
-        laplacian = laplacian + op
+        return term
+
+    laplacian = along(0, second_derivative)
+    for k in range(1, dim):
+        laplacian = laplacian + along(k, second_derivative)
     mesh = np.meshgrid(*axes, indexing="ij")
     pts = np.stack([m.ravel() for m in mesh], axis=1).reshape(-1, dim)
     v = problem.potential(pts)
     v = np.where(np.isfinite(v), v, 0.0)
     h_mat = (-problem.kinetic * laplacian + sps.diags(v)).tocsr()
+    if problem.drift is not None:
+        b = problem.drift(pts)
+        for k in range(dim):
+            h_mat = h_mat + sps.diags(b[:, k]) @ along(k, first_derivative)
+        h_mat = h_mat.tocsr()
     if problem.inside is not None:
         keep = np.flatnonzero(problem.inside(pts) > 0)
         h_mat = h_mat[keep][:, keep]
@@ -107,6 +133,18 @@ def lowest(h_mat: sps.csr_matrix, k: int, below: float) -> np.ndarray:
     return np.sort(vals)
 
 
+def smallest_singular(a_mat: sps.csr_matrix, k: int) -> np.ndarray:
+    """The k smallest singular values of A, ascending: the eigenvalues of [[0, A], [A^T, 0]]
+    (which are +-s) closest to 0, by shift-invert at 0. Unlike A^T A this keeps A's own
+    condition number: on a fine grid A^T A's roundoff (about 1e-16 * cond(A)^2) would
+    swamp the differences between grids that the error estimate is made of. (The grid's
+    adjoint is the L2 adjoint: the spacing is uniform.)"""
+    k = min(k, a_mat.shape[0] - 2)
+    augmented = sps.bmat([[None, a_mat], [a_mat.T, None]], format="csc")
+    vals = eigsh(augmented, k=2 * k, sigma=0.0, which="LM", return_eigenvectors=False)
+    return np.sort(vals[vals > 0])[:k]
+
+
 def check_dimension(dim: int) -> None:
     if dim > MAX_DIM:
         raise ValueError(
@@ -116,7 +154,8 @@ def check_dimension(dim: int) -> None:
 
 
 def solve(problem: GridProblem, k: int, points: int) -> GridSpectrum:
-    """The k lowest eigenvalues on grids of points/4, points/2 and points per axis."""
+    """The k lowest eigenvalues (with a drift: the k smallest singular values) on grids of
+    points/4, points/2 and points per axis."""
     check_dimension(len(problem.lo))
     sizes = tuple(max(8, points // 4) * m for m in (1, 2, 4))
     # Even counts keep a grid point off the centre of a symmetric window (a Coulomb centre).
@@ -132,6 +171,9 @@ def solve(problem: GridProblem, k: int, points: int) -> GridSpectrum:
             diag = h_mat.diagonal()
             off = abs(h_mat).sum(axis=1).A1 - np.abs(diag)
             below = float((diag - off).min()) - 1.0
+        if problem.drift is not None:
+            values.append(smallest_singular(h_mat, k))
+            continue
         vals = lowest(h_mat, k, below)
         values.append(vals)
         spread = float(vals[-1] - vals[0]) if len(vals) > 1 else abs(float(vals[0]))

@@ -76,9 +76,11 @@ class SingularArrays:
 
     values: np.ndarray
     stderr: np.ndarray
-    right_rotation: np.ndarray
-    right_gram: np.ndarray
-    cross: np.ndarray
+    # Two-network problems (integral operators) only; a differential operator's left
+    # functions are A v / s of its one network's right functions.
+    right_rotation: np.ndarray | None = None
+    right_gram: np.ndarray | None = None
+    cross: np.ndarray | None = None
 
 
 @dataclass
@@ -113,9 +115,9 @@ def write_results(path: Path, results: Results) -> None:
             sv = results.singular
             f.create_dataset("singular_values", data=np.asarray(sv.values, dtype=np.float64))
             f.create_dataset("singular_value_stderr", data=np.asarray(sv.stderr, dtype=np.float64))
-            f.create_dataset("readout/right_rotation", data=sv.right_rotation)
-            f.create_dataset("readout/right_gram", data=sv.right_gram)
-            f.create_dataset("readout/cross", data=sv.cross)
+            for name in ("right_rotation", "right_gram", "cross"):
+                if getattr(sv, name) is not None:
+                    f.create_dataset(f"readout/{name}", data=getattr(sv, name))
         for name, value in results.history.items():
             f.create_dataset(f"history/{name}", data=value)
         for name, value in results.network.items():
@@ -157,9 +159,11 @@ def _read_singular(f: h5py.File) -> SingularArrays | None:
     return SingularArrays(
         values=f["singular_values"][()],
         stderr=f["singular_value_stderr"][()],
-        right_rotation=f["readout/right_rotation"][()],
-        right_gram=f["readout/right_gram"][()],
-        cross=f["readout/cross"][()],
+        **{
+            k: f["readout"][k][()]
+            for k in ("right_rotation", "right_gram", "cross")
+            if k in f["readout"]
+        },
     )
 
 

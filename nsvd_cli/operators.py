@@ -35,21 +35,35 @@ def finite_potential(potential: Field, x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Schrodinger:
+    """H = -kinetic Laplacian + V, plus ``drift`` b . grad when given (then A = H + b . grad
+    is not self-adjoint, and only its singular values are asked for)."""
+
     kinetic: float
     potential: Field
+    drift: Field | None = None  # (B, d) -> (B, d): the vector field b
 
-    def apply(self, h: Jet, envelope: Jet, v: torch.Tensor) -> torch.Tensor:
-        """H~ h for h of value shape (B, L), envelope a of value shape (B,), V of shape (B,).
+    def apply(
+        self, h: Jet, envelope: Jet, v: torch.Tensor, b: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """H~ h for h of value shape (B, L), envelope a of value shape (B,), V of shape (B,);
+        with the drift's values ``b`` (B, d) also ``e^{-a} b . grad(e^a h) = b . grad h +
+        (b . grad a) h``.
 
         ``envelope`` is an exact jet; ``h`` may carry Hutchinson tangents, in which case the
-        drift term ``grad a . grad h`` is estimated along the same directions (unbiased).
+        term ``grad a . grad h`` is estimated along the same directions (unbiased); the drift
+        needs exact first derivatives.
         """
         assert h.lap is not None, "the strong form needs second-order jets"
         a = envelope.in_frame_of(h).unsqueeze_features()
-        drift = 2.0 * h.dot(a)
+        cross = 2.0 * h.dot(a)
         mult = envelope.lap + (envelope.grad * envelope.grad).sum(1)
-        kin = h.lap + drift + mult.unsqueeze(-1) * h.value
-        return -self.kinetic * kin + v.unsqueeze(-1) * h.value
+        kin = h.lap + cross + mult.unsqueeze(-1) * h.value
+        out = -self.kinetic * kin + v.unsqueeze(-1) * h.value
+        if b is not None:
+            assert h.tangents is None, "a drift needs exact gradients (not Hutchinson)"
+            along = torch.einsum("bd,bdl->bl", b, h.grad)
+            out = out + along + (b * envelope.grad).sum(1).unsqueeze(-1) * h.value
+        return out
 
     def weak_energy(self, h: Jet, envelope: Jet, v: torch.Tensor) -> torch.Tensor:
         """The (L, L) matrix <psi_l, H psi_m> from first derivatives only (the energy form),

@@ -38,6 +38,7 @@ class Settings:
     """Everything a run needs besides the problem file; defaults are filled by derive_settings."""
 
     method: str = "neuralsvd-sequential"
+    want: str = "lowest"  # lowest | smallest-singular (of A = H + b . grad) | largest-singular
     steps: int = 20_000
     batch_size: int = 1024
     learning_rate: float = 1e-3
@@ -63,6 +64,7 @@ class Settings:
     # T = scale * (shift - H). shift None: adaptive, kept above the learned span's
     # Rayleigh-Ritz values (which bound the wanted energies from above).
     shift: float | None = None
+    shift_floor: float | None = None  # the adaptive shift never goes below this
     scale: float = 1.0
     energy_estimate: list[float] = field(default_factory=list)  # Weyl E_1, E_L
     export_lo: list[float] = field(default_factory=list)
@@ -122,6 +124,14 @@ class CompiledProblem:
 
 def _potential_field(problem: Problem) -> analysis.Field:
     return compile_torch(problem.potential_expr(), problem.symbols(), problem.parameter_values())
+
+
+def _drift_field(problem: Problem) -> analysis.Field | None:
+    exprs = problem.drift_exprs()
+    if exprs is None:
+        return None
+    parts = [compile_torch(e, problem.symbols(), problem.parameter_values()) for e in exprs]
+    return lambda x: torch.stack([p(x) for p in parts], dim=-1)
 
 
 def region_field(problem: Problem) -> analysis.Field:
@@ -207,6 +217,16 @@ def derive_settings(problem: Problem) -> Settings:
     s.energy_estimate = [est.lowest, est.highest]
     top = s.shift if s.shift is not None else est.highest + 0.5 * (est.highest - est.lowest)
     s.scale = 1.0 / max(top - est.lowest, 1e-12)
+    s.want = problem.wanted
+    if s.want == "smallest-singular":
+        # T = scale * (shift - A^*A): its eigenvalues are squares of H's scale (the drift
+        # adds to them); the shift adapts to the learned span.
+        s.shift = None
+        s.scale = 1.0 / max(top * top, 1e-12)
+        # The squared spectrum spreads far more than H's, and a fresh network's smooth
+        # functions have small A^*A Ritz values: floor the adaptive shift at the Weyl
+        # estimate's square (above the wanted s_L^2 for moderate drifts).
+        s.shift_floor = top * top
     _apply_solver_overrides(problem, s)
     return s
 
@@ -265,7 +285,7 @@ def _default_steps(problem: Problem) -> int:
 
 def build(problem: Problem, settings: Settings) -> CompiledProblem:
     potential = _potential_field(problem)
-    operator = Schrodinger(problem.kinetic_value(), potential)
+    operator = Schrodinger(problem.kinetic_value(), potential, _drift_field(problem))
     boundary: JetField | None = None
     sampler: Sampler
     if settings.domain == "whole-space":

@@ -72,6 +72,30 @@ def ritz(h: torch.Tensor, hh: torch.Tensor) -> Ritz:
     return Ritz(values[order], stderr[order], c[:, order], gram, quotients)
 
 
+def ritz_squared(h: torch.Tensor, ah: torch.Tensor) -> Ritz:
+    """Rayleigh-Ritz for A^*A from samples h and A~h (float64): the smallest singular values
+    of A on the learned span, ascending, as s = sqrt(E) for the Ritz values E of
+    (<h, h>, <Ah, Ah>) (upper bounds of s^2 by min-max). Each E_l is the ratio
+    mean((A u)^2) / mean(u^2) of its Ritz function; its standard error is the delta method's,
+    divided by 2 s for the square root. (A^*A u is never formed, so this is the weak form:
+    its variance does not vanish at a singular function.)
+    """
+    n = h.shape[0]
+    gram = h.T @ h / n
+    square = ah.T @ ah / n
+    _, c = ritz_from_moments(gram, square)
+    u, au = h @ c, ah @ c
+    norm = (u * u).mean(0)
+    values = (au * au).mean(0) / norm
+    resid = au * au - values * u * u
+    stderr_sq = resid.std(0) / (n**0.5 * norm)
+    s = values.clamp_min(0.0).sqrt()
+    order = torch.argsort(s)
+    quotients = (torch.diagonal(square) / torch.diagonal(gram)).clamp_min(0.0).sqrt()
+    stderr = stderr_sq / (2.0 * s.clamp_min(1e-300))
+    return Ritz(s[order], stderr[order], c[:, order], gram, quotients)
+
+
 def normalized_gram(gram: torch.Tensor) -> torch.Tensor:
     d = torch.diagonal(gram).clamp_min(1e-300).rsqrt()
     return d.unsqueeze(0) * gram * d.unsqueeze(1)

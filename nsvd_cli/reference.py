@@ -39,7 +39,7 @@ def _all_states(problem: Problem) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Values and quantum numbers (rows) of every state the reference allows, in mode order:
     ascending eigenvalues, or descending singular values for a singular problem."""
     ref = problem.reference
-    sign = -1.0 if problem.is_singular else 1.0
+    sign = -1.0 if problem.descending else 1.0
     if ref is None:
         return np.empty(0), np.empty((0, 0), dtype=np.int64), []
     if ref.values is not None:
@@ -62,7 +62,7 @@ def _all_states(problem: Problem) -> tuple[np.ndarray, np.ndarray, list[str]]:
     bad = ~np.isfinite(values)
     if bad.any():
         state = dict(zip(names, numbers[np.argmax(bad)].tolist(), strict=True))
-        what = "singular value" if problem.is_singular else "eigenvalue"
+        what = "singular value" if problem.singular_values_wanted else "eigenvalue"
         raise ValueError(f"reference {what} is not finite for state {state}")
     # np.lexsort takes the primary key last: the value, then quantum numbers in order.
     order = np.lexsort([*numbers.T[::-1], sign * values])
@@ -147,6 +147,8 @@ def singular_function_callable(
     expr = problem.left_function_expr() if side == "left" else problem.right_function_expr()
     if expr is None:
         return None
-    names = problem.coordinates if side == "left" else problem.input_coordinates
+    # A differential operator maps functions of the coordinates to the same space.
+    names = problem.input_coordinates if side == "right" and problem.is_singular else None
+    names = names or problem.coordinates
     bound: dict[str, float] = {**problem.parameter_values(), **state.quantum_numbers}
     return compile_numpy(expr, names, bound)

@@ -22,6 +22,7 @@ from .io import (
     GridReference,
     Results,
     RunFileError,
+    SingularArrays,
     load_checkpoint,
     network_state,
     read_results,
@@ -30,12 +31,13 @@ from .io import (
 )
 from .methods import get_method
 from .problem import CompiledProblem, Settings, build, derive_settings, region_field
-from .readout import Ritz, normalized_gram, orthogonality, ritz
+from .readout import Ritz, normalized_gram, orthogonality, ritz, ritz_squared
 from .reference import (
     degenerate_levels,
     eigenfunction_callable,
     level_states,
     reference_eigenvalues,
+    singular_function_callable,
 )
 from .run_record import EVAL_SEED_OFFSET, Run, build_results
 from .singular import derive_singular_settings
@@ -106,6 +108,9 @@ def solve(
     ritz_result, native = readout(compiled, state.network, settings, state.shift)
     results = build_results(problem, settings, state, ritz_result, device, complete)
     results.native = native
+    if settings.want == "smallest-singular":
+        results.singular = SingularArrays(results.eigenvalues, results.stderr)
+        results.attrs["kind"] = "smallest-singular"
     if settings.derivatives == "hutchinson":
         results.attrs["hutchinson_relative_variance"] = hutchinson_report(compiled, state.network)
     write_results(run_dir / RESULTS_NAME, results)
@@ -121,8 +126,14 @@ def readout(
     device = next(net64.parameters()).device
     gen = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
     batch = sample_modes(compiled, net64, settings.eval_samples, gen)
+    n = batch.h.shape[0]
+    if settings.want == "smallest-singular":
+        r = ritz_squared(batch.h, batch.hh)
+        square = batch.hh.T @ batch.hh / n
+        native = native_energies(settings.method, shift, settings.scale, r.gram, square)
+        return r, native.clamp_min(0.0).sqrt().cpu().numpy()
     r = ritz(batch.h, batch.hh)
-    energy = batch.h.T @ batch.hh / batch.h.shape[0]
+    energy = batch.h.T @ batch.hh / n
     native = native_energies(settings.method, shift, settings.scale, r.gram, energy)
     return r, native.cpu().numpy()
 
@@ -180,6 +191,11 @@ DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
 def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) -> GridReference:
     """The finite-difference spectrum of a problem (d <= 3), ``modes + extra`` values."""
     dim = len(problem.coordinates)
+    if problem.is_singular:
+        raise ValueError(
+            "grid references of integral operators are not built yet; compare with the "
+            "problem's closed form (reference.singular_value)"
+        )
     grid.check_dimension(dim)  # before deriving settings, which samples the potential
     settings = derive_settings(problem)
     compiled = build(problem, settings)
@@ -199,19 +215,23 @@ def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) 
         return call
 
     inside = numpy_field(region_field(problem)) if settings.domain == "region" else None
+    drift = compiled.operator.drift
     spec = grid.GridProblem(
         kinetic=compiled.operator.kinetic,
         potential=numpy_field(compiled.operator.potential),
         lo=tuple(lo),
         hi=tuple(hi),
         inside=inside,
+        drift=None if drift is None else numpy_field(drift),
     )
     n = points or DEFAULT_GRID[dim]
     started = time.perf_counter()
     spectrum = grid.solve(spec, problem.modes + extra, n)
     attrs = {
         "nsvd_version": __version__,
-        "method": "finite differences, 4th order, ARPACK shift-invert",
+        "method": "finite differences, 4th order, ARPACK shift-invert"
+        + (" on A^T A (singular values)" if drift is not None else ""),
+        "kind": "smallest-singular" if drift is not None else "eigen",
         "points": json.dumps(list(spectrum.points)),
         "window_lo": json.dumps(list(lo)),
         "window_hi": json.dumps(list(hi)),
@@ -266,7 +286,13 @@ def evaluate(
         "native_relative_errors": None,
         "steps": int(run.results.attrs.get("steps", 0)),
         "train_seconds": float(run.results.attrs.get("train_seconds", float("nan"))),
+        "kind": "eigen",
     }
+    if run.problem.wanted == "smallest-singular":
+        # The values are singular values of A = H + b . grad, ascending (mode order).
+        out["kind"] = "smallest-singular"
+        out["singular_values"] = out["eigenvalues"]
+        out["reference_singular_values"] = out["reference"]
     if run.results.native is not None:
         native = np.asarray(run.results.native, dtype=np.float64)
         out["native_eigenvalues"] = native.tolist()
@@ -300,7 +326,10 @@ def _level_distances(
     problem = run.problem
     levels = degenerate_levels(reference)
     states = [level_states(problem, float(reference[idx[0]])) for idx in levels]
-    funcs = [[eigenfunction_callable(problem, s) for s in group] for group in states]
+    if problem.singular_values_wanted:  # the network holds the right singular functions
+        funcs = [[singular_function_callable(problem, s, "right") for s in g] for g in states]
+    else:
+        funcs = [[eigenfunction_callable(problem, s) for s in group] for group in states]
     if any(f is None for group in funcs for f in group):
         return None
     sampler = run.compiled.sampler

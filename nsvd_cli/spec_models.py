@@ -87,6 +87,10 @@ class Operator(_Model):
 
     kinetic: Expression = 0.5
     potential: Expression = 0
+    # b . grad u added to H (convection-diffusion); one expression per coordinate.
+    drift: Annotated[list[Expression], Field(min_length=1, max_length=MAX_COORDINATES)] | None = (
+        None
+    )
     kernel: Expression | None = None
     input_coordinates: (
         Annotated[list[Text], Field(min_length=1, max_length=MAX_COORDINATES)] | None
@@ -206,8 +210,9 @@ class Problem(_Model):
     operator: Operator = Field(default_factory=Operator)
     domain: Domain = "whole-space"
     modes: Annotated[int, PlainValidator(integer_type(ge=1, le=MAX_MODES))]
-    # None: "lowest" eigenvalues for H, "largest-singular" values for an integral operator.
-    want: Literal["lowest", "largest-singular"] | None = None
+    # None: "lowest" eigenvalues for H, "smallest-singular" values with a drift,
+    # "largest-singular" values for an integral operator.
+    want: Literal["lowest", "smallest-singular", "largest-singular"] | None = None
     solver: Solver = Field(default_factory=Solver)
     network: Network = Field(default_factory=Network)
     reference: Reference | None = None
@@ -262,7 +267,27 @@ class Problem(_Model):
 
     @property
     def wanted(self) -> str:
-        return self.want or ("largest-singular" if self.is_singular else "lowest")
+        if self.want is not None:
+            return self.want
+        if self.is_singular:
+            return "largest-singular"
+        return "smallest-singular" if self.operator.drift else "lowest"
+
+    @property
+    def singular_values_wanted(self) -> bool:
+        """Whether the problem asks for singular values (of a kernel, or of A = H + b.grad)."""
+        return self.wanted != "lowest"
+
+    @property
+    def descending(self) -> bool:
+        """Mode order: the largest values first (integral operators), else the smallest."""
+        return self.wanted == "largest-singular"
+
+    def drift_exprs(self) -> list[sp.Expr] | None:
+        drift = self.operator.drift
+        if not drift:
+            return None
+        return self._cached("drift", lambda: [self._scope().over_space(b) for b in drift])
 
     @property
     def input_coordinates(self) -> list[str]:
@@ -288,7 +313,8 @@ class Problem(_Model):
             list(self.parameters),
             self.parameters,
             self.quantum_number_names(),
-            self.input_coordinates,
+            # A differential operator's right functions live on the same coordinates.
+            self.input_coordinates if self.is_singular else self.coordinates,
         )
 
     def _cached(self, key: str, make: Callable[[], Any]) -> Any:
@@ -332,8 +358,8 @@ class Problem(_Model):
         return self._reference_formula("eigenvalue", ExpressionScope.eigenvalue)
 
     def value_expr(self) -> sp.Expr | None:
-        """The reference formula: eigenvalue, or singular value for an integral operator."""
-        if self.is_singular:
+        """The reference formula: eigenvalue, or singular value."""
+        if self.singular_values_wanted:
             return self._reference_formula("singular_value", ExpressionScope.eigenvalue)
         return self.eigenvalue_expr()
 

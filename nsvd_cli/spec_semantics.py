@@ -220,6 +220,7 @@ def semantic_issues(data: Mapping[str, Any]) -> Found:
         _differential_issues(data, operator, scope, found)
 
     want = data.get("want")
+    drift = bool(operator.get("drift"))
     if isinstance(want, str):
         if singular and want != "largest-singular":
             found.append(
@@ -232,10 +233,21 @@ def semantic_issues(data: Mapping[str, Any]) -> Found:
             found.append(
                 (("want",), "'largest-singular' needs an integral operator (operator.kernel)")
             )
+        elif drift and want == "lowest":
+            found.append(
+                (
+                    ("want",),
+                    "a drift makes the operator non-self-adjoint (complex eigenvalues); "
+                    "use want: smallest-singular",
+                )
+            )
+    singular_values = singular or drift or want == "smallest-singular"
+    if not singular:
+        scope = replace(scope, input_coordinates=scope.coordinates)
 
     reference = data.get("reference")
     if isinstance(reference, Mapping):
-        found.extend(_reference_issues(reference, scope, singular))
+        found.extend(_reference_issues(reference, scope, singular_values))
     return found
 
 
@@ -249,6 +261,18 @@ def _differential_issues(
             found.append((key, f"kinetic must be > 0, got {value:g}"))
     if "potential" in operator:
         _check_expression(("operator", "potential"), operator["potential"], scope.over_space, found)
+    drift = operator.get("drift")
+    if isinstance(drift, list):
+        for i, b in enumerate(drift):
+            _check_expression(("operator", "drift", i), b, scope.over_space, found)
+        if len(drift) != len(scope.coordinates):
+            found.append(
+                (
+                    ("operator", "drift"),
+                    f"needs one component per coordinate ({len(scope.coordinates)}), "
+                    f"got {len(drift)}",
+                )
+            )
     for name in ("input_coordinates", "input_domain"):
         if operator.get(name) is not None:
             found.append((("operator", name), "only for an integral operator (operator.kernel)"))
@@ -275,7 +299,7 @@ def _integral_issues(
     data: Mapping[str, Any], operator: Mapping[str, Any], scope: ExpressionScope, found: Found
 ) -> ExpressionScope:
     """Checks of an integral operator; returns the scope with its input coordinates."""
-    for name in ("kinetic", "potential"):
+    for name in ("kinetic", "potential", "drift"):
         if name in operator:
             found.append(
                 (
@@ -349,10 +373,11 @@ def _reference_issues(
     wrong = present & set(_EIGEN_KEYS if singular else _SINGULAR_KEYS)
     for key in sorted(wrong):
         hint = (
-            "an integral operator has singular values: use singular_value(s), left_function, "
+            "the problem asks for singular values: use singular_value(s), left_function, "
             "right_function"
             if singular
-            else "singular values belong to an integral operator (operator.kernel)"
+            else "singular values belong to an integral operator (operator.kernel) or to "
+            "want: smallest-singular"
         )
         found.append((("reference", key), hint))
     if wrong:
@@ -386,8 +411,8 @@ def _reference_issues(
         return found  # without quantum numbers every name in the formulas would be unknown
     taken = {
         **dict.fromkeys(scope.parameters, "parameter"),
-        **dict.fromkeys(scope.coordinates, "coordinate"),
         **dict.fromkeys(scope.input_coordinates, "input coordinate"),
+        **dict.fromkeys(scope.coordinates, "coordinate"),
     }
     found.extend(
         _check_names(ranges, lambda q: ("reference", "quantum_numbers", q), "quantum number", taken)

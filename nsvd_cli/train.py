@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
-from .formulations import Formulation, get_formulation, operator_rows
+from .formulations import Formulation, get_formulation, operator_rows, squared_form
 from .methods import Method, MethodOptions, make_method
 from .problem import CompiledProblem, Settings
 from .readout import ritz_from_moments
@@ -177,7 +177,7 @@ class EigenObjective:
         gram, energy = terms.gram.detach(), terms.energy.detach()
         if self.adaptive and (state.step == 0 or state.gram is None):
             first = ritz_from_moments(gram.double(), energy.double())[0]
-            state.shift = _adaptive_shift([float(v) for v in first]) or state.shift
+            state.shift = self._floored(_adaptive_shift([float(v) for v in first]), state)
         t = s.scale * (state.shift * terms.gram - terms.energy)
         assert state.method is not None
         out = state.method(terms.f, t, operator_rows(terms, state.shift, s.scale))
@@ -186,12 +186,21 @@ class EigenObjective:
 
     def after_step(self, state: TrainState) -> None:
         if self.adaptive and state.step % SHIFT_EVERY == 0:
-            new = _adaptive_shift(state.current_eigenvalues())
-            if new is not None:
-                state.shift = new
+            state.shift = self._floored(_adaptive_shift(state.current_eigenvalues()), state)
+
+    def _floored(self, shift: float | None, state: TrainState) -> float:
+        """The adaptive shift, kept above ``settings.shift_floor`` when one is set: a span
+        whose functions have collapsed onto the lowest states would otherwise pull the shift
+        under the next wanted value, which then can never be learned (T's eigenvalue < 0)."""
+        value = state.shift if shift is None else shift
+        floor = self.compiled.settings.shift_floor
+        return value if floor is None else max(value, floor)
 
     def values(self, state: TrainState) -> list[float]:
-        return state.current_eigenvalues()
+        values = state.current_eigenvalues()
+        if self.compiled.settings.want == "smallest-singular":  # Ritz values of A^*A: s^2
+            return [math.sqrt(max(v, 0.0)) for v in values]
+        return values
 
 
 def train(
@@ -256,7 +265,11 @@ def _loop(
 
 
 def make_formulation(s: Settings) -> Formulation:
-    formulation = get_formulation(s.derivatives, s.hutchinson_probes)
+    # The smallest singular values train on the quadratic form of A^*A (its own terms).
+    if s.want == "smallest-singular":
+        formulation: Formulation = squared_form
+    else:
+        formulation = get_formulation(s.derivatives, s.hutchinson_probes)
     if s.compile:
         formulation = torch.compile(formulation, dynamic=False)
     return formulation

@@ -76,7 +76,8 @@ def test_shipped_problems_load(path: Path) -> None:
     problem = load_problem(path)
     assert problem.name == path.stem
     assert problem.description
-    assert problem.reference is not None
+    # Every shipped problem has a closed form, or says how to get a grid reference.
+    assert problem.reference is not None or "nsvd reference" in problem.description
     assert problem.source_text == path.read_text()
     assert problem.source_path == str(path)
     assert problem.kinetic_value() > 0
