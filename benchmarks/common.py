@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from nsvd_cli.io import GridReference
 from nsvd_cli.runner import evaluate, load_run, prepare, solve
 from nsvd_cli.spec import load_problem
 from nsvd_cli.train import resolve_device
@@ -27,8 +28,15 @@ def apply_overrides(settings: Any, overrides: dict[str, str]) -> None:
         setattr(settings, key, type(current)(value) if current is not None else float(value))
 
 
-def run_one(name: str, seed: int, overrides: dict[str, str], device: str) -> dict[str, Any]:
-    """Solve problems/NAME.yaml with its own settings (plus overrides), then evaluate it."""
+def run_one(
+    name: str,
+    seed: int,
+    overrides: dict[str, str],
+    device: str,
+    against: GridReference | None = None,
+) -> dict[str, Any]:
+    """Solve problems/NAME.yaml with its own settings (plus overrides), then evaluate it
+    against its closed form or, with ``against``, a grid reference."""
     problem = load_problem(ROOT / "problems" / f"{name}.yaml")
     settings = prepare(problem, seed=seed)
     apply_overrides(settings, overrides)
@@ -36,7 +44,7 @@ def run_one(name: str, seed: int, overrides: dict[str, str], device: str) -> dic
         t0 = time.perf_counter()
         solve(problem, settings, Path(tmp), resolve_device(device))
         wall = time.perf_counter() - t0
-        report = evaluate(load_run(Path(tmp)))
+        report = evaluate(load_run(Path(tmp)), against=against)
         total = time.perf_counter() - t0
     ref = np.asarray(report["reference"])
     rel_se = np.asarray(report["stderr"]) / np.abs(ref)
