@@ -369,7 +369,8 @@ def reference_cmd(
         typer.Option(min=16, help="Points per axis of the finest grid (default by dimension)."),
     ] = None,
 ) -> None:
-    """Finite-difference reference eigenvalues (three grids, with an error estimate)."""
+    """Reference values on grids (finite differences; quadrature for integral operators),
+    with an error estimate from three resolutions."""
     problem = _load(problem_file)
     try:
         ref = grid_reference(problem, grid)
@@ -378,7 +379,7 @@ def reference_cmd(
     target = output or problem_file.with_suffix(".reference.h5")
     write_reference(target, ref)
     table = Table(title=f"{problem.name}: grid reference ({ref.attrs['points']} points per axis)")
-    value = "singular value" if problem.wanted == "smallest-singular" else "eigenvalue"
+    value = "singular value" if problem.singular_values_wanted else "eigenvalue"
     for col in ("index", value, "est. error", "observed order"):
         table.add_column(col, justify="right")
     orders = json.loads(ref.attrs["observed_order"])

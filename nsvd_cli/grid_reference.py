@@ -178,20 +178,31 @@ def solve(problem: GridProblem, k: int, points: int) -> GridSpectrum:
         values.append(vals)
         spread = float(vals[-1] - vals[0]) if len(vals) > 1 else abs(float(vals[0]))
         below = float(vals[0]) - max(0.5 * spread, 1e-3 * abs(float(vals[0])), 1e-6)
-    e1, e2, e3 = values
-    r = (sizes[2] + 1) / (sizes[1] + 1)  # h_mid / h_fine
-    d_coarse = np.abs(e2 - e1)
-    d_fine = np.abs(e3 - e2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        order = np.log(d_coarse / d_fine) / math.log(r)
-    order = np.nan_to_num(order, nan=4.0, posinf=4.0, neginf=0.0)
-    reliable = order >= 1.0
+    spectrum = richardson(values, sizes, (sizes[2] + 1) / (sizes[1] + 1))  # h_mid / h_fine
     # A potential whose minimum on the grid keeps falling as the grid refines is singular
     # (a Coulomb centre): no value converges at the stencil's order there, and an observed
     # order from three coarse grids is not to be trusted for any of them.
     v_mid, v_fine = lowest_potential[1], lowest_potential[2]
     if abs(v_fine - v_mid) > 0.1 * max(1.0, abs(v_mid)):
-        reliable[:] = False
-    order = np.clip(order, 0.5, 4.0)
-    error = d_fine / (r**order - 1.0)
+        spectrum.reliable[:] = False
+    return spectrum
+
+
+def richardson(values: list[np.ndarray], sizes: tuple[int, ...], r: float) -> GridSpectrum:
+    """Error estimates from values on three grids (coarse to fine, spacing ratio ``r``
+    between the last two): observed order p, clamped to [0.5, 4], and |e3 - e2| / (r^p - 1);
+    values converging slower than first order are flagged unreliable."""
+    e1, e2, e3 = values
+    d_coarse = np.abs(e2 - e1)
+    d_fine = np.abs(e3 - e2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        order = np.log(d_coarse / d_fine) / math.log(r)
+    order = np.nan_to_num(order, nan=4.0, posinf=4.0, neginf=0.0)
+    # First order up to the noise of three grids; and values that agree to roundoff on all
+    # three (an exact rule, a kernel of finite rank) have converged whatever their "order".
+    roundoff = 1e-12 * np.maximum(np.abs(e3), np.abs(e3).max())
+    converged = (d_coarse <= roundoff) & (d_fine <= roundoff)
+    reliable = (order >= 0.95) | converged
+    order = np.where(converged, 4.0, np.clip(order, 0.5, 4.0))
+    error = np.maximum(d_fine / (r**order - 1.0), np.where(converged, roundoff, 0.0))
     return GridSpectrum(e3, error, order, reliable, sizes)

@@ -52,3 +52,18 @@ def procrustes_angles(learned: np.ndarray, reference: np.ndarray) -> np.ndarray:
     u, s, _ = np.linalg.svd(a.T @ qb / n, full_matrices=False)
     cos = np.einsum("lj,j,lj->l", u, s, u)
     return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+def level_distances(
+    learned: np.ndarray, levels: list[list[int]], references: list[np.ndarray]
+) -> tuple[list[float], float, list[float]]:
+    """Per degenerate level: the subspace distance of the learned columns ``levels[i]`` to
+    the reference block ``references[i]``; the whole learned span's distance to all blocks
+    together; and each mode's Procrustes angle within its level. Sample values as in
+    ``subspace_distance``."""
+    per_level = [subspace_distance(learned[:, idx], ref) for idx, ref in zip(levels, references)]
+    angles = np.zeros(learned.shape[1])
+    for idx, ref in zip(levels, references):
+        angles[idx] = procrustes_angles(learned[:, idx], ref)
+    whole = subspace_distance(learned, np.concatenate(references, axis=1))
+    return per_level, whole, angles.tolist()

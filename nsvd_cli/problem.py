@@ -227,11 +227,11 @@ def derive_settings(problem: Problem) -> Settings:
         # functions have small A^*A Ritz values: floor the adaptive shift at the Weyl
         # estimate's square (above the wanted s_L^2 for moderate drifts).
         s.shift_floor = top * top
-    _apply_solver_overrides(problem, s)
+    apply_solver_overrides(problem, s)
     return s
 
 
-def _apply_solver_overrides(problem: Problem, s: Settings) -> None:
+def apply_solver_overrides(problem: Problem, s: Settings) -> None:
     """Keys given in the file's solver block win over derived values."""
     solver = problem.solver
     modes = problem.modes

@@ -41,7 +41,12 @@ from .reference import (
 )
 from .run_record import EVAL_SEED_OFFSET, Run, build_results
 from .singular import derive_singular_settings
-from .singular_runner import evaluate_singular, load_singular, solve_singular
+from .singular_runner import (
+    evaluate_singular,
+    load_singular,
+    quadrature_reference,
+    solve_singular,
+)
 from .spec import Problem, parse_problem
 from .train import TrainState, init_state, train
 
@@ -192,10 +197,7 @@ def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) 
     """The finite-difference spectrum of a problem (d <= 3), ``modes + extra`` values."""
     dim = len(problem.coordinates)
     if problem.is_singular:
-        raise ValueError(
-            "grid references of integral operators are not built yet; compare with the "
-            "problem's closed form (reference.singular_value)"
-        )
+        return quadrature_reference(problem, points, extra)
     grid.check_dimension(dim)  # before deriving settings, which samples the potential
     settings = derive_settings(problem)
     compiled = build(problem, settings)
@@ -249,9 +251,7 @@ def evaluate(
     """The comparison of ``nsvd eval``: errors, orthogonality and subspace distances, against
     the problem's closed form or, with ``against``, a grid reference's eigenvalues."""
     if run.problem.is_singular:
-        if against is not None:
-            raise RunFileError("grid references of singular problems are not built yet")
-        return evaluate_singular(run, samples)
+        return evaluate_singular(run, samples, against)
     if against is not None:
         if len(against.eigenvalues) < run.problem.modes:
             raise RunFileError(
@@ -339,17 +339,9 @@ def _level_distances(
     inv_sqrt_p = torch.exp(-sampler.log_amplitude(x) + 0.5 * sampler.log_volume).numpy()
     learned = ritz_functions(run, x).numpy() * inv_sqrt_p[:, None]
     xs = x.numpy()
-    per_level, blocks = [], []
-    angles = np.zeros(learned.shape[1])
-    for idx, group in zip(levels, funcs):
-        ref_vals = np.stack([f(xs) for f in group], axis=1) * inv_sqrt_p[:, None]
-        per_level.append(metrics.subspace_distance(learned[:, idx], ref_vals))
-        angles[idx] = metrics.procrustes_angles(learned[:, idx], ref_vals)
-        blocks.append(ref_vals)
-    # The whole span against every reference state of the levels it reaches (a level cut
-    # by the number of modes counts whole, as per level).
-    whole = metrics.subspace_distance(learned, np.concatenate(blocks, axis=1))
-    return per_level, whole, angles.tolist()
+    # A level cut by the number of modes is compared with its whole reference span.
+    blocks = [np.stack([f(xs) for f in group], axis=1) * inv_sqrt_p[:, None] for group in funcs]
+    return metrics.level_distances(learned, levels, blocks)
 
 
 def grid_axes(run: Run, points: int) -> dict[str, np.ndarray]:

@@ -22,7 +22,7 @@ from .integral import IntegralOperator, Measure, SingularMoments
 from .methods.base import LossOutput
 from .methods.svd import SVD_LOSSES
 from .networks import NetworkConfig, build_network
-from .problem import Settings, _apply_solver_overrides
+from .problem import Settings, apply_solver_overrides
 from .readout import singular_ritz
 from .sampling import GaussianMixture, UniformBox
 from .spec import BoxDomain, Problem
@@ -119,7 +119,7 @@ def derive_singular_settings(problem: Problem) -> Settings:
     # Points per side of the read-out: 2^20 puts its standard error near 1e-3 of the
     # singular values on the shipped problems, in seconds (blocks of 256 x 256 pairs).
     s.eval_samples = 1 << 20
-    _apply_solver_overrides(problem, s)
+    apply_solver_overrides(problem, s)
     if problem.solver.steps is None:
         s.steps = 4000 + 1000 * problem.modes
     return s

@@ -3,6 +3,8 @@ reload, compare with the reference, sample the singular functions on grids."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,11 +12,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import metrics
-from .io import RESULTS_NAME, Results, SingularArrays, load_checkpoint, save_checkpoint
+from . import __version__, metrics, nystrom
+from .expr_compile import compile_numpy
+from .io import (
+    RESULTS_NAME,
+    GridReference,
+    Results,
+    SingularArrays,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .io import write_results as write_results_file
+from .problem import Settings
 from .readout import Ritz, orthogonality
-from .reference import degenerate_levels, level_states, singular_function_callable
+from .reference import (
+    degenerate_levels,
+    level_states,
+    reference_eigenvalues,
+    singular_function_callable,
+)
 from .run_record import EVAL_SEED_OFFSET, Run, build_results
 from .singular import (
     CompiledSingular,
@@ -25,7 +41,8 @@ from .singular import (
     build_singular,
     singular_readout,
 )
-from .spec import Problem
+from .spec import BoxDomain, Problem
+from .spec_models import GaussianDomain
 from .train import TrainState, init_state, train
 
 EVAL_BLOCK_POINTS = 256  # per side and block: cost grows with it, the variance does not
@@ -33,7 +50,7 @@ EVAL_BLOCK_POINTS = 256  # per side and block: cost grows with it, the variance 
 
 def solve_singular(
     problem: Problem,
-    settings: Any,
+    settings: Settings,
     run_dir: Path,
     device: torch.device,
     resume: bool,
@@ -73,7 +90,7 @@ def solve_singular(
 
 def singular_results(
     problem: Problem,
-    settings: Any,
+    settings: Settings,
     state: TrainState,
     ro: SingularReadout,
     device: torch.device,
@@ -100,7 +117,9 @@ def singular_results(
     return results
 
 
-def load_singular(problem: Problem, settings: Any, results: Results, network_state: Any) -> Run:
+def load_singular(
+    problem: Problem, settings: Settings, results: Results, network_state: dict[str, torch.Tensor]
+) -> Run:
     compiled = build_singular(problem, settings)
     network = compiled.make_network().double()
     network.load_state_dict(network_state)
@@ -124,16 +143,74 @@ def singular_functions(run: Run, side: str, points: torch.Tensor) -> torch.Tenso
         return net(points) @ (rot_t / norms)
 
 
-def evaluate_singular(run: Run, samples: int = 1 << 16) -> dict[str, Any]:
-    """``nsvd eval`` for a singular problem: value errors, and per side orthogonality and
-    subspace distances against the reference singular functions."""
-    from .reference import reference_eigenvalues
+DEFAULT_QUADRATURE = {1: 2048, 2: 48, 3: 12}  # nodes per axis of the finest rule
 
+
+def _quadrature_measure(
+    domain: BoxDomain | GaussianDomain, names: list[str]
+) -> nystrom.QuadratureMeasure:
+    if isinstance(domain, GaussianDomain):
+        return nystrom.QuadratureMeasure(len(names), gaussian_scale=float(domain.gaussian.scale))
+    lo = tuple(float(domain.box[c][0]) for c in names)
+    hi = tuple(float(domain.box[c][1]) for c in names)
+    return nystrom.QuadratureMeasure(len(names), lo, hi)
+
+
+def quadrature_reference(
+    problem: Problem, points: int | None = None, extra: int = 4
+) -> GridReference:
+    """The Nystrom reference of an integral operator: ``modes + extra`` largest singular
+    values (descending) with their estimated errors."""
+    dim = max(len(problem.coordinates), len(problem.input_coordinates))
+    if dim > nystrom.MAX_DIM:
+        raise ValueError(
+            f"{dim} coordinates: quadrature references are limited to d <= {nystrom.MAX_DIM}"
+        )
+    domain, input_domain = problem.domain, problem.input_domain()
+    assert isinstance(domain, BoxDomain | GaussianDomain) and input_domain is not None
+    kernel_expr = problem.kernel_expr()
+    assert kernel_expr is not None
+    names = [*problem.coordinates, *problem.input_coordinates]
+    kernel = compile_numpy(kernel_expr, names, problem.parameter_values())
+    left = _quadrature_measure(domain, list(problem.coordinates))
+    right = _quadrature_measure(input_domain, problem.input_coordinates)
+    n = points or DEFAULT_QUADRATURE[dim]
+    started = time.perf_counter()
+    spectrum = nystrom.solve(kernel, left, right, problem.modes + extra, n)
+    attrs = {
+        "nsvd_version": __version__,
+        "method": "Nystrom: Gauss-Legendre (box) / Gauss-Hermite (Gaussian) rules, dense SVD",
+        "kind": "largest-singular",
+        "points": json.dumps(list(spectrum.points)),
+        "observed_order": json.dumps(spectrum.order.tolist()),
+        "reliable": json.dumps([bool(v) for v in spectrum.reliable]),
+        "seconds": time.perf_counter() - started,
+        "problem_name": problem.name,
+    }
+    return GridReference(spectrum.eigenvalues, spectrum.error, problem.source_text, attrs)
+
+
+def evaluate_singular(
+    run: Run, samples: int = 1 << 16, against: GridReference | None = None
+) -> dict[str, Any]:
+    """``nsvd eval`` for a singular problem: value errors, and per side orthogonality and
+    subspace distances against the reference singular functions (closed form only)."""
     sv = run.results.singular
     assert sv is not None
-    reference = reference_eigenvalues(run.problem)
+    modes = run.problem.modes
+    if against is not None:
+        if len(against.eigenvalues) < modes:
+            raise ValueError(
+                f"the reference holds {len(against.eigenvalues)} values, the run {modes} modes"
+            )
+        reference = np.asarray(against.eigenvalues[:modes], dtype=np.float64)
+    else:
+        reference = reference_eigenvalues(run.problem)
     if reference is None:
-        raise ValueError(f"problem {run.problem.name!r} has no reference to compare with")
+        raise ValueError(
+            f"problem {run.problem.name!r} has no reference to compare with; compute one with"
+            " `nsvd reference PROBLEM` and pass it to `nsvd eval --against FILE`"
+        )
     learned = np.asarray(sv.values, dtype=np.float64)
     rel = metrics.relative_errors(learned, reference)
     native = np.asarray(run.results.native, dtype=np.float64)
@@ -173,6 +250,13 @@ def evaluate_singular(run: Run, samples: int = 1 << 16) -> dict[str, Any]:
         "steps": int(run.results.attrs.get("steps", 0)),
         "train_seconds": float(run.results.attrs.get("train_seconds", float("nan"))),
     }
+    if against is not None:
+        err = np.asarray(against.error[:modes], dtype=np.float64)
+        out["reference_error"] = metrics.relative_errors(err + reference, reference).tolist()
+        out["reference_reliable"] = json.loads(str(against.attrs.get("reliable", "null")))
+        if out["reference_reliable"] is not None:
+            out["reference_reliable"] = out["reference_reliable"][:modes]
+        return out
     sides = {side: _side_distances(run, reference, side, samples) for side in ("left", "right")}
     if all(v is not None for v in sides.values()):
         left, right = sides["left"], sides["right"]
@@ -205,15 +289,8 @@ def _side_distances(
     root_w = measure.weights(x).sqrt().numpy()[:, None]
     learned = singular_functions(run, side, x).numpy() * root_w
     xs = x.numpy()
-    per_level, blocks = [], []
-    angles = np.zeros(learned.shape[1])
-    for idx, group in zip(levels, funcs):
-        ref_vals = np.stack([f(xs) for f in group], axis=1) * root_w
-        per_level.append(metrics.subspace_distance(learned[:, idx], ref_vals))
-        angles[idx] = metrics.procrustes_angles(learned[:, idx], ref_vals)
-        blocks.append(ref_vals)
-    whole = metrics.subspace_distance(learned, np.concatenate(blocks, axis=1))
-    return per_level, whole, angles.tolist()
+    blocks = [np.stack([f(xs) for f in group], axis=1) * root_w for group in funcs]
+    return metrics.level_distances(learned, levels, blocks)
 
 
 def _axes(side: Side, points: int) -> dict[str, np.ndarray]:

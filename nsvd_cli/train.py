@@ -106,7 +106,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def init_state(compiled: CompiledProblem, device: torch.device) -> TrainState:
+class Trainable(Protocol):
+    """What ``init_state`` needs: an eigenproblem or a singular problem, compiled."""
+
+    settings: Settings
+
+    def make_network(self) -> torch.nn.Module: ...
+
+
+def init_state(compiled: Trainable, device: torch.device) -> TrainState:
     s = compiled.settings
     torch.manual_seed(s.seed)
     network = compiled.make_network().to(device=device, dtype=DTYPES[s.dtype])
@@ -204,7 +212,7 @@ class EigenObjective:
 
 
 def train(
-    compiled: CompiledProblem,
+    compiled: Trainable,
     state: TrainState,
     device: torch.device,
     on_progress: ProgressHook | None = None,
@@ -221,6 +229,7 @@ def train(
     if state.method is None:
         state.method = _method(s, state.network)
     if objective is None:
+        assert isinstance(compiled, CompiledProblem)
         objective = EigenObjective(compiled, state, device)
     with matmul_precision(s.dtype, device):
         return _loop(s, state, objective, on_progress, on_checkpoint, progress_every, stop)

@@ -272,3 +272,52 @@ def test_singular_resume_gives_the_uninterrupted_result(tmp_path: Path) -> None:
     back = read_results(tmp_path / "part" / "results.h5")
     assert back.singular is not None
     np.testing.assert_array_equal(back.singular.values, full.singular.values)
+
+
+# -- the quadrature reference ---------------------------------------------------------------
+
+
+def test_quadrature_reference_reproduces_closed_forms() -> None:
+    from nsvd_cli.runner import grid_reference
+
+    cdk = load_problem(ROOT / "problems" / "gaussian-cdk.yaml")
+    ref = grid_reference(cdk)
+    np.testing.assert_allclose(ref.eigenvalues[:5], [0.5**n for n in range(5)], rtol=1e-10)
+    volterra = load_problem(ROOT / "problems" / "volterra.yaml")
+    ref = grid_reference(volterra, points=512)
+    exact = reference_eigenvalues(volterra)
+    assert exact is not None
+    true = np.abs(ref.eigenvalues[:6] - exact)
+    reliable = np.asarray(json.loads(ref.attrs["reliable"]))[:6]
+    assert reliable.any()
+    # Where the three rules are in the asymptotic regime, the claimed error holds (3x).
+    assert np.all((true <= 3 * ref.error[:6]) | ~reliable), (true, ref.error[:6])
+    assert np.all(true / exact < 2e-3)
+
+
+def test_quadrature_reference_refuses_four_dimensions(tmp_path: Path) -> None:
+    text = """
+name: k4
+coordinates: [a, b, c, d]
+operator: {kernel: "exp(-(a - p)**2)", input_coordinates: [p, q, r, s]}
+domain: {gaussian: {scale: 1}}
+modes: 1
+"""
+    path = _write(tmp_path, text)
+    result = CliRunner().invoke(app, ["reference", str(path)])
+    assert result.exit_code == 2
+    assert str(path) in result.output and "d <= 3" in result.output
+
+
+def test_eval_against_a_quadrature_reference(tmp_path: Path) -> None:
+    path = _write(tmp_path, RANK2.replace("steps: 2000", "steps: 300"))
+    run, ref = tmp_path / "run", tmp_path / "ref.h5"
+    cli = CliRunner()
+    assert cli.invoke(app, ["solve", str(path), "--out", str(run)]).exit_code == 0
+    result = cli.invoke(app, ["reference", str(path), "-o", str(ref), "--grid", "64"])
+    assert result.exit_code == 0, result.output
+    result = cli.invoke(app, ["eval", str(run), "--json", "--against", str(ref)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    np.testing.assert_allclose(report["reference_singular_values"], [1.0, 0.5], rtol=1e-10)
+    assert report["reference_reliable"] == [True, True]
