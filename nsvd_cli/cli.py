@@ -29,6 +29,7 @@ from .runner import (
     evaluate,
     export_grid,
     grid_reference,
+    left_functions,
     load_run,
     prepare,
     resume_settings,
@@ -350,12 +351,28 @@ def export_cmd(
             groups={"right_functions": sides["right"]},
             datasets={"singular_values": values},
         )
+    elif run.problem.wanted == "smallest-singular":
+        # Same layout as an integral operator's: left functions u = A v / s first.
+        axes, right = export_grid(run, grid)
+        _, left = export_grid(run, grid, functions=left_functions)
+        attrs["normalization"] = "unit L2 norm over the domain"
+        write_export(
+            target,
+            run.results.eigenvalues,
+            axes,
+            left,
+            attrs,
+            groups={"right_functions": (axes, right)},
+            datasets={"singular_values": np.asarray(run.results.eigenvalues)},
+        )
     else:
         axes, values = export_grid(run, grid)
         write_export(target, run.results.eigenvalues, axes, values, attrs)
     err.print(
         f"wrote {target} ({run.problem.modes} modes on {grid}^{len(run.problem.coordinates)} "
-        "points" + (", and the right functions" if run.problem.is_singular else "") + ")",
+        "points"
+        + (", and the right functions" if run.problem.singular_values_wanted else "")
+        + ")",
         highlight=False,
     )
 

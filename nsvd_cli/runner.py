@@ -15,7 +15,7 @@ import torch
 
 from . import __version__, metrics
 from . import grid_reference as grid
-from .batch import sample_modes
+from .batch import evaluate_batch, sample_modes
 from .derivatives import hutchinson_variance
 from .io import (
     RESULTS_NAME,
@@ -304,7 +304,15 @@ def evaluate(
         out["reference_error"] = metrics.relative_errors(err + reference, reference).tolist()
         reliable = json.loads(str(against.attrs.get("reliable", "null")))
         out["reference_reliable"] = None if reliable is None else reliable[: run.problem.modes]
-    distances = None if against is not None else _level_distances(run, reference, samples)
+    # The network holds the eigenfunctions, or the right singular functions v_l of A; its
+    # left ones are u_l = A v_l / s_l.
+    sides = ("right", "left") if run.problem.singular_values_wanted else ("eigen",)
+    found = (
+        {}
+        if against is not None
+        else {k: _level_distances(run, reference, samples, k) for k in sides}
+    )
+    distances = found.get(sides[0])
     out["subspace_distance_all"] = None
     out["angle_distances"] = None
     out["angle_distance"] = None
@@ -315,21 +323,39 @@ def evaluate(
         out["subspace_distance_all"] = whole
         out["angle_distances"] = angles
         out["angle_distance"] = float(np.mean(angles))
+    for side in ("left", "right"):
+        if side in sides:
+            result = found.get(side)
+            out[f"{side}_subspace_distance"] = None if result is None else float(np.mean(result[0]))
     return out
 
 
+def left_functions(run: Run, x: torch.Tensor) -> torch.Tensor:
+    """For the smallest singular values of A: u_l = A v_l / s_l at x (unit L2 norm), with
+    v_l the learned right functions (``ritz_functions``); exact derivatives."""
+    sampler = run.compiled.sampler
+    batch = evaluate_batch(run.compiled, sampler, run.network, x)
+    rot = torch.from_numpy(run.results.rotation)
+    gram = torch.from_numpy(run.results.gram)
+    norms = torch.sqrt(torch.diagonal(rot.T @ gram @ rot))
+    s = torch.from_numpy(np.asarray(run.results.eigenvalues))
+    amplitude = torch.exp(sampler.log_amplitude(x) - 0.5 * sampler.log_volume)
+    return batch.hh @ (rot / norms) / s * amplitude.unsqueeze(-1)
+
+
 def _level_distances(
-    run: Run, reference: np.ndarray, samples: int
+    run: Run, reference: np.ndarray, samples: int, side: str
 ) -> tuple[list[float], float, list[float]] | None:
     """Subspace distances per degenerate level ("avg" in the paper) and for the whole learned
-    span ("all"), and each mode's angle to its Procrustes-aligned reference state."""
+    span ("all"), and each mode's angle to its Procrustes-aligned reference state; ``side``
+    is "eigen" (eigenfunctions) or "right" / "left" (singular functions of A)."""
     problem = run.problem
     levels = degenerate_levels(reference)
     states = [level_states(problem, float(reference[idx[0]])) for idx in levels]
-    if problem.singular_values_wanted:  # the network holds the right singular functions
-        funcs = [[singular_function_callable(problem, s, "right") for s in g] for g in states]
-    else:
+    if side == "eigen":
         funcs = [[eigenfunction_callable(problem, s) for s in group] for group in states]
+    else:
+        funcs = [[singular_function_callable(problem, s, side) for s in g] for g in states]
     if any(f is None for group in funcs for f in group):
         return None
     sampler = run.compiled.sampler
@@ -337,7 +363,8 @@ def _level_distances(
     x = sampler.sample(samples, gen)
     # Sample-frame values: function / sqrt(p), so plain means are L2(dx) inner products.
     inv_sqrt_p = torch.exp(-sampler.log_amplitude(x) + 0.5 * sampler.log_volume).numpy()
-    learned = ritz_functions(run, x).numpy() * inv_sqrt_p[:, None]
+    values = left_functions(run, x) if side == "left" else ritz_functions(run, x)
+    learned = values.numpy() * inv_sqrt_p[:, None]
     xs = x.numpy()
     # A level cut by the number of modes is compared with its whole reference span.
     blocks = [np.stack([f(xs) for f in group], axis=1) * inv_sqrt_p[:, None] for group in funcs]
@@ -353,13 +380,17 @@ def grid_axes(run: Run, points: int) -> dict[str, np.ndarray]:
 
 
 def export_grid(
-    run: Run, points: int, chunk: int = 65536
+    run: Run,
+    points: int,
+    chunk: int = 65536,
+    functions: Callable[[Run, torch.Tensor], torch.Tensor] = ritz_functions,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Learned eigenfunctions on a regular grid: values of shape (modes, N, ..., N)."""
+    """Learned eigenfunctions (or other ``functions`` of the run, such as the left singular
+    functions) on a regular grid: values of shape (modes, N, ..., N)."""
     axes = grid_axes(run, points)
     mesh = np.meshgrid(*axes.values(), indexing="ij")
     pts = torch.from_numpy(np.stack([m.ravel() for m in mesh], axis=1))
-    values = torch.cat([ritz_functions(run, pts[i : i + chunk]) for i in range(0, len(pts), chunk)])
+    values = torch.cat([functions(run, pts[i : i + chunk]) for i in range(0, len(pts), chunk)])
     region = run.compiled.problem.region_expr()
     if region is not None and run.compiled.boundary is not None:
         inside = run.compiled.boundary(pts).value > 0
