@@ -168,7 +168,8 @@ def solve_cmd(
     previous = signal.signal(signal.SIGINT, on_sigint)
     err.print(f"run folder: {run_dir}", highlight=False)
     try:
-        with training_progress(settings.steps) as hook:
+        symbol = "s" if problem.singular_values_wanted else "E"
+        with training_progress(settings.steps, symbol=symbol) as hook:
             results, complete = solve(
                 problem,
                 settings,
@@ -299,13 +300,15 @@ def eval_cmd(
             f"angle distance (mean over modes, radians) {report['angle_distance']:.3e}",
             highlight=False,
         )
-    if report.get("left_subspace_distance") is not None:
-        out.print(
-            f"left functions: subspace distance {report['left_subspace_distance']:.3e}, "
-            f"orthogonality {report['left_orthogonality']:.3e}; right functions: "
-            f"{report['right_subspace_distance']:.3e}, {report['right_orthogonality']:.3e}",
-            highlight=False,
-        )
+    for side in ("left", "right"):
+        distance = report.get(f"{side}_subspace_distance")
+        ortho = report.get(f"{side}_orthogonality")
+        if distance is not None or ortho is not None:
+            parts = [
+                f"subspace distance {distance:.3e}" if distance is not None else "",
+                f"orthogonality {ortho:.3e}" if ortho is not None else "",
+            ]
+            out.print(f"{side} functions: " + ", ".join(p for p in parts if p), highlight=False)
 
 
 def _json_safe(value: Any) -> Any:
@@ -329,8 +332,10 @@ def export_cmd(
         run = load_run(run_dir)
     except (RunFileError, ProblemError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    dims = len(run.problem.coordinates) + len(run.problem.input_coordinates)
-    total = grid**dims * run.problem.modes
+    sides = [len(run.problem.coordinates)]
+    if run.problem.singular_values_wanted:  # left and right functions
+        sides.append(len(run.problem.input_coordinates) or sides[0])
+    total = sum(grid**d for d in sides) * run.problem.modes
     if total > 2e8:
         raise _fail(f"grid too large: {total:.3g} values; use a smaller --grid", 2)
     base = run_dir if run_dir.is_dir() else run_dir.parent
@@ -345,7 +350,7 @@ def export_cmd(
         attrs["normalization"] = "unit L2 norm in each side's measure"
         write_export(
             target,
-            run.results.eigenvalues,
+            values,  # in the functions' (mode) order, largest first
             *sides["left"],
             attrs,
             groups={"right_functions": sides["right"]},
@@ -407,9 +412,9 @@ def reference_cmd(
     bad = [i for i, ok in enumerate(reliable) if not ok]
     if bad:
         err.print(
-            f"warning: values {bad} converge slower than first order on these grids (a "
-            "singular potential?): their error is not estimated; use a finer --grid or a "
-            "closed form",
+            f"warning: values {bad} converge slower than first order on these grids ("
+            + ("a discontinuous kernel?" if problem.is_singular else "a singular potential?")
+            + "): their error is not estimated; use a finer --grid or a closed form",
             highlight=False,
         )
     err.print(f"wrote {target} ({ref.attrs['seconds']:.1f} s)", highlight=False)

@@ -44,8 +44,11 @@ class GridProblem:
     lo: tuple[float, ...]
     hi: tuple[float, ...]
     inside: PointField | None = None  # > 0 inside a region domain
-    # A = H + b . grad (not self-adjoint): then the smallest singular values are computed.
+    # A = H + b . grad (not self-adjoint).
     drift: VectorField | None = None
+    # The smallest singular values of A instead of the lowest eigenvalues (always wanted
+    # with a drift; without one they are the |E| of H nearest 0).
+    singular: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ def solve(problem: GridProblem, k: int, points: int) -> GridSpectrum:
             diag = h_mat.diagonal()
             off = abs(h_mat).sum(axis=1).A1 - np.abs(diag)
             below = float((diag - off).min()) - 1.0
-        if problem.drift is not None:
+        if problem.singular or problem.drift is not None:
             values.append(smallest_singular(h_mat, k))
             continue
         vals = lowest(h_mat, k, below)

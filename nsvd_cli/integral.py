@@ -92,7 +92,11 @@ class IntegralOperator:
             [x.unsqueeze(1).expand(n, m, x.shape[1]), y.unsqueeze(0).expand(n, m, y.shape[1])],
             dim=-1,
         )
-        k = self.kernel(pairs) * math.sqrt(self.left.mass * self.right.mass)
+        k = self.kernel(pairs)
+        # A kernel singular on a set of measure zero (log|x - y|) is hit with probability 0;
+        # zeroing such a point keeps it from turning the whole batch into NaN.
+        k = torch.where(torch.isfinite(k), k, torch.zeros_like(k))
+        k = k * math.sqrt(self.left.mass * self.right.mass)
         if self.left.target is None and self.right.target is None:
             return k
         wx, wy = self.left.weights(x).sqrt(), self.right.weights(y).sqrt()

@@ -66,7 +66,8 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
 
 @dataclass
 class SingularArrays:
-    """The read-out of a singular problem, in mode order (largest singular value first).
+    """The read-out of a singular problem in mode order: largest first for an integral
+    operator, smallest first for ``want: smallest-singular``.
 
     In the file: /singular_values, /singular_value_stderr, /readout/right_rotation,
     /readout/right_gram, /readout/cross. The left side uses the eigenproblem's names

@@ -59,6 +59,14 @@ def largest_singular(
     y, wy = right.rule(n)
     pairs = np.concatenate([np.repeat(x, len(y), axis=0), np.tile(y, (len(x), 1))], axis=1)
     matrix = kernel(pairs).reshape(len(x), len(y))
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(
+            f"operator.kernel is not finite at quadrature nodes x = {x[i].tolist()}, "
+            f"y = {y[j].tolist()}: a kernel singular where the rules' nodes meet has no "
+            "quadrature reference"
+        )
     matrix = np.sqrt(wx)[:, None] * matrix * np.sqrt(wy)[None, :]
     return np.linalg.svd(matrix, compute_uv=False)[:k]
 

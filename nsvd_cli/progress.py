@@ -21,17 +21,20 @@ from rich.progress import (
 from .train import TrainState
 
 
-def _estimates(values: list[float], shown: int = 4) -> str:
+def _estimates(values: list[float], symbol: str = "E", shown: int = 4) -> str:
     if not values:
         return ""
     head = ", ".join(f"{v:.6g}" for v in values[:shown])
     more = f", ... ({len(values)} modes)" if len(values) > shown else ""
-    return f"E ~ [{head}{more}]"
+    return f"{symbol} ~ [{head}{more}]"
 
 
 @contextmanager
-def training_progress(total: int, start: int = 0, enabled: bool | None = None) -> Iterator:
-    """Yield a hook ``(state, loss) -> None`` for ``train``'s ``on_progress``."""
+def training_progress(
+    total: int, start: int = 0, enabled: bool | None = None, symbol: str = "E"
+) -> Iterator:
+    """Yield a hook ``(state, loss) -> None`` for ``train``'s ``on_progress``; ``symbol``
+    names the estimates shown (E: eigenvalues, s: singular values)."""
     console = Console(stderr=True)
     show = console.is_terminal if enabled is None else enabled
     if not show:
@@ -56,7 +59,10 @@ def training_progress(total: int, start: int = 0, enabled: bool | None = None) -
                 task,
                 completed=state.step,
                 loss=f"{loss:.5g}",
-                estimates=_estimates(state.current_eigenvalues()),
+                # The objective's own reading (eigenvalues, or singular values).
+                estimates=_estimates(
+                    state.history[-1].eigenvalues if state.history else [], symbol
+                ),
             )
 
         yield hook

@@ -116,7 +116,7 @@ def solve(
     if settings.want == "smallest-singular":
         results.singular = SingularArrays(results.eigenvalues, results.stderr)
         results.attrs["kind"] = "smallest-singular"
-    if settings.derivatives == "hutchinson":
+    if settings.derivatives == "hutchinson" and settings.want == "lowest":
         results.attrs["hutchinson_relative_variance"] = hutchinson_report(compiled, state.network)
     write_results(run_dir / RESULTS_NAME, results)
     return results, complete
@@ -225,6 +225,7 @@ def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) 
         hi=tuple(hi),
         inside=inside,
         drift=None if drift is None else numpy_field(drift),
+        singular=problem.wanted == "smallest-singular",
     )
     n = points or DEFAULT_GRID[dim]
     started = time.perf_counter()
@@ -232,8 +233,8 @@ def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) 
     attrs = {
         "nsvd_version": __version__,
         "method": "finite differences, 4th order, ARPACK shift-invert"
-        + (" on A^T A (singular values)" if drift is not None else ""),
-        "kind": "smallest-singular" if drift is not None else "eigen",
+        + (" on [[0, A], [A^T, 0]] (singular values)" if spec.singular else ""),
+        "kind": "smallest-singular" if spec.singular else "eigen",
         "points": json.dumps(list(spectrum.points)),
         "window_lo": json.dumps(list(lo)),
         "window_hi": json.dumps(list(hi)),
@@ -327,7 +328,21 @@ def evaluate(
         if side in sides:
             result = found.get(side)
             out[f"{side}_subspace_distance"] = None if result is None else float(np.mean(result[0]))
+    if run.problem.singular_values_wanted:
+        out["right_orthogonality"] = out["orthogonality"]
+        out["left_orthogonality"] = _left_orthogonality(run, samples)
+        out["orthogonality"] = max(out["right_orthogonality"], out["left_orthogonality"])
     return out
+
+
+def _left_orthogonality(run: Run, samples: int) -> float:
+    """Orthogonality of the left functions u = A v / s, on fresh points of the sampler."""
+    sampler = run.compiled.sampler
+    gen = torch.Generator().manual_seed(run.compiled.settings.seed + 3 * EVAL_SEED_OFFSET)
+    x = sampler.sample(samples, gen)
+    inv_sqrt_p = torch.exp(-sampler.log_amplitude(x) + 0.5 * sampler.log_volume)
+    u = left_functions(run, x) * inv_sqrt_p.unsqueeze(-1)
+    return orthogonality(u.T @ u / u.shape[0])
 
 
 def left_functions(run: Run, x: torch.Tensor) -> torch.Tensor:

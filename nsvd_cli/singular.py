@@ -27,9 +27,11 @@ from .readout import singular_ritz
 from .sampling import GaussianMixture, UniformBox
 from .spec import BoxDomain, Problem
 from .spec_models import GaussianDomain
-from .train import DTYPES, TrainState
+from .train import DTYPES, MOMENT_DECAY, TrainState
 
-EVAL_BLOCK = 4096  # points per side in one read-out block (a 4096 x 4096 kernel matrix)
+# Points per side in one read-out block: the cost grows with it (blocks x EVAL_BLOCK^2
+# kernel values), the variance does not (it is set by the total number of points).
+EVAL_BLOCK = 256
 GAUSSIAN_WINDOW = 4.0  # exports cover +- 4 standard deviations of a Gaussian measure
 # Points for a Gaussian measure come from a Gaussian this much wider, with importance
 # weights (at most PROPOSAL_WIDTH^d): kernels that grow in the tails keep a small variance.
@@ -175,9 +177,6 @@ class SingularObjective:
 
     def values(self, state: TrainState) -> list[float]:
         return current_singular_values(state)
-
-
-MOMENT_DECAY = 0.95
 
 
 def _preconditioned(f: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,6 +33,7 @@ from .reference import (
 )
 from .run_record import EVAL_SEED_OFFSET, Run, build_results
 from .singular import (
+    EVAL_BLOCK,
     CompiledSingular,
     Side,
     SingularObjective,
@@ -44,8 +45,6 @@ from .singular import (
 from .spec import BoxDomain, Problem
 from .spec_models import GaussianDomain
 from .train import TrainState, init_state, train
-
-EVAL_BLOCK_POINTS = 256  # per side and block: cost grows with it, the variance does not
 
 
 def solve_singular(
@@ -79,10 +78,8 @@ def solve_singular(
     complete = state.step >= settings.steps
     checkpoint(state)
     assert isinstance(state.network, SingularPair)
-    blocks = max(2, settings.eval_samples // EVAL_BLOCK_POINTS)
-    ro = singular_readout(
-        compiled, state.network, settings.seed + EVAL_SEED_OFFSET, blocks, EVAL_BLOCK_POINTS
-    )
+    blocks = max(2, settings.eval_samples // EVAL_BLOCK)
+    ro = singular_readout(compiled, state.network, settings.seed + EVAL_SEED_OFFSET, blocks)
     results = singular_results(problem, settings, state, ro, device, complete)
     write_results_file(run_dir / RESULTS_NAME, results)
     return results, complete
@@ -96,16 +93,17 @@ def singular_results(
     device: torch.device,
     complete: bool,
 ) -> Results:
-    # The version-1 fields hold the left side, and the singular values ascending.
+    # The version-1 fields hold the left side with the singular values ascending, every
+    # per-mode array in that one order; the mode order (largest first) is under /singular_*.
     ascending = Ritz(
         eigenvalues=ro.values.flip(0),
         stderr=ro.stderr.flip(0),
-        rotation=ro.left_rotation,
+        rotation=ro.left_rotation.flip(1),
         gram=ro.gram_left,
-        quotients=ro.native,
+        quotients=ro.native.flip(0),
     )
     results = build_results(problem, settings, state, ascending, device, complete)
-    results.native = ro.native.cpu().numpy()
+    results.native = ro.native.flip(0).cpu().numpy()
     results.singular = SingularArrays(
         values=ro.values.cpu().numpy(),
         stderr=ro.stderr.cpu().numpy(),
@@ -132,8 +130,9 @@ def singular_functions(run: Run, side: str, points: torch.Tensor) -> torch.Tenso
     L2 of their side's measure, in mode order."""
     sv = run.results.singular
     assert sv is not None and isinstance(run.network, SingularPair)
-    if side == "left":
-        net, rot, gram = run.network.left, run.results.rotation, run.results.gram
+    if side == "left":  # the version-1 rotation is ascending: back to mode order
+        net, gram = run.network.left, run.results.gram
+        rot = np.ascontiguousarray(run.results.rotation[:, ::-1])
     else:
         net, rot, gram = run.network.right, sv.right_rotation, sv.right_gram
     rot_t, gram_t = torch.from_numpy(rot), torch.from_numpy(gram)
@@ -213,7 +212,7 @@ def evaluate_singular(
         )
     learned = np.asarray(sv.values, dtype=np.float64)
     rel = metrics.relative_errors(learned, reference)
-    native = np.asarray(run.results.native, dtype=np.float64)
+    native = np.asarray(run.results.native, dtype=np.float64)[::-1]  # to mode order
     gram_left = torch.from_numpy(run.results.gram)
     gram_right = torch.from_numpy(sv.right_gram)
     out: dict[str, Any] = {

@@ -164,10 +164,6 @@ class Reference(_Model):
     def values(self) -> list[float] | None:
         return self.singular_values if self.singular_values is not None else self.eigenvalues
 
-    @property
-    def value(self) -> float | str | None:
-        return self.singular_value if self.singular_value is not None else self.eigenvalue
-
 
 def _domain_tag(value: Any) -> str | None:
     if isinstance(value, str):

@@ -319,6 +319,7 @@ def _integral_issues(
         )
     elif isinstance(raw_inputs, list):
         inputs = [c for c in raw_inputs if isinstance(c, str)]
+        positions = {c: i for i, c in reversed(list(enumerate(raw_inputs))) if isinstance(c, str)}
         taken = {
             **dict.fromkeys(scope.parameters, "parameter"),
             **dict.fromkeys(coordinates, "coordinate"),
@@ -326,7 +327,7 @@ def _integral_issues(
         found.extend(
             _check_names(
                 inputs,
-                lambda c: ("operator", "input_coordinates", inputs.index(c)),
+                lambda c: ("operator", "input_coordinates", positions[c]),
                 "input coordinate",
                 taken,
             )

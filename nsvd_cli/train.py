@@ -171,7 +171,7 @@ class Objective(Protocol):
 class EigenObjective:
     """The lowest eigenpairs of H as the top eigenpairs of T = scale * (shift - H)."""
 
-    def __init__(self, compiled: CompiledProblem, state: TrainState, device: torch.device):
+    def __init__(self, compiled: CompiledProblem, device: torch.device):
         s = compiled.settings
         self.compiled = compiled
         self.sampler = compiled.sampler.to(device, DTYPES[s.dtype])
@@ -230,7 +230,7 @@ def train(
         state.method = _method(s, state.network)
     if objective is None:
         assert isinstance(compiled, CompiledProblem)
-        objective = EigenObjective(compiled, state, device)
+        objective = EigenObjective(compiled, device)
     with matmul_precision(s.dtype, device):
         return _loop(s, state, objective, on_progress, on_checkpoint, progress_every, stop)
 
