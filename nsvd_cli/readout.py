@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -94,6 +95,13 @@ def ritz_squared(h: torch.Tensor, ah: torch.Tensor) -> Ritz:
     quotients = (torch.diagonal(square) / torch.diagonal(gram)).clamp_min(0.0).sqrt()
     stderr = stderr_sq / (2.0 * s.clamp_min(1e-300))
     return Ritz(s[order], stderr[order], c[:, order], gram, quotients)
+
+
+def unit_coefficients(rotation: np.ndarray, gram: np.ndarray) -> torch.Tensor:
+    """Ritz coefficients (columns) scaled so that each Ritz function has unit norm in the
+    inner product the Gram matrix was measured in."""
+    rot, g = torch.from_numpy(np.ascontiguousarray(rotation)), torch.from_numpy(gram)
+    return rot / torch.sqrt(torch.diagonal(rot.T @ g @ rot))
 
 
 def normalized_gram(gram: torch.Tensor) -> torch.Tensor:

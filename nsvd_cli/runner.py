@@ -31,7 +31,14 @@ from .io import (
 )
 from .methods import get_method
 from .problem import CompiledProblem, Settings, build, derive_settings, region_field
-from .readout import Ritz, normalized_gram, orthogonality, ritz, ritz_squared
+from .readout import (
+    Ritz,
+    normalized_gram,
+    orthogonality,
+    ritz,
+    ritz_squared,
+    unit_coefficients,
+)
 from .reference import (
     degenerate_levels,
     eigenfunction_callable,
@@ -182,10 +189,7 @@ def ritz_functions(run: Run, x: torch.Tensor) -> torch.Tensor:
         b = run.compiled.boundary_jet(x)
         if b is not None:
             h = h * b.value.unsqueeze(-1)
-        rot = torch.from_numpy(run.results.rotation)
-        gram = torch.from_numpy(run.results.gram)
-        norms = torch.sqrt(torch.diagonal(rot.T @ gram @ rot))
-        u = h @ (rot / norms)
+        u = h @ unit_coefficients(run.results.rotation, run.results.gram)
         amplitude = torch.exp(sampler.log_amplitude(x) - 0.5 * sampler.log_volume)
         return u * amplitude.unsqueeze(-1)
 
@@ -350,12 +354,10 @@ def left_functions(run: Run, x: torch.Tensor) -> torch.Tensor:
     v_l the learned right functions (``ritz_functions``); exact derivatives."""
     sampler = run.compiled.sampler
     batch = evaluate_batch(run.compiled, sampler, run.network, x)
-    rot = torch.from_numpy(run.results.rotation)
-    gram = torch.from_numpy(run.results.gram)
-    norms = torch.sqrt(torch.diagonal(rot.T @ gram @ rot))
+    coefficients = unit_coefficients(run.results.rotation, run.results.gram)
     s = torch.from_numpy(np.asarray(run.results.eigenvalues))
     amplitude = torch.exp(sampler.log_amplitude(x) - 0.5 * sampler.log_volume)
-    return batch.hh @ (rot / norms) / s * amplitude.unsqueeze(-1)
+    return batch.hh @ coefficients / s * amplitude.unsqueeze(-1)
 
 
 def _level_distances(

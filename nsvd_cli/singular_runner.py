@@ -24,7 +24,7 @@ from .io import (
 )
 from .io import write_results as write_results_file
 from .problem import Settings
-from .readout import Ritz, orthogonality
+from .readout import Ritz, orthogonality, unit_coefficients
 from .reference import (
     degenerate_levels,
     level_states,
@@ -132,14 +132,12 @@ def singular_functions(run: Run, side: str, points: torch.Tensor) -> torch.Tenso
     assert sv is not None and isinstance(run.network, SingularPair)
     if side == "left":  # the version-1 rotation is ascending: back to mode order
         net, gram = run.network.left, run.results.gram
-        rot = np.ascontiguousarray(run.results.rotation[:, ::-1])
+        rot = run.results.rotation[:, ::-1]
     else:
         net, rot, gram = run.network.right, sv.right_rotation, sv.right_gram
-    rot_t, gram_t = torch.from_numpy(rot), torch.from_numpy(gram)
-    # The Gram matrix holds L2(measure) products, so rot / norms normalises in that norm.
+    # The Gram matrix holds L2(measure) products: unit norm in that norm.
     with torch.no_grad():
-        norms = torch.sqrt(torch.diagonal(rot_t.T @ gram_t @ rot_t))
-        return net(points) @ (rot_t / norms)
+        return net(points) @ unit_coefficients(rot, gram)
 
 
 DEFAULT_QUADRATURE = {1: 2048, 2: 48, 3: 12}  # nodes per axis of the finest rule
