@@ -10,6 +10,7 @@ import json
 import math
 import signal
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -420,7 +421,13 @@ def reference_cmd(
     err.print(f"wrote {target} ({ref.attrs['seconds']:.1f} s)", highlight=False)
 
 
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    # File warnings (a damaged checkpoint passed over) as one plain line, not a source line.
+    err.print(f"warning: {message}", highlight=False)
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     app()
 
 

@@ -7,8 +7,11 @@ replaces ``NAME`` with one atomic ``os.replace``.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,21 +50,67 @@ def atomic_path(path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
+_MAGIC = b"NSVD-CHECKPOINT sha256="
+
+
+class RunFileWarning(UserWarning):
+    """A damaged file was passed over for an older good one."""
+
+
 def save_checkpoint(run_dir: Path, payload: dict[str, Any]) -> Path:
+    """Write CHECKPOINT_NAME (a SHA-256 header line, then torch's bytes) and keep the one it
+    replaces as PREVIOUS_CHECKPOINT_NAME. A crash between the two renames leaves only the
+    previous file, which ``load_checkpoint`` falls back to."""
     path = run_dir / CHECKPOINT_NAME
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        with open(tmp, "wb") as fh:
+            fh.write(_MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n")
+            fh.write(data)
+        if path.exists():
+            os.replace(path, run_dir / PREVIOUS_CHECKPOINT_NAME)
     return path
 
 
-def load_checkpoint(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / CHECKPOINT_NAME
-    if not path.is_file():
-        raise RunFileError(f"{path}: no checkpoint to resume from")
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    raw = path.read_bytes()
+    if raw.startswith(_MAGIC):
+        header, _, data = raw.partition(b"\n")
+        if hashlib.sha256(data).hexdigest().encode() != header[len(_MAGIC) :]:
+            raise RunFileError(f"{path}: checksum mismatch (truncated or damaged file)")
+    else:
+        data = raw  # written before checksums
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     except Exception as exc:  # any unpickling failure means the file is unusable
         raise RunFileError(f"{path}: unreadable checkpoint ({exc})") from exc
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any]:
+    """The newest good checkpoint: CHECKPOINT_NAME, or with a RunFileWarning the previous one
+    when that is missing, truncated or damaged."""
+    path = run_dir / CHECKPOINT_NAME
+    previous = run_dir / PREVIOUS_CHECKPOINT_NAME
+    if not path.is_file() and not previous.is_file():
+        raise RunFileError(f"{path}: no checkpoint to resume from")
+    problem = f"{path}: missing"
+    if path.is_file():
+        try:
+            return _read_checkpoint(path)
+        except RunFileError as exc:
+            problem = str(exc)
+        except OSError as exc:
+            problem = f"{path}: unreadable ({exc})"
+    if not previous.is_file():
+        raise RunFileError(f"{problem}; no previous checkpoint to fall back to")
+    state = _read_checkpoint(previous)
+    warnings.warn(
+        f"{problem}; resuming from the previous one, {previous}", RunFileWarning, stacklevel=2
+    )
+    return state
 
 
 @dataclass

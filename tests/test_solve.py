@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
-from nsvd_cli.io import read_results
+from nsvd_cli.io import RunFileError, RunFileWarning, load_checkpoint, read_results
 from nsvd_cli.runner import evaluate, load_run, prepare, resume_settings, solve
 from nsvd_cli.spec import load_problem, parse_problem
 
@@ -268,3 +268,57 @@ def test_method_option_selects_and_validates(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--method", "neuralef"])
     assert result.exit_code == 0, result.output
     assert read_results(run_dir / "results.h5").settings["method"] == "neuralef"
+
+
+def _resumable_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A run interrupted after 150 steps (checkpoints every 100: two were written)."""
+    problem_path = _small(tmp_path)
+    problem = load_problem(problem_path)
+    calls = {"n": 0}
+
+    def stop_after_150() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 150
+
+    solve(problem, prepare(problem), tmp_path / "part", CPU, stop=stop_after_150)
+    return problem_path, tmp_path / "part"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path: Path, damage: str) -> None:
+    _, run = _resumable_run(tmp_path)
+    current, previous = run / "checkpoint.pt", run / "checkpoint.prev.pt"
+    assert previous.is_file()
+    good_step = load_checkpoint(run)["train"]["step"]
+    raw = current.read_bytes()
+    if damage == "truncate":
+        current.write_bytes(raw[: len(raw) // 2])
+    elif damage == "flip":
+        middle = len(raw) // 2
+        current.write_bytes(raw[:middle] + bytes([raw[middle] ^ 0xFF]) + raw[middle + 1 :])
+    else:
+        current.unlink()
+    with pytest.warns(RunFileWarning, match="previous"):
+        state = load_checkpoint(run)
+    assert state["train"]["step"] < good_step  # the older checkpoint
+    # Both unusable: a clear error naming the file.
+    previous.write_bytes(b"junk")
+    with pytest.raises(RunFileError, match="checkpoint"):
+        load_checkpoint(run)
+
+
+def test_resume_after_a_damaged_checkpoint_through_the_cli(tmp_path: Path) -> None:
+    problem_path, run = _resumable_run(tmp_path)
+    raw = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(raw[:100])
+    with pytest.warns(RunFileWarning, match="checksum mismatch"):
+        result = CliRunner().invoke(
+            app, ["solve", str(problem_path), "--out", str(run), "--resume", "--device", "cpu"]
+        )
+    assert result.exit_code == 0, result.output
+    assert read_results(run / "results.h5").attrs["complete"]
+
+
+def test_checkpoints_written_before_checksums_still_load(tmp_path: Path) -> None:
+    torch.save({"train": {"step": 7}}, tmp_path / "checkpoint.pt")
+    assert load_checkpoint(tmp_path)["train"]["step"] == 7
