@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
-from .io import Results, network_arrays
+from . import __version__, metrics
+from .grid_reference import GridSpectrum
+from .io import GridReference, Results, RunFileError, network_arrays
 from .problem import Settings
 from .readout import Ritz
+from .reference import reference_eigenvalues
 from .spec import Problem
 from .train import TrainState
 
@@ -85,3 +87,58 @@ def build_results(
         history=history,
         attrs=attrs,
     )
+
+
+def comparison_reference(run: Run, against: GridReference | None) -> np.ndarray:
+    """The values ``nsvd eval`` compares with, in mode order: the first ``modes`` of a grid
+    reference, else the problem's closed form."""
+    modes = run.problem.modes
+    if against is not None:
+        if len(against.eigenvalues) < modes:
+            raise RunFileError(
+                f"the reference holds {len(against.eigenvalues)} values, the run {modes} modes"
+            )
+        return np.asarray(against.eigenvalues[:modes], dtype=np.float64)
+    reference = reference_eigenvalues(run.problem)
+    if reference is None:
+        raise RunFileError(
+            f"problem {run.problem.name!r} has no reference to compare with; compute one with"
+            " `nsvd reference PROBLEM` and pass it to `nsvd eval --against FILE`"
+        )
+    return reference
+
+
+def against_fields(against: GridReference | None, reference: np.ndarray) -> dict[str, Any]:
+    """``reference_error`` (the grid's own estimate, relative) and ``reference_reliable``."""
+    if against is None:
+        return {"reference_error": None, "reference_reliable": None}
+    modes = len(reference)
+    err = np.asarray(against.error[:modes], dtype=np.float64)
+    reliable = json.loads(str(against.attrs.get("reliable", "null")))
+    return {
+        "reference_error": metrics.relative_errors(err + reference, reference).tolist(),
+        "reference_reliable": None if reliable is None else reliable[:modes],
+    }
+
+
+def reference_record(
+    problem: Problem,
+    spectrum: GridSpectrum,
+    method: str,
+    kind: str,
+    started: float,
+    **extra: str,
+) -> GridReference:
+    """A grid or quadrature spectrum as the file ``nsvd reference`` writes."""
+    attrs = {
+        "nsvd_version": __version__,
+        "method": method,
+        "kind": kind,
+        "points": json.dumps(list(spectrum.points)),
+        **extra,
+        "observed_order": json.dumps(spectrum.order.tolist()),
+        "reliable": json.dumps([bool(v) for v in spectrum.reliable]),
+        "seconds": time.perf_counter() - started,
+        "problem_name": problem.name,
+    }
+    return GridReference(spectrum.eigenvalues, spectrum.error, problem.source_text, attrs)

@@ -43,10 +43,16 @@ from .reference import (
     degenerate_levels,
     eigenfunction_callable,
     level_states,
-    reference_eigenvalues,
     singular_function_callable,
 )
-from .run_record import EVAL_SEED_OFFSET, Run, build_results
+from .run_record import (
+    EVAL_SEED_OFFSET,
+    Run,
+    against_fields,
+    build_results,
+    comparison_reference,
+    reference_record,
+)
 from .singular import derive_singular_settings
 from .singular_runner import (
     evaluate_singular,
@@ -234,20 +240,16 @@ def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) 
     n = points or DEFAULT_GRID[dim]
     started = time.perf_counter()
     spectrum = grid.solve(spec, problem.modes + extra, n)
-    attrs = {
-        "nsvd_version": __version__,
-        "method": "finite differences, 4th order, ARPACK shift-invert"
+    return reference_record(
+        problem,
+        spectrum,
+        "finite differences, 4th order, ARPACK shift-invert"
         + (" on [[0, A], [A^T, 0]] (singular values)" if spec.singular else ""),
-        "kind": "smallest-singular" if spec.singular else "eigen",
-        "points": json.dumps(list(spectrum.points)),
-        "window_lo": json.dumps(list(lo)),
-        "window_hi": json.dumps(list(hi)),
-        "observed_order": json.dumps(spectrum.order.tolist()),
-        "reliable": json.dumps([bool(v) for v in spectrum.reliable]),
-        "seconds": time.perf_counter() - started,
-        "problem_name": problem.name,
-    }
-    return GridReference(spectrum.eigenvalues, spectrum.error, problem.source_text, attrs)
+        "smallest-singular" if spec.singular else "eigen",
+        started,
+        window_lo=json.dumps(list(lo)),
+        window_hi=json.dumps(list(hi)),
+    )
 
 
 def evaluate(
@@ -257,20 +259,7 @@ def evaluate(
     the problem's closed form or, with ``against``, a grid reference's eigenvalues."""
     if run.problem.is_singular:
         return evaluate_singular(run, samples, against)
-    if against is not None:
-        if len(against.eigenvalues) < run.problem.modes:
-            raise RunFileError(
-                f"the reference holds {len(against.eigenvalues)} eigenvalues, the run "
-                f"{run.problem.modes} modes"
-            )
-        reference = np.asarray(against.eigenvalues[: run.problem.modes], dtype=np.float64)
-    else:
-        reference = reference_eigenvalues(run.problem)
-    if reference is None:
-        raise RunFileError(
-            f"problem {run.problem.name!r} has no reference to compare with; compute one with"
-            " `nsvd reference PROBLEM` and pass it to `nsvd eval --against FILE`"
-        )
+    reference = comparison_reference(run, against)
     learned = np.asarray(run.results.eigenvalues, dtype=np.float64)
     rel = metrics.relative_errors(learned, reference)
     gram = torch.from_numpy(run.results.gram)
@@ -302,13 +291,7 @@ def evaluate(
         native = np.asarray(run.results.native, dtype=np.float64)
         out["native_eigenvalues"] = native.tolist()
         out["native_relative_errors"] = metrics.relative_errors(native, reference).tolist()
-    out["reference_error"] = None
-    out["reference_reliable"] = None
-    if against is not None:
-        err = np.asarray(against.error[: run.problem.modes], dtype=np.float64)
-        out["reference_error"] = metrics.relative_errors(err + reference, reference).tolist()
-        reliable = json.loads(str(against.attrs.get("reliable", "null")))
-        out["reference_reliable"] = None if reliable is None else reliable[: run.problem.modes]
+    out.update(against_fields(against, reference))
     # The network holds the eigenfunctions, or the right singular functions v_l of A; its
     # left ones are u_l = A v_l / s_l.
     sides = ("right", "left") if run.problem.singular_values_wanted else ("eigen",)

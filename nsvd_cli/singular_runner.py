@@ -3,7 +3,6 @@ reload, compare with the reference, sample the singular functions on grids."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__, metrics, nystrom
+from . import metrics, nystrom
 from .expr_compile import compile_numpy
 from .io import (
     RESULTS_NAME,
@@ -28,10 +27,16 @@ from .readout import Ritz, orthogonality, unit_coefficients
 from .reference import (
     degenerate_levels,
     level_states,
-    reference_eigenvalues,
     singular_function_callable,
 )
-from .run_record import EVAL_SEED_OFFSET, Run, build_results
+from .run_record import (
+    EVAL_SEED_OFFSET,
+    Run,
+    against_fields,
+    build_results,
+    comparison_reference,
+    reference_record,
+)
 from .singular import (
     EVAL_BLOCK,
     CompiledSingular,
@@ -174,17 +179,13 @@ def quadrature_reference(
     n = points or DEFAULT_QUADRATURE[dim]
     started = time.perf_counter()
     spectrum = nystrom.solve(kernel, left, right, problem.modes + extra, n)
-    attrs = {
-        "nsvd_version": __version__,
-        "method": "Nystrom: Gauss-Legendre (box) / Gauss-Hermite (Gaussian) rules, dense SVD",
-        "kind": "largest-singular",
-        "points": json.dumps(list(spectrum.points)),
-        "observed_order": json.dumps(spectrum.order.tolist()),
-        "reliable": json.dumps([bool(v) for v in spectrum.reliable]),
-        "seconds": time.perf_counter() - started,
-        "problem_name": problem.name,
-    }
-    return GridReference(spectrum.eigenvalues, spectrum.error, problem.source_text, attrs)
+    return reference_record(
+        problem,
+        spectrum,
+        "Nystrom: Gauss-Legendre (box) / Gauss-Hermite (Gaussian) rules, dense SVD",
+        "largest-singular",
+        started,
+    )
 
 
 def evaluate_singular(
@@ -194,20 +195,7 @@ def evaluate_singular(
     subspace distances against the reference singular functions (closed form only)."""
     sv = run.results.singular
     assert sv is not None
-    modes = run.problem.modes
-    if against is not None:
-        if len(against.eigenvalues) < modes:
-            raise ValueError(
-                f"the reference holds {len(against.eigenvalues)} values, the run {modes} modes"
-            )
-        reference = np.asarray(against.eigenvalues[:modes], dtype=np.float64)
-    else:
-        reference = reference_eigenvalues(run.problem)
-    if reference is None:
-        raise ValueError(
-            f"problem {run.problem.name!r} has no reference to compare with; compute one with"
-            " `nsvd reference PROBLEM` and pass it to `nsvd eval --against FILE`"
-        )
+    reference = comparison_reference(run, against)
     learned = np.asarray(sv.values, dtype=np.float64)
     rel = metrics.relative_errors(learned, reference)
     native = np.asarray(run.results.native, dtype=np.float64)[::-1]  # to mode order
@@ -242,17 +230,11 @@ def evaluate_singular(
         "right_subspace_distance": None,
         "angle_distance": None,
         "angle_distances": None,
-        "reference_error": None,
-        "reference_reliable": None,
+        **against_fields(against, reference),
         "steps": int(run.results.attrs.get("steps", 0)),
         "train_seconds": float(run.results.attrs.get("train_seconds", float("nan"))),
     }
-    if against is not None:
-        err = np.asarray(against.error[:modes], dtype=np.float64)
-        out["reference_error"] = metrics.relative_errors(err + reference, reference).tolist()
-        out["reference_reliable"] = json.loads(str(against.attrs.get("reliable", "null")))
-        if out["reference_reliable"] is not None:
-            out["reference_reliable"] = out["reference_reliable"][:modes]
+    if against is not None:  # a grid reference holds no functions
         return out
     sides = {side: _side_distances(run, reference, side, samples) for side in ("left", "right")}
     if all(v is not None for v in sides.values()):
