@@ -1,7 +1,8 @@
 """The ``nsvd`` command line (Typer). Parses arguments, calls ``runner``, prints with Rich.
 
-Exit codes: 0 success, 1 a run or file that cannot be used, 2 a bad problem file or bad
-arguments, 130 interrupted (a checkpoint was written; ``--resume`` continues).
+Exit codes: 0 success, 1 a run or file that cannot be used (or training that diverged),
+2 a bad problem file or bad arguments, 130 / 143 interrupted by SIGINT / SIGTERM (a
+checkpoint and an incomplete results.h5 were written; ``--resume`` continues).
 """
 
 from __future__ import annotations
@@ -22,10 +23,27 @@ from rich.table import Table
 
 from . import __version__
 from .formulations import FORMULATION_NAMES
-from .io import RunFileError, read_reference, write_export, write_reference
+from .guard import TrainingFailed
+from .io import (
+    CHECKPOINT_NAME,
+    RunFileError,
+    has_checkpoint,
+    read_reference,
+    write_export,
+    write_reference,
+)
 from .methods import get_method
 from .methods.svd import SVD_LOSSES
 from .progress import training_progress
+from .resources import (
+    Bound,
+    MemoryBoundError,
+    export_bytes,
+    largest_grid,
+    network_workspace,
+    readout_bytes,
+)
+from .run_record import Run
 from .runner import (
     evaluate,
     export_grid,
@@ -46,7 +64,8 @@ app = typer.Typer(
     help="Eigenpairs of PDE operators with neural networks (NeuralSVD).",
 )
 out = Console()
-err = Console(stderr=True)
+# soft_wrap: a message stays one line (for grep and for tools that read stderr).
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
 def _version(value: bool) -> None:
@@ -76,6 +95,35 @@ def _load(path: Path) -> Problem:
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"error: {message}", markup=False, highlight=False)
     return typer.Exit(code)
+
+
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        help="Memory bound, e.g. 8G or 512M (default: what is available on the device).",
+    ),
+]
+
+
+def _bound(max_memory: str | None, device: torch.device) -> _Checked:
+    try:
+        return _Checked(Bound.resolve(max_memory, device))
+    except ValueError as exc:
+        raise _fail(f"--max-memory: {exc}", 2) from None
+
+
+class _Checked:
+    """A memory bound whose refusals end the command (exit 2) with the numbers."""
+
+    def __init__(self, bound: Bound) -> None:
+        self.bound = bound
+
+    def require(self, what: str, needed: int, advice: str) -> None:
+        try:
+            self.bound.require(what, needed, advice)
+        except MemoryBoundError as exc:
+            raise _fail(str(exc), 2) from None
 
 
 def _device(name: str) -> torch.device:
@@ -124,6 +172,7 @@ def solve_cmd(
         bool | None,
         typer.Option("--compile/--no-compile", help="torch.compile the training step."),
     ] = None,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Train networks for the lowest eigenpairs and write RUN_DIR/results.h5."""
     problem = _load(problem_file)
@@ -131,6 +180,10 @@ def solve_cmd(
     if resume and out_dir is None:
         raise _fail("--resume needs --out RUN_DIR (the run to continue)", 2)
     run_dir = out_dir or _default_run_dir(problem)
+    if resume and not has_checkpoint(run_dir):
+        # A job killed before its first checkpoint is restarted by the same command.
+        err.print(f"warning: {run_dir} has no checkpoint yet; starting from step 0")
+        resume = False
     try:
         if resume:
             settings = resume_settings(run_dir, problem, steps)
@@ -157,16 +210,29 @@ def solve_cmd(
     except ValueError as exc:
         where = "--method" if method is not None else f"{problem_file}: solver.method"
         raise _fail(f"{where}: {exc}", 2) from None
-    interrupted = {"flag": False}
+    if not problem.is_singular:  # refuse now what the read-out could not hold at the end
+        need = readout_bytes(
+            settings.eval_samples,
+            len(problem.coordinates),
+            problem.modes,
+            settings.hidden,
+        )
+        _bound(max_memory, dev).require(
+            f"{problem_file}: the read-out sample (solver.eval_samples = {settings.eval_samples})",
+            need,
+            "lower solver.eval_samples",
+        )
+    received: list[int] = []
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        # First Ctrl-C: finish the step, checkpoint, write results. A second one aborts.
-        if interrupted["flag"]:
+    def on_signal(signum: int, frame: Any) -> None:
+        # First Ctrl-C / SIGTERM: finish the step, checkpoint, write results. A second aborts.
+        if received:
             raise KeyboardInterrupt
-        interrupted["flag"] = True
-        err.print("interrupt: finishing the current step and saving (Ctrl-C again to abort)")
+        received.append(signum)
+        name = signal.Signals(signum).name
+        err.print(f"{name}: finishing the current step and saving (again to abort)")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     err.print(f"run folder: {run_dir}", highlight=False)
     try:
         symbol = "s" if problem.singular_values_wanted else "E"
@@ -178,12 +244,20 @@ def solve_cmd(
                 dev,
                 resume=resume,
                 on_progress=hook,
-                stop=lambda: interrupted["flag"],
+                stop=lambda: bool(received),
             )
     except RunFileError as exc:
         raise _fail(str(exc)) from None
+    except TrainingFailed as exc:
+        kept = run_dir / CHECKPOINT_NAME
+        where = f"checkpoint kept: {kept}" if kept.exists() else "no checkpoint saved"
+        raise _fail(
+            f"{problem_file}: {exc}; results.h5 not written ({where}). Try a lower "
+            "solver.learning_rate, or check the potential and domain for overflow"
+        ) from None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if results.singular is not None:
         _print_values(problem, results.singular.values, results.singular.stderr)
     else:
@@ -199,10 +273,12 @@ def solve_cmd(
     if not complete:
         err.print(
             f"interrupted at step {results.attrs['steps']}: results.h5 holds what was learned "
-            f"so far; continue with: nsvd solve {problem_file} --out {run_dir} --resume",
+            f"so far (marked incomplete); continue with: nsvd solve {problem_file} "
+            f"--out {run_dir} --resume",
             highlight=False,
         )
-        raise typer.Exit(130)
+        # The shell's convention: 128 + the signal (130 Ctrl-C, 143 SIGTERM).
+        raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
     err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
 
 
@@ -233,12 +309,23 @@ def eval_cmd(
             help="A reference file from `nsvd reference` instead of the problem's closed form.",
         ),
     ] = None,
+    samples: Annotated[
+        int, typer.Option(min=256, help="Monte-Carlo points for the function comparisons.")
+    ] = 1 << 16,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Compare a run with its problem's reference spectrum (and eigenfunctions)."""
     try:
         run = load_run(run_dir)
+        settings = run.compiled.settings
+        dim = max(len(run.problem.coordinates), len(run.problem.input_coordinates))
+        _bound(max_memory, torch.device("cpu")).require(
+            f"the evaluation sample (--samples {samples})",
+            readout_bytes(samples, dim, run.problem.modes, settings.hidden),
+            "lower --samples",
+        )
         ref = read_reference(against) if against is not None else None
-        report = evaluate(run, against=ref)
+        report = evaluate(run, samples=samples, against=ref)
     except (RunFileError, ProblemError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if ref is not None and ref.problem_yaml != run.problem.source_text:
@@ -327,6 +414,7 @@ def export_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run folder (or its results.h5).")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5")] = None,
     grid: Annotated[int, typer.Option(min=2, help="Points per coordinate.")] = 64,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Sample the learned eigenfunctions on a regular grid and write them to HDF5."""
     try:
@@ -336,11 +424,37 @@ def export_cmd(
     sides = [len(run.problem.coordinates)]
     if run.problem.singular_values_wanted:  # left and right functions
         sides.append(len(run.problem.input_coordinates) or sides[0])
-    total = sum(grid**d for d in sides) * run.problem.modes
-    if total > 2e8:
-        raise _fail(f"grid too large: {total:.3g} values; use a smaller --grid", 2)
+    if run.problem.wanted == "smallest-singular":  # left and right on the same grid
+        sides = [sides[0], sides[0]]
+    bound = _bound(max_memory, torch.device("cpu"))
+    settings = run.compiled.settings
+    modes = run.problem.modes
+    points = min(grid ** max(sides), 65536)  # export_grid's chunk
+    jets = run.problem.wanted == "smallest-singular"  # left functions u = A v / s
+    workspace = network_workspace(points, max(sides), settings.hidden, jets)
+    room = bound.bound.bytes - workspace
+    fits = room >= export_bytes(sides, 2, modes)
+    bound.require(
+        f"the export on a {grid}^{max(sides)} grid ({modes} modes)",
+        export_bytes(sides, grid, modes) + workspace,
+        f"use --grid {largest_grid(sides, modes, room)} or less" if fits else "raise it",
+    )
     base = run_dir if run_dir.is_dir() else run_dir.parent
     target = output or base / "eigenfunctions.h5"
+    try:
+        _write_export(run, grid, target)
+    except RunFileError as exc:
+        raise _fail(str(exc)) from None
+    err.print(
+        f"wrote {target} ({run.problem.modes} modes on {grid}^{len(run.problem.coordinates)} "
+        "points"
+        + (", and the right functions" if run.problem.singular_values_wanted else "")
+        + ")",
+        highlight=False,
+    )
+
+
+def _write_export(run: Run, grid: int, target: Path) -> None:
     attrs = {
         "problem_name": run.problem.name,
         "nsvd_version": __version__,
@@ -374,13 +488,6 @@ def export_cmd(
     else:
         axes, values = export_grid(run, grid)
         write_export(target, run.results.eigenvalues, axes, values, attrs)
-    err.print(
-        f"wrote {target} ({run.problem.modes} modes on {grid}^{len(run.problem.coordinates)} "
-        "points"
-        + (", and the right functions" if run.problem.singular_values_wanted else "")
-        + ")",
-        highlight=False,
-    )
 
 
 @app.command("reference")
@@ -400,7 +507,10 @@ def reference_cmd(
     except ValueError as exc:
         raise _fail(f"{problem_file}: {exc}", 2) from None
     target = output or problem_file.with_suffix(".reference.h5")
-    write_reference(target, ref)
+    try:
+        write_reference(target, ref)
+    except RunFileError as exc:
+        raise _fail(str(exc)) from None
     table = Table(title=f"{problem.name}: grid reference ({ref.attrs['points']} points per axis)")
     value = "singular value" if problem.singular_values_wanted else "eigenvalue"
     for col in ("index", value, "est. error", "observed order"):

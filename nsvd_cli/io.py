@@ -7,10 +7,12 @@ replaces ``NAME`` with one atomic ``os.replace``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ import torch
 
 RESULTS_NAME = "results.h5"
 CHECKPOINT_NAME = "checkpoint.pt"
+PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
 
 
 class RunFileError(Exception):
@@ -32,10 +35,14 @@ class RunFileError(Exception):
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success fsync it and rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    """Yield a temporary path next to ``path``; on success fsync it and rename over ``path``.
+
+    Any OS error (disk full, read-only folder, quota) becomes a ``RunFileError`` naming
+    ``path``; the file that was there before is untouched.
+    """
+    tmp = path.with_name(f"{path.name}{_TMP_MARK}{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
@@ -45,12 +52,67 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise RunFileError(
+            f"{path}: cannot write ({reason}); the file that was there before is unchanged"
+        ) from exc
     finally:
-        if tmp.exists():
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+_TMP_MARK = ".tmp-"
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete ``NAME.tmp-PID`` files left by writers that were killed (their PID is gone);
+    return them. A live writer's file is left alone."""
+    removed = []
+    for tmp in folder.glob(f"*{_TMP_MARK}*") if folder.is_dir() else []:
+        pid = tmp.name.rpartition(_TMP_MARK)[2]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
             tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
-PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
+RUN_FILES = (RESULTS_NAME, CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME)
+
+
+def set_aside_previous_run(run_dir: Path) -> Path | None:
+    """Move an earlier run's results and checkpoints into ``RUN_DIR/replaced-STAMP/`` so that
+    a fresh run in the same folder never destroys them; return that folder (None: nothing)."""
+    found = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    if not found:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target, i = run_dir / f"replaced-{stamp}", 1
+    while target.exists():
+        target, i = run_dir / f"replaced-{stamp}-{i}", i + 1
+    try:
+        target.mkdir()
+        for path in found:
+            os.replace(path, target / path.name)
+    except OSError as exc:
+        raise RunFileError(f"{run_dir}: cannot set the earlier run aside ({exc})") from exc
+    return target
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 _MAGIC = b"NSVD-CHECKPOINT sha256="
 
 
@@ -70,12 +132,14 @@ def save_checkpoint(run_dir: Path, payload: dict[str, Any]) -> Path:
         with open(tmp, "wb") as fh:
             fh.write(_MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n")
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())  # durable before the current one is rotated out
         if path.exists():
             os.replace(path, run_dir / PREVIOUS_CHECKPOINT_NAME)
     return path
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     raw = path.read_bytes()
     if raw.startswith(_MAGIC):
         header, _, data = raw.partition(b"\n")
@@ -84,9 +148,15 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     else:
         data = raw  # written before checksums
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        # weights_only: tensors and plain containers only, so a checkpoint from someone
+        # else cannot run code when it is loaded (full unpickling could).
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling failure means the file is unusable
         raise RunFileError(f"{path}: unreadable checkpoint ({exc})") from exc
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return any((run_dir / name).exists() for name in (CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME))
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any]:
@@ -99,14 +169,14 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
     problem = f"{path}: missing"
     if path.is_file():
         try:
-            return _read_checkpoint(path)
+            return read_checkpoint(path)
         except RunFileError as exc:
             problem = str(exc)
         except OSError as exc:
             problem = f"{path}: unreadable ({exc})"
     if not previous.is_file():
         raise RunFileError(f"{problem}; no previous checkpoint to fall back to")
-    state = _read_checkpoint(previous)
+    state = read_checkpoint(previous)
     warnings.warn(
         f"{problem}; resuming from the previous one, {previous}", RunFileWarning, stacklevel=2
     )

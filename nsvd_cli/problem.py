@@ -22,6 +22,7 @@ import torch
 from . import analysis
 from .derivatives import reference_jet
 from .expr import compile_torch
+from .guard import MAX_ROLLBACKS
 from .jets import Jet
 from .methods.base import DEFAULT_MOVING_AVERAGE
 from .networks import NetworkConfig, build_network
@@ -76,6 +77,7 @@ class Settings:
     hutchinson_probes: int = 8
     compile: bool = False
     spin_decay: float = DEFAULT_MOVING_AVERAGE  # SpIN: weight of the newest batch
+    max_rollbacks: int = MAX_ROLLBACKS  # after a non-finite step (guard.py)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

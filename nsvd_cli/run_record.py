@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,14 @@ import torch
 
 from . import __version__, metrics
 from .grid_reference import GridSpectrum
-from .io import GridReference, Results, RunFileError, network_arrays
+from .io import (
+    CHECKPOINT_NAME,
+    GridReference,
+    Results,
+    RunFileError,
+    load_checkpoint,
+    network_arrays,
+)
 from .problem import Settings
 from .readout import Ritz
 from .reference import reference_eigenvalues
@@ -74,6 +82,10 @@ def build_results(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "problem_name": problem.name,
         "coordinates": json.dumps(list(problem.coordinates)),
+        # Non-finite steps undone (guard.py): how many, the learning-rate factor they left.
+        "rollbacks": state.rollbacks,
+        "learning_rate_scale": state.lr_scale,
+        "divergences": json.dumps(state.divergences),
     }
     return Results(
         eigenvalues=r.eigenvalues.cpu().numpy(),
@@ -142,3 +154,20 @@ def reference_record(
         "problem_name": problem.name,
     }
     return GridReference(spectrum.eigenvalues, spectrum.error, problem.source_text, attrs)
+
+
+def restore(state: TrainState, run_dir: Path) -> None:
+    """Load the run's newest good checkpoint into ``state``, or say why it does not fit."""
+    payload = load_checkpoint(run_dir)
+    try:
+        state.load_state_dict(payload["train"])
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        raise RunFileError(
+            f"{run_dir / CHECKPOINT_NAME}: does not fit this problem's network and settings "
+            f"({first_line(exc)})"
+        ) from exc
+
+
+def first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split("\n")[:2])
+    return " ".join(text.split())[:300]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,21 @@ from . import __version__, metrics
 from . import grid_reference as grid
 from .batch import evaluate_batch, sample_modes
 from .derivatives import hutchinson_variance
+from .guard import check_readout
 from .io import (
+    CHECKPOINT_NAME,
     RESULTS_NAME,
     GridReference,
     Results,
     RunFileError,
+    RunFileWarning,
     SingularArrays,
     load_checkpoint,
     network_state,
     read_results,
+    remove_stale_temporaries,
     save_checkpoint,
+    set_aside_previous_run,
     write_results,
 )
 from .methods import get_method
@@ -51,7 +57,9 @@ from .run_record import (
     against_fields,
     build_results,
     comparison_reference,
+    first_line,
     reference_record,
+    restore,
 )
 from .singular import derive_singular_settings
 from .singular_runner import (
@@ -78,6 +86,8 @@ def resume_settings(run_dir: Path, problem: Problem, steps: int | None = None) -
     """The settings a checkpointed run was started with (``steps`` may extend it)."""
     payload = load_checkpoint(run_dir)
     if payload.get("problem_yaml") != problem.source_text:
+        if not isinstance(payload.get("problem_yaml"), str) or "settings" not in payload:
+            raise RunFileError(f"{run_dir / CHECKPOINT_NAME}: not an nsvd checkpoint")
         raise RunFileError(
             f"{run_dir / 'checkpoint.pt'}: the checkpoint belongs to a different problem file;"
             " resume with the file the run was started from"
@@ -97,8 +107,22 @@ def solve(
     on_progress: Callable[[TrainState, float], None] | None = None,
     stop: Callable[[], bool] = lambda: False,
 ) -> tuple[Results, bool]:
-    """Train (or continue) and write RUN_DIR/results.h5. Returns (results, complete)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Train (or continue) and write RUN_DIR/results.h5. Returns (results, complete).
+
+    A fresh run in a folder that holds an earlier one first moves that one's files aside
+    (``RunFileWarning``); temporaries left by a killed writer are deleted.
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFileError(f"{run_dir}: cannot create the run folder ({exc.strerror})") from exc
+    remove_stale_temporaries(run_dir)
+    if not resume and (aside := set_aside_previous_run(run_dir)) is not None:
+        warnings.warn(
+            f"{run_dir} held an earlier run; its files were moved to {aside}",
+            RunFileWarning,
+            stacklevel=2,
+        )
 
     def payload(s: TrainState) -> dict[str, Any]:
         return {
@@ -115,7 +139,7 @@ def solve(
     compiled = build(problem, settings)
     state = init_state(compiled, device)
     if resume:
-        state.load_state_dict(load_checkpoint(run_dir)["train"])
+        restore(state, run_dir)
 
     def checkpoint(s: TrainState) -> None:
         save_checkpoint(run_dir, payload(s))
@@ -124,6 +148,9 @@ def solve(
     complete = state.step >= settings.steps
     checkpoint(state)
     ritz_result, native = readout(compiled, state.network, settings, state.shift)
+    if complete:  # an interrupted run's values are written as they are, marked incomplete
+        what = "singular value" if settings.want == "smallest-singular" else "eigenvalue"
+        check_readout(ritz_result.eigenvalues, ritz_result.gram, what)
     results = build_results(problem, settings, state, ritz_result, device, complete)
     results.native = native
     if settings.want == "smallest-singular":
@@ -177,12 +204,18 @@ def load_run(run_dir: Path) -> Run:
     path = run_dir / RESULTS_NAME if run_dir.is_dir() else run_dir
     results = read_results(path)
     problem = parse_problem(results.problem_yaml, str(path) + ":/problem/yaml")
-    settings = Settings.from_dict(results.settings)
-    if problem.is_singular:
-        return load_singular(problem, settings, results, network_state(results.network))
-    compiled = build(problem, settings)
-    network = compiled.make_network().double()
-    network.load_state_dict(network_state(results.network))
+    try:
+        settings = Settings.from_dict(results.settings)
+        if problem.is_singular:
+            return load_singular(problem, settings, results, network_state(results.network))
+        compiled = build(problem, settings)
+        network = compiled.make_network().double()
+        network.load_state_dict(network_state(results.network))
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        raise RunFileError(
+            f"{path}: its stored network and settings do not fit its problem "
+            f"({first_line(exc)}); was the file edited or written by another program?"
+        ) from exc
     network.eval()
     return Run(problem, compiled, network, results)
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .expr_compile import compile_torch
+from .guard import Check
 from .integral import IntegralOperator, Measure, SingularMoments
 from .methods.base import LossOutput
 from .methods.svd import SVD_LOSSES
@@ -150,6 +151,7 @@ class SingularObjective:
         s = compiled.settings
         self.settings = s
         self.operator = compiled.operator.to(device, DTYPES[s.dtype])
+        self.last: list[Check] = []
         try:
             self.loss_fn = SVD_LOSSES[s.method]
         except KeyError:
@@ -170,7 +172,18 @@ class SingularObjective:
         out: LossOutput = self.loss_fn(f, g, cross)
         moments = SingularMoments(f.T @ f / n, g.T @ g / n, cross)
         _update_singular_moments(state, moments)
+        self.last = [
+            ("sampled points (left)", x),
+            ("sampled points (right)", y),
+            ("left network output", f),
+            ("right network output", g),
+            ("kernel matrix", k),
+            ("operator term <f, T g>", cross),
+        ]
         return out.loss
+
+    def checks(self) -> list[Check]:
+        return self.last
 
     def after_step(self, state: TrainState) -> None:
         return None

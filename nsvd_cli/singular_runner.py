@@ -13,12 +13,12 @@ import torch
 
 from . import metrics, nystrom
 from .expr_compile import compile_numpy
+from .guard import check_readout
 from .io import (
     RESULTS_NAME,
     GridReference,
     Results,
     SingularArrays,
-    load_checkpoint,
     save_checkpoint,
 )
 from .io import write_results as write_results_file
@@ -36,6 +36,7 @@ from .run_record import (
     build_results,
     comparison_reference,
     reference_record,
+    restore,
 )
 from .singular import (
     EVAL_BLOCK,
@@ -66,7 +67,7 @@ def solve_singular(
     objective = SingularObjective(compiled, device)  # refuses methods without an SVD form
     state = init_state(compiled, device)
     if resume:
-        state.load_state_dict(load_checkpoint(run_dir)["train"])
+        restore(state, run_dir)
 
     def checkpoint(s: TrainState) -> None:
         save_checkpoint(run_dir, checkpoint_payload(s))
@@ -85,6 +86,9 @@ def solve_singular(
     assert isinstance(state.network, SingularPair)
     blocks = max(2, settings.eval_samples // EVAL_BLOCK)
     ro = singular_readout(compiled, state.network, settings.seed + EVAL_SEED_OFFSET, blocks)
+    if complete:
+        gram = ro.gram_left if ro.gram_left.trace() < ro.gram_right.trace() else ro.gram_right
+        check_readout(ro.values, gram, "singular value")
     results = singular_results(problem, settings, state, ro, device, complete)
     write_results_file(run_dir / RESULTS_NAME, results)
     return results, complete

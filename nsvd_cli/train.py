@@ -8,8 +8,10 @@ bit-for-bit where it stopped (on the same device and threads).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +20,14 @@ from typing import Any, Protocol
 import torch
 
 from .formulations import Formulation, get_formulation, operator_rows, squared_form
+from .guard import (
+    ROLLBACK_LR_FACTOR,
+    ROLLBACK_SEED_STRIDE,
+    Check,
+    Diverged,
+    diagnose,
+    step_health,
+)
 from .methods import Method, MethodOptions, make_method
 from .problem import CompiledProblem, Settings
 from .readout import ritz_from_moments
@@ -51,6 +61,10 @@ class TrainState:
     method: Method | None = None  # built by init_state; may hold running averages (SpIN)
     elapsed: float = 0.0
     history: list[Snapshot] = field(default_factory=list)
+    # Divergence roll-backs so far, the learning-rate factor they left, and what blew up.
+    rollbacks: int = 0
+    lr_scale: float = 1.0
+    divergences: list[str] = field(default_factory=list)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +79,9 @@ class TrainState:
             "elapsed": self.elapsed,
             "method": self.method.state_dict() if self.method is not None else {},
             "history": [vars(s) for s in self.history],
+            "rollbacks": self.rollbacks,
+            "lr_scale": self.lr_scale,
+            "divergences": list(self.divergences),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -80,6 +97,9 @@ class TrainState:
         if self.method is not None:
             self.method.load_state_dict(state.get("method", {}))
         self.history = [Snapshot(**s) for s in state["history"]]
+        self.rollbacks = int(state.get("rollbacks", 0))
+        self.lr_scale = float(state.get("lr_scale", 1.0))
+        self.divergences = list(state.get("divergences", []))
 
     def current_eigenvalues(self) -> list[float]:
         if self.gram is None or self.energy is None:
@@ -167,6 +187,10 @@ class Objective(Protocol):
 
     def values(self, state: TrainState) -> list[float]: ...
 
+    def checks(self) -> list[Check]:
+        """The last batch's quantities in the order they were computed, for a diagnosis."""
+        ...
+
 
 class EigenObjective:
     """The lowest eigenpairs of H as the top eigenpairs of T = scale * (shift - H)."""
@@ -177,6 +201,7 @@ class EigenObjective:
         self.sampler = compiled.sampler.to(device, DTYPES[s.dtype])
         self.formulation = make_formulation(s)
         self.adaptive = s.shift is None
+        self.last: list[Check] = []
 
     def loss(self, state: TrainState) -> torch.Tensor:
         s = self.compiled.settings
@@ -190,7 +215,15 @@ class EigenObjective:
         assert state.method is not None
         out = state.method(terms.f, t, operator_rows(terms, state.shift, s.scale))
         _update_moments(state, gram, energy)
+        self.last = [
+            ("sampled points", x),
+            ("network output", terms.f),
+            ("operator term H psi (per half batch)", torch.stack(terms.rows)),
+        ]
         return out.loss
+
+    def checks(self) -> list[Check]:
+        return self.last
 
     def after_step(self, state: TrainState) -> None:
         if self.adaptive and state.step % SHIFT_EVERY == 0:
@@ -224,6 +257,9 @@ def train(
     """Run steps until ``settings.steps`` or ``stop()``; hooks see progress and checkpoints.
 
     ``objective`` defaults to the eigenproblem of ``compiled``; singular problems pass theirs.
+    A step that is not finite rolls the state back to the last checkpoint (or the start)
+    with the learning rate halved, at most ``settings.max_rollbacks`` times (a
+    ``RollbackWarning`` each); after that ``Diverged`` says which term blew up, and where.
     """
     s = compiled.settings
     if state.method is None:
@@ -231,8 +267,52 @@ def train(
     if objective is None:
         assert isinstance(compiled, CompiledProblem)
         objective = EigenObjective(compiled, device)
-    with matmul_precision(s.dtype, device):
-        return _loop(s, state, objective, on_progress, on_checkpoint, progress_every, stop)
+    good = copy.deepcopy(state.state_dict())
+
+    def keep(st: TrainState) -> None:
+        nonlocal good
+        good = copy.deepcopy(st.state_dict())
+        if on_checkpoint is not None:
+            on_checkpoint(st)
+
+    while True:
+        try:
+            with matmul_precision(s.dtype, device):
+                return _loop(s, state, objective, on_progress, keep, progress_every, stop)
+        except Diverged as exc:
+            record = exc.divergence.describe()
+            if state.rollbacks >= s.max_rollbacks:
+                state.divergences.append(record)
+                good_step = int(good["step"])
+                raise Diverged(exc.divergence, state.rollbacks, good_step, state.lr_scale) from None
+            _roll_back(s, state, good, record)
+
+
+class RollbackWarning(UserWarning):
+    """A non-finite step was undone: the run went back to its last good state."""
+
+
+def _roll_back(s: Settings, state: TrainState, good: dict[str, Any], record: str) -> None:
+    rollbacks = state.rollbacks + 1
+    lr_scale = state.lr_scale * ROLLBACK_LR_FACTOR
+    divergences = [*state.divergences, record]
+    state.load_state_dict(copy.deepcopy(good))
+    state.rollbacks, state.lr_scale, state.divergences = rollbacks, lr_scale, divergences
+    state.generator.manual_seed(s.seed + ROLLBACK_SEED_STRIDE * rollbacks)
+    warnings.warn(
+        f"{record}; rolled back to step {state.step} with the learning rate x{lr_scale:g} "
+        f"(roll-back {rollbacks} of at most {s.max_rollbacks})",
+        RollbackWarning,
+        stacklevel=3,
+    )
+
+
+def _moments(state: TrainState) -> list[Check]:
+    return [
+        ("running Gram matrix (eigenvalue estimates)", state.gram),
+        ("running operator matrix (eigenvalue estimates)", state.energy),
+        ("running right Gram matrix", state.right_gram),
+    ]
 
 
 def _loop(
@@ -245,15 +325,21 @@ def _loop(
     stop: Callable[[], bool],
 ) -> TrainState:
     optimizer = state.optimizer
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
     total = s.steps
     started = time.perf_counter() - state.elapsed
     loss_value = float("nan")
     while state.step < total and not stop():
         for group in optimizer.param_groups:
-            group["lr"] = s.learning_rate * learning_rate_factor(state.step, total)
+            group["lr"] = s.learning_rate * state.lr_scale * learning_rate_factor(state.step, total)
         loss = objective.loss(state)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        moments = [m for _, m in _moments(state) if m is not None]
+        if not bool(step_health(loss, parameters, moments)):  # before the weights move
+            raise Diverged(
+                diagnose(state.step + 1, state.network, objective.checks(), loss, _moments(state))
+            )
         optimizer.step()
         state.step += 1
         record = state.step % progress_every == 0 or state.step == total
