@@ -8,6 +8,7 @@ replaces ``NAME`` with one atomic ``os.replace``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -99,6 +100,38 @@ def set_aside_previous_run(run_dir: Path) -> Path | None:
     except OSError as exc:
         raise RunFileError(f"{run_dir}: cannot set the earlier run aside ({exc})") from exc
     return target
+
+
+LOCK_NAME = ".nsvd.lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on RUN_DIR for one writer: a second ``nsvd solve`` on the same
+    folder (a job relaunched while the first still runs) is refused instead of both writing
+    the same checkpoints. The kernel drops the lock when its holder dies, even by SIGKILL."""
+    path = run_dir / LOCK_NAME
+    try:
+        fh = open(path, "a+")  # held, and locked, for the whole block
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot create the lock file ({exc.strerror})") from exc
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise RunFileError(
+                f"{run_dir}: in use by another nsvd solve (pid {holder}); wait for it or use "
+                "another --out"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
 
 
 def _alive(pid: int) -> bool:

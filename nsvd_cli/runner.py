@@ -31,6 +31,7 @@ from .io import (
     network_state,
     read_results,
     remove_stale_temporaries,
+    run_lock,
     save_checkpoint,
     set_aside_previous_run,
     write_results,
@@ -116,6 +117,19 @@ def solve(
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunFileError(f"{run_dir}: cannot create the run folder ({exc.strerror})") from exc
+    with run_lock(run_dir):
+        return _solve(problem, settings, run_dir, device, resume, on_progress, stop)
+
+
+def _solve(
+    problem: Problem,
+    settings: Settings,
+    run_dir: Path,
+    device: torch.device,
+    resume: bool,
+    on_progress: Callable[[TrainState, float], None] | None,
+    stop: Callable[[], bool],
+) -> tuple[Results, bool]:
     remove_stale_temporaries(run_dir)
     if not resume and (aside := set_aside_previous_run(run_dir)) is not None:
         warnings.warn(

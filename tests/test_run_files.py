@@ -23,6 +23,7 @@ from nsvd_cli.io import (
     read_checkpoint,
     read_results,
     remove_stale_temporaries,
+    run_lock,
 )
 from nsvd_cli.resources import export_bytes, largest_grid, parse_size
 from nsvd_cli.runner import prepare, solve
@@ -318,3 +319,17 @@ def test_memory_bounds_refuse_with_the_computed_numbers(
     _one_error(result, 2, str(problem), "solver.eval_samples = 4096")
     assert not (tmp_path / "r").exists()  # refused before anything was written
     _one_error(runner.invoke(app, ["export", str(run), "--max-memory", "lots"]), 2, "memory size")
+
+
+def test_a_second_solve_on_a_folder_in_use_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "problem.yaml"
+    path.write_text(SMALL)
+    run = tmp_path / "run"
+    run.mkdir()
+    with run_lock(run):  # as a first `nsvd solve` still running would hold it
+        result = CliRunner().invoke(app, ["solve", str(path), "--out", str(run), "--resume"])
+        _one_error(result, 1, "in use by another nsvd solve", f"pid {os.getpid()}")
+    assert not (run / "results.h5").exists()
+    # Released (as it is when the holder dies, even by SIGKILL): the same command runs.
+    result = CliRunner().invoke(app, ["solve", str(path), "--out", str(run), "--resume"])
+    assert result.exit_code == 0, result.output
