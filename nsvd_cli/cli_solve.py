@@ -1,0 +1,198 @@
+"""The commands that take a problem file and train: ``check`` and ``solve`` (with its
+signal handling: a first SIGINT / SIGTERM finishes the step, saves and exits 130 / 143)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from .cli_base import (
+    MaxMemory,
+    app,
+    device_or_exit,
+    err,
+    fail,
+    load_or_exit,
+    memory_bound,
+    out,
+)
+from .formulations import FORMULATION_NAMES
+from .guard import TrainingFailed
+from .io import CHECKPOINT_NAME, RunFileError, has_checkpoint
+from .methods import get_method
+from .methods.svd import SVD_LOSSES
+from .progress import training_progress
+from .resources import readout_bytes
+from .runner import prepare, resume_settings, solve
+from .spec import Problem
+
+
+@app.command()
+def check(problem_file: Annotated[Path, typer.Argument(help="Problem file (YAML).")]) -> None:
+    """Validate a problem file and report every error in it (exit 2 if any)."""
+    problem = load_or_exit(problem_file)
+    out.print(
+        f"{problem_file}: ok ({problem.name}, d={len(problem.coordinates)}, {problem.modes} modes)",
+        highlight=False,
+    )
+
+
+def _default_run_dir(problem: Problem) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{problem.name}-{stamp}"
+    path, i = base, 1
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    return path
+
+
+@app.command("solve")
+def solve_cmd(
+    problem_file: Annotated[Path, typer.Argument(help="Problem file (YAML).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Training steps.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:i")] = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR's checkpoint.")] = False,
+    method: Annotated[
+        str | None,
+        typer.Option(help="neuralsvd-sequential | neuralsvd-joint | neuralef | spin"),
+    ] = None,
+    derivatives: Annotated[
+        str | None,
+        typer.Option(help="auto | forward-laplacian | hutchinson | weak | autograd"),
+    ] = None,
+    compile_step: Annotated[
+        bool | None,
+        typer.Option("--compile/--no-compile", help="torch.compile the training step."),
+    ] = None,
+    max_memory: MaxMemory = None,
+) -> None:
+    """Train networks for the lowest eigenpairs and write RUN_DIR/results.h5."""
+    problem = load_or_exit(problem_file)
+    dev = device_or_exit(device)
+    if resume and out_dir is None:
+        raise fail("--resume needs --out RUN_DIR (the run to continue)", 2)
+    run_dir = out_dir or _default_run_dir(problem)
+    if resume and not has_checkpoint(run_dir):
+        # A job killed before its first checkpoint is restarted by the same command.
+        err.print(f"warning: {run_dir} has no checkpoint yet; starting from step 0")
+        resume = False
+    try:
+        if resume:
+            settings = resume_settings(run_dir, problem, steps)
+        else:
+            settings = prepare(problem, steps, seed)
+    except RunFileError as exc:
+        raise fail(str(exc)) from None
+    if derivatives is not None:
+        if derivatives not in FORMULATION_NAMES:
+            known = ", ".join(FORMULATION_NAMES)
+            raise fail(f"--derivatives: unknown {derivatives!r} (known: {known})", 2)
+        settings.derivatives = derivatives
+    if compile_step is not None:
+        settings.compile = compile_step
+    if method is not None:
+        settings.method = method
+    try:
+        get_method(settings.method)
+        if problem.is_singular and settings.method not in SVD_LOSSES:
+            raise ValueError(
+                f"{settings.method!r} computes eigenvalues; an integral operator needs one of "
+                f"{', '.join(SVD_LOSSES)}"
+            )
+    except ValueError as exc:
+        where = "--method" if method is not None else f"{problem_file}: solver.method"
+        raise fail(f"{where}: {exc}", 2) from None
+    if not problem.is_singular:  # refuse now what the read-out could not hold at the end
+        need = readout_bytes(
+            settings.eval_samples,
+            len(problem.coordinates),
+            problem.modes,
+            settings.hidden,
+        )
+        memory_bound(max_memory, dev).require(
+            f"{problem_file}: the read-out sample (solver.eval_samples = {settings.eval_samples})",
+            need,
+            "lower solver.eval_samples",
+        )
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        # First Ctrl-C / SIGTERM: finish the step, checkpoint, write results. A second aborts.
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        name = signal.Signals(signum).name
+        err.print(f"{name}: finishing the current step and saving (again to abort)")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    err.print(f"run folder: {run_dir}", highlight=False)
+    try:
+        symbol = "s" if problem.singular_values_wanted else "E"
+        with training_progress(settings.steps, symbol=symbol) as hook:
+            results, complete = solve(
+                problem,
+                settings,
+                run_dir,
+                dev,
+                resume=resume,
+                on_progress=hook,
+                stop=lambda: bool(received),
+            )
+    except RunFileError as exc:
+        raise fail(str(exc)) from None
+    except TrainingFailed as exc:
+        kept = run_dir / CHECKPOINT_NAME
+        where = f"checkpoint kept: {kept}" if kept.exists() else "no checkpoint saved"
+        raise fail(
+            f"{problem_file}: {exc}; results.h5 not written ({where}). Try a lower "
+            "solver.learning_rate, or check the potential and domain for overflow"
+        ) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if results.singular is not None:
+        _print_values(problem, results.singular.values, results.singular.stderr)
+    else:
+        _print_values(problem, results.eigenvalues, results.stderr)
+    variance = results.attrs.get("hutchinson_relative_variance")
+    if variance is not None:
+        err.print(
+            f"hutchinson: relative variance of the Laplacian estimate {variance:.3g} per point "
+            f"and draw ({settings.hutchinson_probes} probes), {variance / settings.batch_size:.2g}"
+            " for a batch mean",
+            highlight=False,
+        )
+    if not complete:
+        err.print(
+            f"interrupted at step {results.attrs['steps']}: results.h5 holds what was learned "
+            f"so far (marked incomplete); continue with: nsvd solve {problem_file} "
+            f"--out {run_dir} --resume",
+            highlight=False,
+        )
+        # The shell's convention: 128 + the signal (130 Ctrl-C, 143 SIGTERM).
+        raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
+    err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
+
+
+def _print_values(problem: Problem, values: np.ndarray, stderr: np.ndarray) -> None:
+    what = {
+        "lowest": "lowest eigenvalues",
+        "smallest-singular": "smallest singular values",
+        "largest-singular": "largest singular values",
+    }[problem.wanted]
+    table = Table(title=f"{problem.name}: {what} ({problem.modes})")
+    table.add_column("mode", justify="right")
+    column = "singular value" if problem.singular_values_wanted else "eigenvalue"
+    table.add_column(column, justify="right")
+    table.add_column("std. error", justify="right")
+    for i, (v, s) in enumerate(zip(values, stderr)):
+        table.add_row(str(i), f"{v:.10g}", f"{s:.2g}")
+    out.print(table)
