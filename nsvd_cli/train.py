@@ -19,7 +19,13 @@ from typing import Any, Protocol
 
 import torch
 
-from .formulations import Formulation, get_formulation, operator_rows, squared_form
+from .formulations import (
+    Formulation,
+    StepTerms,
+    get_formulation,
+    operator_rows,
+    squared_form,
+)
 from .guard import (
     ROLLBACK_LR_FACTOR,
     ROLLBACK_SEED_STRIDE,
@@ -201,7 +207,7 @@ class EigenObjective:
         self.sampler = compiled.sampler.to(device, DTYPES[s.dtype])
         self.formulation = make_formulation(s)
         self.adaptive = s.shift is None
-        self.last: list[Check] = []
+        self.last: tuple[torch.Tensor, StepTerms] | None = None
 
     def loss(self, state: TrainState) -> torch.Tensor:
         s = self.compiled.settings
@@ -215,15 +221,19 @@ class EigenObjective:
         assert state.method is not None
         out = state.method(terms.f, t, operator_rows(terms, state.shift, s.scale))
         _update_moments(state, gram, energy)
-        self.last = [
-            ("sampled points", x),
-            ("network output", terms.f),
-            ("operator term H psi (per half batch)", torch.stack(terms.rows)),
-        ]
+        self.last = (x, terms)  # kept by reference; the checks are built only on failure
         return out.loss
 
     def checks(self) -> list[Check]:
-        return self.last
+        if self.last is None:
+            return []
+        x, terms = self.last
+        rows = torch.stack([r.detach() for r in terms.rows])
+        return [
+            ("sampled points", x),
+            ("network output", terms.f.detach()),
+            ("operator term H psi (per half batch)", rows),
+        ]
 
     def after_step(self, state: TrainState) -> None:
         if self.adaptive and state.step % SHIFT_EVERY == 0:
