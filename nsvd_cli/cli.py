@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from . import distributed
 from .cli_base import app, err
 
 # Imported in the order --help lists the commands; each module registers its own on ``app``.
@@ -32,7 +33,13 @@ def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: A
 
 def main() -> None:
     warnings.showwarning = _show_warning
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if distributed.joined():  # a torchrun rank: exit without the teardown (see leave)
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            distributed.leave(code)
+        raise
 
 
 if __name__ == "__main__":

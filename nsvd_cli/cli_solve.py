@@ -3,6 +3,7 @@ signal handling: a first SIGINT / SIGTERM finishes the step, saves and exits 130
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from pathlib import Path
@@ -22,11 +23,13 @@ from .cli_base import (
     memory_bound,
     out,
 )
+from .distributed import Context, from_environment, local_device, rank_batch
 from .formulations import FORMULATION_NAMES
 from .guard import TrainingFailed
 from .io import CHECKPOINT_NAME, RunFileError, has_checkpoint
 from .methods import get_method
 from .methods.svd import SVD_LOSSES
+from .problem import Settings
 from .progress import training_progress
 from .resources import readout_bytes
 from .runner import prepare, resume_settings, solve
@@ -76,10 +79,11 @@ def solve_cmd(
 ) -> None:
     """Train networks for the lowest eigenpairs and write RUN_DIR/results.h5."""
     problem = load_or_exit(problem_file)
-    dev = device_or_exit(device)
+    dev = local_device(device_or_exit(device))
+    context = from_environment(dev)  # torchrun: one process per rank
     if resume and out_dir is None:
         raise fail("--resume needs --out RUN_DIR (the run to continue)", 2)
-    run_dir = out_dir or _default_run_dir(problem)
+    run_dir = context.broadcast_object(out_dir or _default_run_dir(problem))
     if resume and not has_checkpoint(run_dir):
         # A job killed before its first checkpoint is restarted by the same command.
         err.print(f"warning: {run_dir} has no checkpoint yet; starting from step 0")
@@ -110,6 +114,8 @@ def solve_cmd(
     except ValueError as exc:
         where = "--method" if method is not None else f"{problem_file}: solver.method"
         raise fail(f"{where}: {exc}", 2) from None
+    if context.active:
+        _check_distributable(problem_file, problem, settings, context)
     if not problem.is_singular:  # refuse now what the read-out could not hold at the end
         need = readout_bytes(
             settings.eval_samples,
@@ -133,10 +139,12 @@ def solve_cmd(
         err.print(f"{name}: finishing the current step and saving (again to abort)")
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    err.print(f"run folder: {run_dir}", highlight=False)
+    if context.main:
+        err.print(f"run folder: {run_dir}", highlight=False)
     try:
         symbol = "s" if problem.singular_values_wanted else "E"
-        with training_progress(settings.steps, symbol=symbol) as hook:
+        shown = training_progress(settings.steps, symbol=symbol)
+        with shown if context.main else contextlib.nullcontext() as hook:
             results, complete = solve(
                 problem,
                 settings,
@@ -145,6 +153,7 @@ def solve_cmd(
                 resume=resume,
                 on_progress=hook,
                 stop=lambda: bool(received),
+                context=context,
             )
     except RunFileError as exc:
         raise fail(str(exc)) from None
@@ -158,6 +167,11 @@ def solve_cmd(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        context.close()
+    if results is None:  # a rank other than 0: rank 0 reports
+        if not complete:
+            raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
+        return
     if results.singular is not None:
         _print_values(problem, results.singular.values, results.singular.stderr)
     else:
@@ -180,6 +194,20 @@ def solve_cmd(
         # The shell's convention: 128 + the signal (130 Ctrl-C, 143 SIGTERM).
         raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
     err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
+
+
+def _check_distributable(
+    problem_file: Path, problem: Problem, settings: Settings, context: Context
+) -> None:
+    """What a multi-process job cannot do yet, refused before any process starts work."""
+    if problem.is_singular:
+        raise fail(f"{problem_file}: integral operators train in one process only", 2)
+    if settings.method == "spin":
+        raise fail("spin keeps per-step Jacobian averages and trains in one process only", 2)
+    try:
+        rank_batch(settings.batch_size, context)
+    except ValueError as exc:
+        raise fail(f"{problem_file}: solver.batch_size: {exc}", 2) from None
 
 
 def _print_values(problem: Problem, values: np.ndarray, stderr: np.ndarray) -> None:

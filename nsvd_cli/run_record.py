@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import __version__, metrics
+from .distributed import LOCAL, Context
 from .grid_reference import GridSpectrum
 from .io import (
     CHECKPOINT_NAME,
@@ -156,15 +157,25 @@ def reference_record(
     return GridReference(spectrum.eigenvalues, spectrum.error, problem.source_text, attrs)
 
 
-def restore(state: TrainState, run_dir: Path) -> None:
-    """Load the run's newest good checkpoint into ``state``, or say why it does not fit."""
+def restore(state: TrainState, run_dir: Path, context: Context = LOCAL) -> None:
+    """Load the run's newest good checkpoint into ``state``, or say why it does not fit
+    (another network, or another number of processes: each rank's sampler stream is in it)."""
     payload = load_checkpoint(run_dir)
+    path = run_dir / CHECKPOINT_NAME
+    written = int(payload.get("world_size", 1))
+    if written != context.world:
+        raise RunFileError(
+            f"{path}: written by a job of {written} process(es), this one has {context.world}; "
+            f"resume with torchrun --nproc-per-node={written} (or as one process when 1), or "
+            "start a new run with another --out"
+        )
     try:
         state.load_state_dict(payload["train"])
-    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        if context.active:
+            state.generator.set_state(payload["generators"][context.rank].cpu())
+    except (RuntimeError, TypeError, ValueError, KeyError, IndexError) as exc:
         raise RunFileError(
-            f"{run_dir / CHECKPOINT_NAME}: does not fit this problem's network and settings "
-            f"({first_line(exc)})"
+            f"{path}: does not fit this problem's network and settings ({first_line(exc)})"
         ) from exc
 
 

@@ -3,6 +3,7 @@ with its reference, sample its eigenfunctions on a grid. No printing: the CLI do
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
@@ -18,6 +19,7 @@ from . import __version__, metrics
 from . import grid_reference as grid
 from .batch import evaluate_batch, sample_modes
 from .derivatives import hutchinson_variance
+from .distributed import LOCAL, Context, rank_seed
 from .guard import check_readout
 from .io import (
     CHECKPOINT_NAME,
@@ -107,18 +109,41 @@ def solve(
     resume: bool = False,
     on_progress: Callable[[TrainState, float], None] | None = None,
     stop: Callable[[], bool] = lambda: False,
-) -> tuple[Results, bool]:
-    """Train (or continue) and write RUN_DIR/results.h5. Returns (results, complete).
+    context: Context = LOCAL,
+) -> tuple[Results | None, bool]:
+    """Train (or continue) and write RUN_DIR/results.h5. Returns (results, complete); in a
+    distributed job only rank 0 writes files and returns results (the others: None).
 
     A fresh run in a folder that holds an earlier one first moves that one's files aside
     (``RunFileWarning``); temporaries left by a killed writer are deleted.
     """
+    with contextlib.ExitStack() as stack:
+        failure = None
+        if context.main:
+            try:
+                _prepare_folder(run_dir, resume)
+                stack.enter_context(run_lock(run_dir))
+            except RunFileError as exc:
+                failure = str(exc)
+        failure = context.broadcast_object(failure)  # every rank stops, or none
+        if failure is not None:
+            raise RunFileError(failure)
+        return _solve(problem, settings, run_dir, device, resume, on_progress, stop, context)
+    raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
+
+
+def _prepare_folder(run_dir: Path, resume: bool) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunFileError(f"{run_dir}: cannot create the run folder ({exc.strerror})") from exc
-    with run_lock(run_dir):
-        return _solve(problem, settings, run_dir, device, resume, on_progress, stop)
+    remove_stale_temporaries(run_dir)
+    if not resume and (aside := set_aside_previous_run(run_dir)) is not None:
+        warnings.warn(
+            f"{run_dir} held an earlier run; its files were moved to {aside}",
+            RunFileWarning,
+            stacklevel=3,
+        )
 
 
 def _solve(
@@ -129,21 +154,15 @@ def _solve(
     resume: bool,
     on_progress: Callable[[TrainState, float], None] | None,
     stop: Callable[[], bool],
-) -> tuple[Results, bool]:
-    remove_stale_temporaries(run_dir)
-    if not resume and (aside := set_aside_previous_run(run_dir)) is not None:
-        warnings.warn(
-            f"{run_dir} held an earlier run; its files were moved to {aside}",
-            RunFileWarning,
-            stacklevel=2,
-        )
-
+    context: Context,
+) -> tuple[Results | None, bool]:
     def payload(s: TrainState) -> dict[str, Any]:
         return {
             "problem_yaml": problem.source_text,
             "settings": settings.to_dict(),
             "train": s.state_dict(),
             "version": __version__,
+            "world_size": context.world,
         }
 
     if problem.is_singular:
@@ -152,15 +171,32 @@ def _solve(
         )
     compiled = build(problem, settings)
     state = init_state(compiled, device)
+    state.generator.manual_seed(rank_seed(settings.seed, context))
     if resume:
-        restore(state, run_dir)
+        restore(state, run_dir, context)
 
     def checkpoint(s: TrainState) -> None:
-        save_checkpoint(run_dir, payload(s))
+        # Every rank's sampler state, so that a resumed job continues every stream.
+        generators = context.gather_objects(s.generator.get_state())
+        if context.main:
+            data = payload(s)
+            if context.active:
+                data["generators"] = generators
+            save_checkpoint(run_dir, data)
 
-    train(compiled, state, device, on_progress=on_progress, on_checkpoint=checkpoint, stop=stop)
+    train(
+        compiled,
+        state,
+        device,
+        on_progress=on_progress,
+        on_checkpoint=checkpoint,
+        stop=stop,
+        context=context,
+    )
     complete = state.step >= settings.steps
     checkpoint(state)
+    if not context.main:
+        return None, complete
     ritz_result, native = readout(compiled, state.network, settings, state.shift)
     if complete:  # an interrupted run's values are written as they are, marked incomplete
         what = "singular value" if settings.want == "smallest-singular" else "eigenvalue"

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
+from .distributed import LOCAL, Context, rank_batch, rank_seed
 from .formulations import (
     Formulation,
     StepTerms,
@@ -201,18 +202,23 @@ class Objective(Protocol):
 class EigenObjective:
     """The lowest eigenpairs of H as the top eigenpairs of T = scale * (shift - H)."""
 
-    def __init__(self, compiled: CompiledProblem, device: torch.device):
+    def __init__(
+        self, compiled: CompiledProblem, device: torch.device, context: Context = LOCAL
+    ) -> None:
         s = compiled.settings
         self.compiled = compiled
         self.sampler = compiled.sampler.to(device, DTYPES[s.dtype])
         self.formulation = make_formulation(s)
         self.adaptive = s.shift is None
+        self.context = context
+        self.batch = rank_batch(s.batch_size, context)
         self.last: tuple[torch.Tensor, StepTerms] | None = None
 
     def loss(self, state: TrainState) -> torch.Tensor:
         s = self.compiled.settings
-        x = self.sampler.sample(s.batch_size, state.generator)
+        x = self.sampler.sample(self.batch, state.generator)
         terms = self.formulation(self.compiled, self.sampler, state.network, x, state.generator)
+        terms = self.context.globalize(terms)  # the whole job's batch (distributed.py)
         gram, energy = terms.gram.detach(), terms.energy.detach()
         if self.adaptive and (state.step == 0 or state.gram is None):
             first = ritz_from_moments(gram.double(), energy.double())[0]
@@ -263,6 +269,7 @@ def train(
     progress_every: int = 100,
     stop: Callable[[], bool] = lambda: False,
     objective: Objective | None = None,
+    context: Context = LOCAL,
 ) -> TrainState:
     """Run steps until ``settings.steps`` or ``stop()``; hooks see progress and checkpoints.
 
@@ -276,7 +283,7 @@ def train(
         state.method = _method(s, state.network)
     if objective is None:
         assert isinstance(compiled, CompiledProblem)
-        objective = EigenObjective(compiled, device)
+        objective = EigenObjective(compiled, device, context)
     good = copy.deepcopy(state.state_dict())
 
     def keep(st: TrainState) -> None:
@@ -288,27 +295,29 @@ def train(
     while True:
         try:
             with matmul_precision(s.dtype, device):
-                return _loop(s, state, objective, on_progress, keep, progress_every, stop)
+                return _loop(s, state, objective, on_progress, keep, progress_every, stop, context)
         except Diverged as exc:
             record = exc.divergence.describe()
             if state.rollbacks >= s.max_rollbacks:
                 state.divergences.append(record)
                 good_step = int(good["step"])
                 raise Diverged(exc.divergence, state.rollbacks, good_step, state.lr_scale) from None
-            _roll_back(s, state, good, record)
+            _roll_back(s, state, good, record, context)
 
 
 class RollbackWarning(UserWarning):
     """A non-finite step was undone: the run went back to its last good state."""
 
 
-def _roll_back(s: Settings, state: TrainState, good: dict[str, Any], record: str) -> None:
+def _roll_back(
+    s: Settings, state: TrainState, good: dict[str, Any], record: str, context: Context
+) -> None:
     rollbacks = state.rollbacks + 1
     lr_scale = state.lr_scale * ROLLBACK_LR_FACTOR
     divergences = [*state.divergences, record]
     state.load_state_dict(copy.deepcopy(good))
     state.rollbacks, state.lr_scale, state.divergences = rollbacks, lr_scale, divergences
-    state.generator.manual_seed(s.seed + ROLLBACK_SEED_STRIDE * rollbacks)
+    state.generator.manual_seed(rank_seed(s.seed + ROLLBACK_SEED_STRIDE * rollbacks, context))
     warnings.warn(
         f"{record}; rolled back to step {state.step} with the learning rate x{lr_scale:g} "
         f"(roll-back {rollbacks} of at most {s.max_rollbacks})",
@@ -333,18 +342,23 @@ def _loop(
     on_checkpoint: CheckpointHook | None,
     progress_every: int,
     stop: Callable[[], bool],
+    context: Context = LOCAL,
 ) -> TrainState:
     optimizer = state.optimizer
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     total = s.steps
     started = time.perf_counter() - state.elapsed
     loss_value = float("nan")
-    while state.step < total and not stop():
+    halt = False
+    # One process stops before a step; a distributed job finishes the step every rank is in
+    # and stops together (the ranks agree through the gradient all-reduce).
+    while state.step < total and not halt and (context.active or not stop()):
         for group in optimizer.param_groups:
             group["lr"] = s.learning_rate * state.lr_scale * learning_rate_factor(state.step, total)
         loss = objective.loss(state)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        halt = context.average_gradients(parameters, stop()) if context.active else False
         moments = [m for _, m in _moments(state) if m is not None]
         if not bool(step_health(loss, parameters, moments)):  # before the weights move
             raise Diverged(
