@@ -20,9 +20,10 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Eigenpairs of PDE operators with neural networks (NeuralSVD).",
 )
-out = Console()
+out = Console(emoji=False)
 # soft_wrap: a message stays one line (for grep and for tools that read stderr).
-err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+# emoji=False: ":100:" in "FILE:100: key" is an emoji code to Rich.
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False, emoji=False)
 
 
 def _version(value: bool) -> None:
@@ -44,9 +45,14 @@ def load_or_exit(path: Path) -> Problem:
     try:
         return load_problem(path)
     except ProblemError as exc:
-        for issue in exc.errors:
-            err.print(str(issue), markup=False, highlight=False)
-        raise typer.Exit(2) from None
+        raise problem_errors(exc) from None
+
+
+def problem_errors(exc: ProblemError) -> typer.Exit:
+    """Print a problem file's errors, one ``FILE:LINE: key: message`` line each; exit 2."""
+    for issue in exc.errors:
+        err.print(str(issue))
+    return typer.Exit(2)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -22,6 +22,7 @@ from .cli_base import (
     load_or_exit,
     memory_bound,
     out,
+    problem_errors,
 )
 from .distributed import Context, from_environment, local_device, rank_batch
 from .formulations import FORMULATION_NAMES
@@ -33,7 +34,7 @@ from .problem import Settings
 from .progress import training_progress
 from .resources import readout_bytes
 from .runner import prepare, resume_settings, solve
-from .spec import Problem
+from .spec import Problem, ProblemError
 
 
 @app.command()
@@ -95,6 +96,8 @@ def solve_cmd(
             settings = prepare(problem, steps, seed)
     except RunFileError as exc:
         raise fail(str(exc)) from None
+    except ProblemError as exc:  # found while deriving settings (e.g. an overflowing potential)
+        raise problem_errors(exc) from None
     if derivatives is not None:
         if derivatives not in FORMULATION_NAMES:
             known = ", ".join(FORMULATION_NAMES)

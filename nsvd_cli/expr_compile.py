@@ -21,11 +21,19 @@ import numpy as np
 import sympy as sp
 import torch
 from sympy.core.relational import Relational
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import BooleanAtom
 
 from .expr_backends import NUMPY_FUNCTIONS, POLYNOMIALS, TORCH_FUNCTIONS, torch_polynomial
 from .expr_rules import ExpressionError
 
-__all__ = ["compile_numpy", "compile_numpy_condition", "compile_torch", "evaluate_constant"]
+__all__ = [
+    "compile_numpy",
+    "compile_numpy_condition",
+    "compile_torch",
+    "evaluate_constant",
+    "uncompilable_part",
+]
 
 Scalar = int | float | bool
 
@@ -99,6 +107,11 @@ class _Compiler:
             return self._logic(e)
         if isinstance(e, sp.Not):
             return self._not(self.build(e.args[0]))
+        if isinstance(e, sp.ITE):
+            # SymPy writes a comparison of a Piecewise, Piecewise((x, x > 0), ...) > 1, as
+            # ITE(a, b, c), which is (a & b) | (~a & c).
+            a, b, c = e.args
+            return self.build(sp.Or(sp.And(a, b), sp.And(sp.Not(a), c)))
         if type(e).__name__ in NUMPY_FUNCTIONS:
             # Max/Min are not sp.Function subclasses, so dispatch on the class name.
             return self._function(e)
@@ -282,6 +295,34 @@ class _Compiler:
         # With constant degrees the argument is lazy: the caller folds all-constant calls.
         fn = argument.fn  # type: ignore[union-attr]
         return _Lazy(lambda x: torch_polynomial(name, degrees, fn(x)))
+
+
+# What _Compiler.build knows (besides the functions of NUMPY_FUNCTIONS).
+_COMPILED_TYPES = (
+    sp.Symbol,
+    sp.Number,
+    sp.NumberSymbol,
+    BooleanAtom,
+    sp.Add,
+    sp.Mul,
+    sp.Pow,
+    sp.Piecewise,
+    ExprCondPair,
+    sp.And,
+    sp.Or,
+    sp.Not,
+    sp.ITE,
+    *_RELATIONS,
+)
+
+
+def uncompilable_part(expr: sp.Basic) -> sp.Basic | None:
+    """The first subexpression the compiler has no rule for, if any (checked at parse time,
+    so that an expression that validates also compiles)."""
+    for node in sp.preorder_traversal(expr):
+        if not isinstance(node, _COMPILED_TYPES) and type(node).__name__ not in NUMPY_FUNCTIONS:
+            return node
+    return None
 
 
 def _names_of(variables: Sequence[sp.Symbol | str]) -> list[str]:

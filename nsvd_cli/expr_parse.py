@@ -17,6 +17,7 @@ from typing import Any
 
 import sympy as sp
 
+from .expr_compile import uncompilable_part
 from .expr_rules import (
     ARITY,
     BASE_FUNCTIONS,
@@ -24,12 +25,15 @@ from .expr_rules import (
     CONSTANTS,
     FLOAT_FUNCTIONS,
     MAX_DEPTH,
+    MAX_EXPANDED_DEGREE,
     MAX_EXPONENT,
     MAX_LITERAL,
     MAX_NODES,
     MAX_SPECIAL_ARGUMENT,
     MAX_TEXT_LENGTH,
+    POLYNOMIAL_FUNCTIONS,
     SYMPY_FUNCTIONS,
+    UNEVALUATED_FUNCTIONS,
     ExpressionError,
     float_call,
     float_op,
@@ -281,7 +285,13 @@ class _Parser:
         value: float | None = None
         if name in FLOAT_FUNCTIONS and all(v is not None for v in values):
             value = float_call(FLOAT_FUNCTIONS[name], values)
-        return _sympy_call(SYMPY_FUNCTIONS[name], *(a for a, _ in args)), value
+        make = SYMPY_FUNCTIONS[name]
+        degree = values[0]
+        if name in UNEVALUATED_FUNCTIONS or (
+            name in POLYNOMIAL_FUNCTIONS and (degree is None or abs(degree) > MAX_EXPANDED_DEGREE)
+        ):
+            return _sympy_call(_unevaluated(make), *(a for a, _ in args)), value
+        return _sympy_call(make, *(a for a, _ in args)), value
 
     def _piecewise(self, node: ast.Call, in_exponent: bool) -> tuple[Any, float | None]:
         pairs = []
@@ -294,6 +304,13 @@ class _Parser:
             expr, _ = self.value(arg.elts[0], in_exponent)
             pairs.append((expr, self.condition(arg.elts[1])))
         return _sympy_call(sp.Piecewise, *pairs), None
+
+
+def _unevaluated(make: Callable[..., Any]) -> Callable[..., Any]:
+    def build(*args: Any) -> Any:
+        return make(*args, evaluate=False)
+
+    return build
 
 
 def _sympy_call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -336,6 +353,14 @@ def _parse_tree(text: str) -> ast.expr:
         )
     if not text.strip():
         raise ExpressionError("expression is empty")
+    for column, char in enumerate(text, 1):
+        if not char.isascii():
+            # Python would read a fullwidth or italic 'x' as x (NFKC) and a Cyrillic one as
+            # an unknown name; refuse both, showing what is there.
+            raise ExpressionError(
+                f"non-ASCII character {ascii(char)} (U+{ord(char):04X}) at column {column}: "
+                "expressions are written in ASCII"
+            )
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
@@ -379,7 +404,27 @@ def parse_expression(
     expr, _ = parser.value(tree)
     if not isinstance(expr, sp.Expr):
         raise ExpressionError("expected a numeric expression")
+    _check_defined(expr)
     return expr
+
+
+# What SymPy folds 1/(x - x), log(x - x) or sqrt(x - x - 1) into.
+_UNDEFINED = (sp.zoo, sp.nan, sp.oo, -sp.oo)
+
+
+def _check_defined(expr: sp.Basic) -> None:
+    if expr.has(*_UNDEFINED):
+        raise ExpressionError(
+            "expression has an undefined or infinite part (such as 1/(x - x) or log(x - x))"
+        )
+    if expr.has(sp.I):
+        raise ExpressionError("expression is not real (e.g. sqrt(x - x - 1) is sqrt(-1))")
+    part = uncompilable_part(expr)
+    if part is not None:
+        raise ExpressionError(
+            f"SymPy rewrites part of it as {type(part).__name__}, which cannot be evaluated "
+            "numerically; write it differently"
+        )
 
 
 def parse_condition(
@@ -395,4 +440,6 @@ def parse_condition(
         return sp.true if text else sp.false
     tree = _parse_tree(text)
     parser = _Parser(names, _allowed_functions(extra_functions), integer_names, values or {})
-    return parser.condition(tree)
+    condition = parser.condition(tree)
+    _check_defined(condition)
+    return condition

@@ -96,6 +96,16 @@ ARITY: dict[str, tuple[int, int]] = {
     "binomial": (2, 2),
 }
 
+# Built unevaluated: SymPy compares every pair of Max/Min arguments (seconds for 64 of
+# them) and expands polynomials of a literal degree into huge exact sums.  The compiler
+# evaluates them numerically either way.
+UNEVALUATED_FUNCTIONS = frozenset({"Max", "Min"})
+POLYNOMIAL_FUNCTIONS = frozenset(
+    {"hermite", "laguerre", "assoc_laguerre", "legendre", "assoc_legendre"}
+)
+# Polynomials of literal degree up to this are expanded (cheap, and SymPy-comparable).
+MAX_EXPANDED_DEGREE = 8
+
 # Arguments whose literal value is capped by MAX_SPECIAL_ARGUMENT (indices).
 CAPPED_ARGUMENTS: dict[str, tuple[int, ...]] = {
     "factorial": (0,),

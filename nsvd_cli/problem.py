@@ -28,7 +28,7 @@ from .methods.base import DEFAULT_MOVING_AVERAGE
 from .networks import NetworkConfig, build_network
 from .operators import JetField, Schrodinger, box_factor
 from .sampling import GaussianMixture, Sampler, UniformBox, UniformRegion
-from .spec import Problem
+from .spec import Problem, ProblemError, located_error
 
 ANALYSIS_SEED = 12345
 ANALYSIS_POINTS = 50_000
@@ -164,8 +164,52 @@ def _rms_mean(values: list[float]) -> float:
     return math.sqrt(sum(v * v for v in values) / len(values))
 
 
+_ESTIMATE_HINT = (
+    "the potential must be bounded below, grow at infinity in whole space and stay within "
+    "float64 where the states live (whole space is sampled at |x| from 1e-4 to 1e4)"
+)
+
+
+def _unusable_potential(problem: Problem, what: str) -> ProblemError:
+    return located_error(
+        problem,
+        ("operator", "potential"),
+        f"cannot derive the training settings: {what}; {_ESTIMATE_HINT}",
+    )
+
+
+def _check_potential_values(problem: Problem, v: torch.Tensor) -> None:
+    if not bool(torch.isfinite(v).any()):
+        raise _unusable_potential(
+            problem, f"it is not a finite number at any of {v.numel()} points of the domain"
+        )
+
+
+def _positive(values: Any) -> bool:
+    return all(math.isfinite(v) and v > 0 for v in values)
+
+
+def _check_estimate(problem: Problem, est: analysis.SpectrumEstimate, whole_space: bool) -> None:
+    """The Weyl estimate must give finite energies (and, in whole space, positive extents:
+    the sampling scales are made from them)."""
+    energies = (est.lowest, est.highest)
+    if not all(math.isfinite(e) for e in energies):
+        raise _unusable_potential(
+            problem, f"the estimated energies of the wanted states are {est.lowest}, {est.highest}"
+        )
+    extents = [*est.rms_lowest, *est.rms_highest, *est.axis_rms_lowest, *est.axis_rms_highest]
+    if whole_space and not (_positive(extents) and all(math.isfinite(c) for c in est.center)):
+        raise _unusable_potential(
+            problem, "the estimated extent of the wanted states is zero or not finite"
+        )
+
+
 def derive_settings(problem: Problem) -> Settings:
-    """Fill every open choice from the problem itself (see the module docstring)."""
+    """Fill every open choice from the problem itself (see the module docstring).
+
+    Raises :class:`ProblemError` (file, line, key) when the potential or region gives
+    nothing to derive the settings from: NaN everywhere, an empty region, a potential that
+    overflows or is unbounded below."""
     d = len(problem.coordinates)
     modes = problem.modes
     kappa = problem.kinetic_value()
@@ -177,7 +221,9 @@ def derive_settings(problem: Problem) -> Settings:
 
     if kind == "whole-space":
         pts, log_w = analysis.log_radial_points(d, ANALYSIS_POINTS, gen)
+        _check_potential_values(problem, potential(pts))
         est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
+        _check_estimate(problem, est, whole_space=True)
         s.sampling_center = list(est.center)
         # Gaussians aligned with the principal axes of the classically allowed region (the
         # coordinate axes unless the coordinates are correlated): a rotated anisotropic
@@ -210,9 +256,20 @@ def derive_settings(problem: Problem) -> Settings:
         if kind == "region":
             region = region_field(problem)
             inside = region(pts) > 0
+            if not bool(inside.any()):
+                raise located_error(
+                    problem,
+                    ("domain", "region"),
+                    f"the region is empty: the expression is > 0 at none of {len(pts)} "
+                    "points of the bounds",
+                )
             s.region_acceptance = max(float(inside.double().mean()), 1e-6)
             log_w = torch.where(inside, log_w, torch.full_like(log_w, -math.inf))
+            _check_potential_values(problem, potential(pts[inside]))
+        else:
+            _check_potential_values(problem, potential(pts))
         est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
+        _check_estimate(problem, est, whole_space=False)
         s.input_center = [(a + b) / 2 for a, b in zip(lo, hi)]
         s.input_scale = [(b - a) / 2 for a, b in zip(lo, hi)]
         s.export_lo, s.export_hi = lo, hi
@@ -229,6 +286,8 @@ def derive_settings(problem: Problem) -> Settings:
         # functions have small A^*A Ritz values: floor the adaptive shift at the Weyl
         # estimate's square (above the wanted s_L^2 for moderate drifts).
         s.shift_floor = top * top
+    if not (math.isfinite(s.scale) and s.scale > 0):
+        raise _unusable_potential(problem, f"the operator scale comes out as {s.scale}")
     apply_solver_overrides(problem, s)
     return s
 

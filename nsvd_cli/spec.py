@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from .spec_errors import structural_issue
 from .spec_fields import show
 from .spec_models import BoxDomain, Operator, Problem, Reference, RegionDomain, Solver
-from .spec_semantics import MAX_STATES, semantic_issues
+from .spec_semantics import MAX_STATES, expression_budget_issue, semantic_issues
 from .spec_yaml import Key, YamlProblem, dotted, line_of, normalise_key, read_yaml
 
 __all__ = [
@@ -37,10 +37,19 @@ __all__ = [
     "RegionDomain",
     "Solver",
     "load_problem",
+    "located_error",
     "parse_problem",
 ]
 
 MAX_FILE_BYTES = 1_000_000
+# A file with thousands of errors (a generated list of bad values) reports the first ones.
+MAX_ISSUES = 100
+
+
+def _one_line(text: str) -> str:
+    # Keys and values are quoted with escapes where they are shown; this is the last guard
+    # of the one-error-per-line contract.
+    return " ".join(text.splitlines())
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,8 @@ class ProblemIssue:
 
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        key, message = _one_line(self.key), _one_line(self.message)
+        return f"{where}: {key}: {message}" if key else f"{where}: {message}"
 
 
 class ProblemError(Exception):
@@ -98,6 +108,11 @@ def parse_problem(text: str, path: str = "<string>") -> Problem:
     issues: list[ProblemIssue] = [
         ProblemIssue(path, line, dotted(key), message) for line, key, message in duplicates
     ]
+    over_budget = expression_budget_issue(data)
+    if over_budget is not None:  # checked before any parsing: it bounds the time of the rest
+        key, message = over_budget
+        issues.append(ProblemIssue(path, line_of(lines, key), dotted(key), message))
+        raise ProblemError(issues)
     found: list[tuple[Key, str]] = []
     problem: Problem | None = None
     try:
@@ -108,15 +123,30 @@ def parse_problem(text: str, path: str = "<string>") -> Problem:
     if found or issues:
         for raw_key, message in found:
             key = normalise_key(raw_key, lines)
-            issue = ProblemIssue(path, line_of(lines, key), dotted(key), message)
-            if issue not in issues:
-                issues.append(issue)
-        issues.sort(key=lambda i: i.line or 0)
+            issues.append(ProblemIssue(path, line_of(lines, key), dotted(key), message))
+        issues = sorted(dict.fromkeys(issues), key=lambda i: i.line or 0)
+        if len(issues) > MAX_ISSUES:
+            more = len(issues) - MAX_ISSUES
+            issues = issues[:MAX_ISSUES]
+            issues.append(ProblemIssue(path, None, "", f"... and {more} more errors"))
         raise ProblemError(issues)
     assert problem is not None
     problem._source_text = text
     problem._source_path = path
     return problem
+
+
+def located_error(problem: Problem, key: Key, message: str) -> ProblemError:
+    """An error found in a valid problem after loading (deriving its settings), reported
+    like the validation errors: file, line of ``key``, key path."""
+    lines: dict[Key, int] = {}
+    if problem.source_text:
+        try:
+            _, lines, _ = read_yaml(problem.source_text)
+        except YamlProblem:
+            pass
+    issue = ProblemIssue(problem.source_path, line_of(lines, key), dotted(key), message)
+    return ProblemError([issue])
 
 
 def load_problem(path: str | Path) -> Problem:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .spec_fields import show
+from .spec_fields import quote, show
 from .spec_models import (
     DOMAIN_FORMS,
     DOMAIN_TAGS,
@@ -54,11 +54,11 @@ def structural_issue(error: Mapping[str, Any]) -> tuple[Key, str]:
         model = model_at.get(key[:-1])
         name = key[-1]
         if model is None:
-            return key, f"unknown key {name!r}"
+            return key, f"unknown key {quote(name)}"
         allowed = list(model.model_fields)
         hint = difflib.get_close_matches(str(name), allowed, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        return key, f"unknown key {name!r} (allowed: {', '.join(allowed)}{suggestion})"
+        return key, f"unknown key {quote(name)} (allowed: {', '.join(allowed)}{suggestion})"
     if kind == "missing":
         return key, f"missing required key {key[-1]!r}"
     if kind == "literal_error":
@@ -71,10 +71,10 @@ def structural_issue(error: Mapping[str, Any]) -> tuple[Key, str]:
         least = ctx.get("min_length")
         return key, f"needs at least {least} {'entry' if least == 1 else 'entries'}"
     if kind == "too_long":
-        return (
-            key,
-            f"allows at most {ctx.get('max_length')} entries, got {ctx.get('actual_length')}",
-        )
+        actual = ctx.get("actual_length")
+        if actual is None and isinstance(value, (Mapping, list)):
+            actual = len(value)
+        return key, f"allows at most {ctx.get('max_length')} entries, got {actual}"
     if kind == "domain_form":
         return key, f"{DOMAIN_FORMS}, got {show(value)}"
     if kind == "input_domain_form":

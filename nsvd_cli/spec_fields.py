@@ -7,6 +7,7 @@ file had instead.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -22,6 +23,17 @@ _NUMBER_TEXT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _PROBLEM_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
+def magnitude(value: int) -> str:
+    """``10**400`` -> ``about 10^400``, without converting the integer to text."""
+    return f"about 10^{round(math.log10(abs(value)))}"
+
+
+def quote(value: Any) -> str:
+    """A name or key from the file, quoted, with non-ASCII and invisible characters escaped
+    (a Cyrillic 'а' shows as '\\u0430', not as a lookalike of 'a')."""
+    return ascii(value) if isinstance(value, str) else show(value)
+
+
 def show(value: Any) -> str:
     """A short description of a bad value for error messages."""
     if value is None:
@@ -34,8 +46,11 @@ def show(value: Any) -> str:
         return "a list"
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:37] + "..."
-        return repr(text)
-    if isinstance(value, (int, float)):
+        return ascii(text)
+    if isinstance(value, int):
+        # str() of a huge integer is slow, then refused (sys.get_int_max_str_digits).
+        return repr(value) if abs(value) < 10**15 else f"an integer of {magnitude(value)}"
+    if isinstance(value, float):
         return repr(value)
     return type(value).__name__
 
@@ -97,11 +112,11 @@ def integer_type(
         if number is None:
             raise _fail("integer_type", f"expected an integer, got {show(value)}")
         if ge is not None and number < ge:
-            raise _fail("number_range", f"must be >= {ge}, got {number}")
+            raise _fail("number_range", f"must be >= {ge}, got {show(number)}")
         if le is not None and number > le:
-            raise _fail("number_range", f"must be <= {le}, got {number}")
+            raise _fail("number_range", f"must be <= {le}, got {show(number)}")
         if even and number % 2:
-            raise _fail("number_range", f"must be even, got {number}")
+            raise _fail("number_range", f"must be even, got {show(number)}")
         return number
 
     return validate
@@ -139,9 +154,12 @@ def _interval(value: Any) -> tuple[float, float]:
         raise _fail("interval_type", f"expected [lo, hi], got {show(value)}")
     lo, hi = (_as_float(v) for v in value)
     if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        raise _fail("interval_type", f"expected [lo, hi] with two numbers, got {list(value)}")
+        got = ", ".join(show(v) for v in value)
+        raise _fail("interval_type", f"expected [lo, hi] with two numbers, got [{got}]")
     if not lo < hi:
         raise _fail("interval_order", f"lower end must be below upper end, got [{lo:g}, {hi:g}]")
+    if not math.isfinite(hi - lo):
+        raise _fail("interval_range", f"the interval [{lo:g}, {hi:g}] is too wide for float64")
     return (lo, hi)
 
 
@@ -150,18 +168,30 @@ def _integer_interval(value: Any) -> tuple[int, int]:
         raise _fail("interval_type", f"expected an integer range [lo, hi], got {show(value)}")
     lo, hi = (integer_value(v) for v in value)
     if lo is None or hi is None:
-        raise _fail("interval_type", f"expected two integers [lo, hi], got {list(value)}")
+        got = ", ".join(show(v) for v in value)
+        raise _fail("interval_type", f"expected two integers [lo, hi], got [{got}]")
     if lo > hi:
-        raise _fail("interval_order", f"lower end must not exceed upper end, got [{lo}, {hi}]")
+        raise _fail(
+            "interval_order", f"lower end must not exceed upper end, got [{show(lo)}, {show(hi)}]"
+        )
     return (lo, hi)
+
+
+@functools.lru_cache(maxsize=1024)
+def _constant_text(text: str) -> tuple[float, str]:
+    """(value, "") or (nan, error): the structural and semantic passes both need it."""
+    try:
+        return evaluate_constant(parse_expression(text, ())), ""
+    except ExpressionError as error:
+        return math.nan, str(error)
 
 
 def parameter_value(value: Any) -> float:
     if isinstance(value, str):
-        try:
-            return evaluate_constant(parse_expression(value, ()))
-        except ExpressionError as error:
-            raise _fail("expression", str(error)) from None
+        number, error = _constant_text(value)
+        if error:
+            raise _fail("expression", error)
+        return number
     return _number_type()(value)
 
 

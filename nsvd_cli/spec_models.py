@@ -33,7 +33,7 @@ from .spec_fields import (
     Text,
     integer_type,
 )
-from .spec_semantics import ExpressionScope, semantic_issues
+from .spec_semantics import MAX_PARAMETERS, ExpressionScope, semantic_issues
 from .spec_yaml import dotted
 
 MAX_COORDINATES = 64
@@ -202,7 +202,9 @@ class Problem(_Model):
     name: ProblemName
     description: Text | None = None
     coordinates: Annotated[list[Text], Field(min_length=1, max_length=MAX_COORDINATES)]
-    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    parameters: Annotated[dict[str, Parameter], Field(max_length=MAX_PARAMETERS)] = Field(
+        default_factory=dict
+    )
     operator: Operator = Field(default_factory=Operator)
     domain: Domain = "whole-space"
     modes: Annotated[int, PlainValidator(integer_type(ge=1, le=MAX_MODES))]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,10 +26,25 @@ from .expr import (
     parse_condition,
     parse_expression,
 )
-from .spec_fields import integer_value, parameter_value
+from .spec_fields import integer_value, parameter_value, quote
 from .spec_yaml import Key
 
 MAX_STATES = 100_000
+_MANY_STATES = 10**15
+MAX_PARAMETERS = 256
+# All expression text of one file together: SymPy may spend ~0.1 ms per character on
+# hostile text (exact trigonometry, polynomial expansion), so this bounds a check to well
+# under a second.  The shipped problems use at most ~1700.
+MAX_EXPRESSION_TEXT = 6000
+_OPERATOR_EXPRESSIONS = ("kinetic", "potential", "kernel")
+_REFERENCE_EXPRESSIONS = (
+    "eigenvalue",
+    "where",
+    "eigenfunction",
+    "singular_value",
+    "left_function",
+    "right_function",
+)
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _RESERVED = frozenset(BASE_FUNCTIONS) | frozenset(REFERENCE_FUNCTIONS) | frozenset(CONSTANTS)
@@ -117,16 +132,16 @@ def _check_names(
             found.append(
                 (
                     key,
-                    f"invalid {what} name {item!r} (use letters, digits and '_', "
+                    f"invalid {what} name {quote(item)} (use letters, digits and '_', "
                     "starting with a letter)",
                 )
             )
         elif item in _RESERVED:
-            found.append((key, f"{what} name {item!r} is reserved (a function or constant)"))
+            found.append((key, f"{what} name {quote(item)} is reserved (a function or constant)"))
         elif item in taken:
-            found.append((key, f"{what} name {item!r} is already used as a {taken[item]}"))
+            found.append((key, f"{what} name {quote(item)} is already used as a {taken[item]}"))
         elif item in seen:
-            found.append((key, f"duplicate {what} name {item!r}"))
+            found.append((key, f"duplicate {what} name {quote(item)}"))
         seen.add(item)
     return found
 
@@ -149,7 +164,7 @@ def _check_limits(key: Key, limits: Any, coordinates: list[str], found: Found) -
             found.append(
                 (
                     (*key, str(name)),
-                    f"unknown coordinate {name!r} (coordinates: {', '.join(coordinates)})",
+                    f"unknown coordinate {quote(name)} (coordinates: {', '.join(coordinates)})",
                 )
             )
     missing = [c for c in coordinates if c not in limits]
@@ -171,8 +186,44 @@ def _state_count(ranges: Mapping[Any, Any]) -> int | None:
         lo, hi = (integer_value(v) for v in value)
         if lo is None or hi is None or lo > hi:
             return None
-        count *= hi - lo + 1
+        # Capped: many ranges of huge integers would make a number too long to print.
+        count = min(count * (hi - lo + 1), _MANY_STATES)
     return count
+
+
+def _expression_texts(data: Mapping[str, Any]) -> Iterator[tuple[Key, str]]:
+    """Every expression string of the raw data, with its key path."""
+
+    def section(name: str) -> Mapping[Any, Any]:
+        value = data.get(name)
+        return value if isinstance(value, Mapping) else {}
+
+    for name, value in section("parameters").items():
+        yield ("parameters", str(name)), value
+    operator = section("operator")
+    for name in _OPERATOR_EXPRESSIONS:
+        yield ("operator", name), operator.get(name)
+    drift = operator.get("drift")
+    for i, value in enumerate(drift if isinstance(drift, list) else []):
+        yield ("operator", "drift", i), value
+    yield ("domain", "region"), section("domain").get("region")
+    reference = section("reference")
+    for name in _REFERENCE_EXPRESSIONS:
+        yield ("reference", name), reference.get(name)
+
+
+def expression_budget_issue(data: Mapping[str, Any]) -> tuple[Key, str] | None:
+    """The expression where the file's expression text passes ``MAX_EXPRESSION_TEXT``."""
+    total = 0
+    for key, text in _expression_texts(data):
+        if isinstance(text, str):
+            total += len(text)
+            if total > MAX_EXPRESSION_TEXT:
+                return key, (
+                    "the expressions of this file are too long together "
+                    f"(more than {MAX_EXPRESSION_TEXT} characters)"
+                )
+    return None
 
 
 def semantic_issues(data: Mapping[str, Any]) -> Found:
@@ -188,7 +239,7 @@ def semantic_issues(data: Mapping[str, Any]) -> Found:
         # Point duplicates at their second occurrence.
         for i, c in enumerate(raw_coordinates):
             if isinstance(c, str) and positions[c] != i:
-                found.append((("coordinates", i), f"duplicate coordinate {c!r}"))
+                found.append((("coordinates", i), f"duplicate coordinate {quote(c)}"))
         found.extend(
             _check_names(
                 dict.fromkeys(coordinates),
@@ -204,7 +255,8 @@ def semantic_issues(data: Mapping[str, Any]) -> Found:
     if isinstance(raw_parameters, Mapping):
         taken = dict.fromkeys(coordinates, "coordinate")
         found.extend(_check_names(raw_parameters, lambda p: ("parameters", p), "parameter", taken))
-        parameter_names = [p for p in raw_parameters if isinstance(p, str)]
+        # Past the limit (a structural error) the names would only slow every parse down.
+        parameter_names = [p for p in raw_parameters if isinstance(p, str)][:MAX_PARAMETERS]
         for name in parameter_names:
             try:
                 parameters[name] = parameter_value(raw_parameters[name])
@@ -425,7 +477,8 @@ def _reference_issues(
         found.append(
             (
                 ("reference", "quantum_numbers"),
-                f"the ranges give {count} states (limit {MAX_STATES})",
+                f"the ranges give {'more than 10^15' if count >= _MANY_STATES else count} "
+                f"states (limit {MAX_STATES})",
             )
         )
     scope = replace(scope, quantum_numbers=[q for q in ranges if isinstance(q, str)])

@@ -329,3 +329,61 @@ def test_functorch_transforms(text: str) -> None:
     forward = torch.func.vmap(torch.func.jacfwd(torch.func.jacfwd(fn)))(pts)
     assert hessian.shape == (2, 2, 2)
     torch.testing.assert_close(hessian, forward)
+
+
+# -- hostile text (found by tests/test_fuzz_problems.py) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["1/(x - x)", "log(x - x)", "atan2(x - x, y - y)", "1/sign(y - y)", "sqrt(x - x - 1)"]
+)
+def test_constants_sympy_folds_to_undefined_values_are_refused(text: str) -> None:
+    # SymPy folds these to zoo, nan or I; compilation refused them only at `nsvd solve`.
+    with pytest.raises(ExpressionError, match="undefined or infinite|not real"):
+        parse_expression(text, XY)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("\uff58**2", "'\\uff58' (U+FF58)"),
+        ("\u0445 + y", "'\\u0445' (U+0445)"),
+        ("x\u200b", "U+200B"),
+    ],
+)
+def test_non_ascii_is_refused(text: str, shown: str) -> None:
+    # Python reads a fullwidth x as x (NFKC): what the file shows is not what would run.
+    with pytest.raises(ExpressionError, match="non-ASCII character") as info:
+        parse_expression(text, XY)
+    assert shown in str(info.value)
+
+
+def test_many_max_arguments_and_high_degree_polynomials_are_quick() -> None:
+    start = time.perf_counter()
+    many_max = parse_expression("Max(" + ", ".join(f"sin(x + {i})" for i in range(64)) + ")", XY)
+    product = "*".join(f"hermite({170 - i}, x)" for i in range(100))
+    polynomials = parse_expression(product, XY, extra_functions=REFERENCE_FUNCTIONS)
+    assert time.perf_counter() - start < 0.5  # was 2.6 s and 0.9 s
+    points = np.array([[0.3, 0.0], [-1.2, 0.0]])
+    expected = np.max(np.sin(points[:, :1] + np.arange(64)), axis=1)
+    np.testing.assert_allclose(compile_numpy(many_max, XY)(points), expected, rtol=1e-12)
+    single = parse_expression("hermite(170, x)", XY, extra_functions=REFERENCE_FUNCTIONS)
+    np.testing.assert_allclose(
+        compile_numpy(single, XY)(points), sps.eval_hermite(170, points[:, 0]), rtol=1e-10
+    )
+    assert compile_numpy(polynomials, XY)(points * 0.01).shape == (2,)
+
+
+def test_comparisons_of_piecewise_compile() -> None:
+    # SymPy turns `Piecewise(...) > 0` into ITE(...); it validated, then failed to compile
+    # at `nsvd solve` ("cannot compile ITE").
+    a_text, b_text = "Piecewise((x, y > 0), (y, True))", "Piecewise((y, x > 0), (x, True))"
+    text = f"Piecewise((1, {a_text} > {b_text}), (0, True))"
+    expr = parse_expression(text, XY)
+    assert expr.has(sp.ITE)
+    points = np.random.default_rng(0).normal(size=(64, 2))
+    a = np.where(points[:, 1] > 0, points[:, 0], points[:, 1])
+    b = np.where(points[:, 0] > 0, points[:, 1], points[:, 0])
+    expected = (a > b).astype(np.float64)
+    np.testing.assert_array_equal(compile_numpy(expr, XY)(points), expected)
+    np.testing.assert_array_equal(compile_torch(expr, XY)(torch.tensor(points)).numpy(), expected)

@@ -406,3 +406,70 @@ def test_derivative_settings_are_validated() -> None:
     assert issue.key == "solver.hutchinson_probes"
     ok = parse_problem(MINIMAL + "solver: {derivatives: weak, compile: true, dtype: tf32}\n")
     assert (ok.solver.derivatives, ok.solver.compile, ok.solver.dtype) == ("weak", True, "tf32")
+
+
+# -- hostile files (found by tests/test_fuzz_problems.py) -----------------------------------
+
+
+def test_keys_with_line_breaks_or_lookalikes_are_escaped_on_one_line() -> None:
+    issue = one_error(MINIMAL + 'operator: {"a\\nb": 1}\n')
+    assert str(issue) == (
+        "problem.yaml:4: operator.'a\\nb': unknown key 'a\\nb' (allowed: kinetic, potential, "
+        "drift, kernel, input_coordinates, input_domain)"
+    )
+    issue = one_error(MINIMAL + '"a\\Lb": 1\n')  # U+2028, a line break for splitlines()
+    assert len(str(issue).splitlines()) == 1 and "'a\\u2028b'" in str(issue)
+    issue = one_error(MINIMAL + "n\u0430me: p\n")  # Cyrillic a
+    assert issue.key == "'n\\u0430me'" and "unknown key 'n\\u0430me'" in issue.message
+    issue = one_error("name: p\ncoordinates: [\u0445]\nmodes: 2\n")
+    assert "invalid coordinate name '\\u0445'" in issue.message
+
+
+def test_keys_that_yaml_converts_keep_their_line() -> None:
+    issue = one_error(MINIMAL + "~: 1\n")
+    assert (issue.line, issue.key) == (4, "None")
+
+
+def test_sets_are_refused() -> None:
+    # A set validated as a list, with its coordinates in arbitrary order (or a TypeError).
+    issue = one_error("name: p\ncoordinates: !!set {x, y}\nmodes: 2\n")
+    assert issue.line == 2 and "sets (!!set) are not allowed" in issue.message
+
+
+def test_huge_numbers_are_refused_briefly_and_located() -> None:
+    issue = one_error("name: p\ncoordinates: [x]\nmodes: " + "9" * 5000 + "\n")
+    assert issue.line == 3 and "5000 digits is too long" in issue.message
+    issue = one_error(MINIMAL + "parameters: {a: " + "9" * 400 + "}\n")
+    assert issue.message == "expected a number, got an integer of about 10^400"
+    issue = one_error("name: p\ncoordinates: [x]\nmodes: 1.0e+300\n")
+    assert issue.message == "must be <= 512, got an integer of about 10^300"
+    # Two ranges of 4000 digits: printing the count raised ValueError (int digits limit).
+    big = "9" * 4000
+    text = MINIMAL + f"reference: {{eigenvalue: a, quantum_numbers: {{a: [0, {big}], b: [0, 1]}}}}"
+    issue = one_error(text.replace("b: [0, 1]", f"b: [0, {big}]") + "\n")
+    assert "more than 10^15 states (limit 100000)" in issue.message
+
+
+def test_interval_must_have_a_finite_width() -> None:
+    issue = one_error(MINIMAL + "domain: {box: {x: [-1e308, 1e308]}}\n")
+    assert issue.key == "domain.box.x" and "too wide for float64" in issue.message
+
+
+def test_large_files_are_refused_quickly() -> None:
+    start = time.perf_counter()
+    issue = one_error(MINIMAL + "reference: {eigenvalues: [" + "1, " * 50_000 + "1]}\n")
+    assert issue.line == 4 and "too many YAML values (limit 10000)" in issue.message
+    unknown = MINIMAL + "".join(f"key{i}: 1\n" for i in range(4000))
+    errors = errors_of(unknown)  # deduplicated in linear time, reported up to a limit
+    assert len(errors) == 101 and str(errors[-1]) == "problem.yaml: ... and 3900 more errors"
+    long_expression = "'" + "+".join(f"sin(x + {i})" for i in range(140)) + "'"
+    text = MINIMAL + "operator:\n  drift: [" + ", ".join([long_expression] * 4) + "]\n"
+    issue = one_error(text)
+    assert issue.key == "operator.drift[3]" and "too long together" in issue.message
+    assert time.perf_counter() - start < 2.0
+
+
+def test_parameter_count_is_limited() -> None:
+    text = MINIMAL + "parameters: {" + ", ".join(f"p{i}: 1" for i in range(300)) + "}\n"
+    issue = one_error(text)
+    assert issue.key == "parameters" and issue.message == "allows at most 256 entries, got 300"
