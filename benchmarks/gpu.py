@@ -36,7 +36,7 @@ from nsvd_cli.train import init_state, resolve_device, train  # noqa: E402
 
 PROBLEMS = ("hydrogen-2d", "rotated-oscillator-10d")
 BATCHES = (1024, 4096, 16384)
-DTYPES = ("float32", "tf32", "float64")
+DTYPES = ("float32", "tf32", "bf16-mixed", "float64")
 
 
 def device_label(device: torch.device) -> str:

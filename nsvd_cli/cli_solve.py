@@ -47,6 +47,10 @@ def check(problem_file: Annotated[Path, typer.Argument(help="Problem file (YAML)
     )
 
 
+# --precision names -> solver.dtype values.
+PRECISIONS = {"fp32": "float32", "tf32": "tf32", "bf16-mixed": "bf16-mixed", "fp64": "float64"}
+
+
 def _default_run_dir(problem: Problem) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path("runs") / f"{problem.name}-{stamp}"
@@ -75,6 +79,10 @@ def solve_cmd(
     compile_step: Annotated[
         bool | None,
         typer.Option("--compile/--no-compile", help="torch.compile the training step."),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="fp32 | tf32 | bf16-mixed | fp64 (solver.dtype); read-out is fp64"),
     ] = None,
     max_memory: MaxMemory = None,
 ) -> None:
@@ -105,6 +113,11 @@ def solve_cmd(
         settings.derivatives = derivatives
     if compile_step is not None:
         settings.compile = compile_step
+    if precision is not None:
+        if precision not in PRECISIONS:
+            known = " | ".join(PRECISIONS)
+            raise fail(f"--precision: unknown {precision!r} (known: {known})", 2)
+        settings.dtype = PRECISIONS[precision]
     if method is not None:
         settings.method = method
     try:

@@ -120,7 +120,7 @@ class Solver(_Model):
     sampling_scales: Annotated[list[PositiveNumber], Field(min_length=1)] | None = None
     hidden: PositiveInt | None = None
     depth: PositiveInt | None = None
-    dtype: Literal["float32", "float64", "tf32"] | None = None
+    dtype: Literal["float32", "float64", "tf32", "bf16-mixed"] | None = None
     eval_samples: PositiveInt | None = None
     checkpoint_every: PositiveInt | None = None
     derivatives: Literal["auto", "forward-laplacian", "hutchinson", "weak", "autograd"] = "auto"

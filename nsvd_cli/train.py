@@ -8,6 +8,7 @@ bit-for-bit where it stopped (on the same device and threads).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -41,7 +42,14 @@ from .readout import ritz_from_moments
 
 # "tf32": float32 tensors with TensorFloat-32 matrix products on CUDA (about 10 mantissa
 # bits in products: faster on recent GPUs, for quick runs); on CPU it is float32.
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "tf32": torch.float32}
+# "bf16-mixed": float32 parameters and loss; the network and the operator terms are
+# evaluated under bfloat16 autocast (8 mantissa bits). The read-out is float64 always.
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "tf32": torch.float32,
+    "bf16-mixed": torch.float32,
+}
 SHIFT_EVERY = 50
 MOMENT_DECAY = 0.95
 
@@ -183,6 +191,13 @@ def matmul_precision(dtype: str, device: torch.device) -> Iterator[None]:
         torch.set_float32_matmul_precision(previous)
 
 
+def autocast(dtype: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast for ``bf16-mixed``; nothing otherwise."""
+    if dtype != "bf16-mixed":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
 class Objective(Protocol):
     """What the loop minimises: one batch's loss, and the running estimates it reports."""
 
@@ -217,7 +232,12 @@ class EigenObjective:
     def loss(self, state: TrainState) -> torch.Tensor:
         s = self.compiled.settings
         x = self.sampler.sample(self.batch, state.generator)
-        terms = self.formulation(self.compiled, self.sampler, state.network, x, state.generator)
+        with autocast(s.dtype, x.device):
+            terms = self.formulation(self.compiled, self.sampler, state.network, x, state.generator)
+        if terms.f.dtype != x.dtype:  # the loss and its moments in the parameters' precision
+            terms = StepTerms(
+                terms.f.to(x.dtype), (terms.rows[0].to(x.dtype), terms.rows[1].to(x.dtype))
+            )
         terms = self.context.globalize(terms)  # the whole job's batch (distributed.py)
         gram, energy = terms.gram.detach(), terms.energy.detach()
         if self.adaptive and (state.step == 0 or state.gram is None):

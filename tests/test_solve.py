@@ -322,3 +322,26 @@ def test_resume_after_a_damaged_checkpoint_through_the_cli(tmp_path: Path) -> No
 def test_checkpoints_written_before_checksums_still_load(tmp_path: Path) -> None:
     torch.save({"train": {"step": 7}}, tmp_path / "checkpoint.pt")
     assert load_checkpoint(tmp_path)["train"]["step"] == 7
+
+
+def test_precision_option_trains_in_bf16_and_reads_out_in_float64(tmp_path: Path) -> None:
+    """bf16-mixed: the network and operator terms under bfloat16 autocast, the loss in
+    float32, the read-out in float64; an unknown precision is refused."""
+    path = _small(tmp_path)
+    runner = CliRunner()
+    run = tmp_path / "bf16"
+    args = ["solve", str(path), "--out", str(run), "--precision", "bf16-mixed", "--steps", "300"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = read_results(run / "results.h5")
+    assert results.settings["dtype"] == "bf16-mixed"
+    assert results.eigenvalues.dtype == np.float64
+    # The same run in float32 (same seed and points): bf16 only perturbs the trajectory.
+    fp32 = tmp_path / "fp32"
+    args = ["solve", str(path), "--out", str(fp32), "--precision", "fp32", "--steps", "300"]
+    assert runner.invoke(app, args).exit_code == 0
+    reference = read_results(fp32 / "results.h5").eigenvalues
+    np.testing.assert_allclose(results.eigenvalues, reference, rtol=2e-2)
+    assert not np.allclose(results.eigenvalues, reference, rtol=1e-9, atol=0)  # it did differ
+    result = runner.invoke(app, ["solve", str(path), "--out", str(run), "--precision", "fp8"])
+    assert result.exit_code == 2 and "--precision" in result.output
