@@ -216,8 +216,6 @@ def _check_distributable(
     problem_file: Path, problem: Problem, settings: Settings, context: Context
 ) -> None:
     """What a multi-process job cannot do yet, refused before any process starts work."""
-    if problem.is_singular:
-        raise fail(f"{problem_file}: integral operators train in one process only", 2)
     if settings.method == "spin":
         raise fail("spin keeps per-step Jacobian averages and trains in one process only", 2)
     try:

@@ -95,6 +95,18 @@ class Context:
         rows = tuple(self.mean(r) for r in terms.rows)
         return StepTerms(torch.cat([first, second]), (rows[0], rows[1]))
 
+    def gather_rows(self, t: torch.Tensor) -> torch.Tensor:
+        """Every rank's rows of ``t`` concatenated in rank order, differentiable."""
+        return _GatherRows.apply(t, self.rank, self.world) if self.active else t
+
+    def gather(self, t: torch.Tensor) -> torch.Tensor:
+        """Every rank's rows of ``t`` concatenated in rank order (no gradient)."""
+        if not self.active:
+            return t
+        parts = [torch.empty_like(t) for _ in range(self.world)]
+        dist.all_gather(parts, t.contiguous())
+        return torch.cat(parts)
+
     def mean(self, t: torch.Tensor) -> torch.Tensor:
         """The mean over ranks, differentiable (see the module docstring for the gradient)."""
         if not self.active:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from . import __version__, metrics
-from .distributed import LOCAL, Context
+from .distributed import LOCAL, Context, rank_seed
 from .grid_reference import GridSpectrum
 from .io import (
     CHECKPOINT_NAME,
@@ -24,12 +25,13 @@ from .io import (
     RunFileError,
     load_checkpoint,
     network_arrays,
+    save_checkpoint,
 )
 from .problem import Settings
 from .readout import Ritz
 from .reference import reference_eigenvalues
 from .spec import Problem
-from .train import TrainState
+from .train import Trainable, TrainState, init_state
 
 EVAL_SEED_OFFSET = 1_000_003
 
@@ -155,6 +157,34 @@ def reference_record(
         "problem_name": problem.name,
     }
     return GridReference(spectrum.eigenvalues, spectrum.error, problem.source_text, attrs)
+
+
+def start_state(
+    compiled: Trainable, device: torch.device, run_dir: Path, resume: bool, context: Context
+) -> TrainState:
+    """A fresh training state (this rank's sampler stream), or the run's checkpoint."""
+    state = init_state(compiled, device)
+    state.generator.manual_seed(rank_seed(compiled.settings.seed, context))
+    if resume:
+        restore(state, run_dir, context)
+    return state
+
+
+def checkpoint_hook(
+    run_dir: Path, payload: Callable[[TrainState], dict[str, Any]], context: Context
+) -> Callable[[TrainState], None]:
+    """Write RUN_DIR's checkpoint (rank 0) with every rank's sampler state, so that a
+    resumed job continues every stream. Called on every rank: it gathers."""
+
+    def checkpoint(state: TrainState) -> None:
+        generators = context.gather_objects(state.generator.get_state())
+        if context.main:
+            data = payload(state)
+            if context.active:
+                data["generators"] = generators
+            save_checkpoint(run_dir, data)
+
+    return checkpoint
 
 
 def restore(state: TrainState, run_dir: Path, context: Context = LOCAL) -> None:

@@ -19,7 +19,7 @@ from . import __version__, metrics
 from . import grid_reference as grid
 from .batch import evaluate_batch, sample_modes
 from .derivatives import hutchinson_variance
-from .distributed import LOCAL, Context, rank_seed
+from .distributed import LOCAL, Context
 from .guard import check_readout
 from .io import (
     CHECKPOINT_NAME,
@@ -34,7 +34,6 @@ from .io import (
     read_results,
     remove_stale_temporaries,
     run_lock,
-    save_checkpoint,
     set_aside_previous_run,
     write_results,
 )
@@ -59,10 +58,11 @@ from .run_record import (
     Run,
     against_fields,
     build_results,
+    checkpoint_hook,
     comparison_reference,
     first_line,
     reference_record,
-    restore,
+    start_state,
 )
 from .singular import derive_singular_settings
 from .singular_runner import (
@@ -72,7 +72,7 @@ from .singular_runner import (
     solve_singular,
 )
 from .spec import Problem, parse_problem
-from .train import TrainState, init_state, train
+from .train import TrainState, train
 
 
 def prepare(problem: Problem, steps: int | None = None, seed: int | None = None) -> Settings:
@@ -165,25 +165,13 @@ def _solve(
             "world_size": context.world,
         }
 
+    checkpoint = checkpoint_hook(run_dir, payload, context)
     if problem.is_singular:
         return solve_singular(
-            problem, settings, run_dir, device, resume, on_progress, stop, payload
+            problem, settings, run_dir, device, resume, on_progress, stop, checkpoint, context
         )
     compiled = build(problem, settings)
-    state = init_state(compiled, device)
-    state.generator.manual_seed(rank_seed(settings.seed, context))
-    if resume:
-        restore(state, run_dir, context)
-
-    def checkpoint(s: TrainState) -> None:
-        # Every rank's sampler state, so that a resumed job continues every stream.
-        generators = context.gather_objects(s.generator.get_state())
-        if context.main:
-            data = payload(s)
-            if context.active:
-                data["generators"] = generators
-            save_checkpoint(run_dir, data)
-
+    state = start_state(compiled, device, run_dir, resume, context)
     train(
         compiled,
         state,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .distributed import LOCAL, Context, rank_batch
 from .expr_compile import compile_torch
 from .guard import Check
 from .integral import IntegralOperator, Measure, SingularMoments
@@ -147,10 +148,14 @@ def build_singular(problem: Problem, settings: Settings) -> CompiledSingular:
 class SingularObjective:
     """One batch of the nested two-sided LoRA objective (see ``methods/svd.py``)."""
 
-    def __init__(self, compiled: CompiledSingular, device: torch.device) -> None:
+    def __init__(
+        self, compiled: CompiledSingular, device: torch.device, context: Context = LOCAL
+    ) -> None:
         s = compiled.settings
         self.settings = s
         self.operator = compiled.operator.to(device, DTYPES[s.dtype])
+        self.context = context
+        self.batch = rank_batch(s.batch_size, context)
         self.last: list[Check] = []
         try:
             self.loss_fn = SVD_LOSSES[s.method]
@@ -163,10 +168,14 @@ class SingularObjective:
     def loss(self, state: TrainState) -> torch.Tensor:
         net = state.network
         assert isinstance(net, SingularPair)
-        n = self.settings.batch_size
-        x = self.operator.left.sampler.sample(n, state.generator)
-        y = self.operator.right.sampler.sample(n, state.generator)
-        f, g = _preconditioned(*self.operator.weighted(net.left(x), net.right(y), x, y))
+        x = self.operator.left.sampler.sample(self.batch, state.generator)
+        y = self.operator.right.sampler.sample(self.batch, state.generator)
+        f, g = self.operator.weighted(net.left(x), net.right(y), x, y)
+        if self.context.active:  # the whole job's points: every pair (x_i, y_j) as in one process
+            x, y = self.context.gather(x), self.context.gather(y)
+            f, g = self.context.gather_rows(f), self.context.gather_rows(g)
+        n = f.shape[0]
+        f, g = _preconditioned(f, g)
         k = self.operator.matrix(x, y)
         cross = f.T @ (k @ g) / (n * n)
         out: LossOutput = self.loss_fn(f, g, cross)

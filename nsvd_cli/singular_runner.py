@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from . import metrics, nystrom
+from .distributed import LOCAL, Context
 from .expr_compile import compile_numpy
 from .guard import check_readout
 from .io import (
@@ -19,7 +20,6 @@ from .io import (
     GridReference,
     Results,
     SingularArrays,
-    save_checkpoint,
 )
 from .io import write_results as write_results_file
 from .problem import Settings
@@ -36,7 +36,7 @@ from .run_record import (
     build_results,
     comparison_reference,
     reference_record,
-    restore,
+    start_state,
 )
 from .singular import (
     EVAL_BLOCK,
@@ -50,7 +50,7 @@ from .singular import (
 )
 from .spec import BoxDomain, Problem
 from .spec_models import GaussianDomain
-from .train import TrainState, init_state, train
+from .train import TrainState, train
 
 
 def solve_singular(
@@ -61,17 +61,13 @@ def solve_singular(
     resume: bool,
     on_progress: Callable[[TrainState, float], None] | None,
     stop: Callable[[], bool],
-    checkpoint_payload: Callable[[TrainState], dict[str, Any]],
-) -> tuple[Results, bool]:
+    checkpoint: Callable[[TrainState], None],
+    context: Context = LOCAL,
+) -> tuple[Results | None, bool]:
     compiled = build_singular(problem, settings)
-    objective = SingularObjective(compiled, device)  # refuses methods without an SVD form
-    state = init_state(compiled, device)
-    if resume:
-        restore(state, run_dir)
-
-    def checkpoint(s: TrainState) -> None:
-        save_checkpoint(run_dir, checkpoint_payload(s))
-
+    # Refuses methods without an SVD form.
+    objective = SingularObjective(compiled, device, context)
+    state = start_state(compiled, device, run_dir, resume, context)
     train(
         compiled,
         state,
@@ -80,9 +76,12 @@ def solve_singular(
         on_checkpoint=checkpoint,
         stop=stop,
         objective=objective,
+        context=context,
     )
     complete = state.step >= settings.steps
     checkpoint(state)
+    if not context.main:
+        return None, complete
     assert isinstance(state.network, SingularPair)
     blocks = max(2, settings.eval_samples // EVAL_BLOCK)
     ro = singular_readout(compiled, state.network, settings.seed + EVAL_SEED_OFFSET, blocks)

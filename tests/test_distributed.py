@@ -18,7 +18,8 @@ from nsvd_cli.distributed import LOCAL, Context, leave, rank_batch, rank_seed
 from nsvd_cli.formulations import halves
 from nsvd_cli.io import read_checkpoint, read_results
 from nsvd_cli.problem import build, derive_settings
-from nsvd_cli.spec import parse_problem
+from nsvd_cli.singular import SingularObjective, build_singular, derive_singular_settings
+from nsvd_cli.spec import load_problem, parse_problem
 from nsvd_cli.train import EigenObjective, init_state, train
 
 CPU = torch.device("cpu")
@@ -225,3 +226,59 @@ def test_torchrun_solve_matches_one_process_and_resume_checks_the_world_size(
     )
     assert again.returncode == 1
     assert "written by a job of 2 process(es), this one has 1" in again.stderr
+
+
+def _singular(context: Context, points: tuple[torch.Tensor, torch.Tensor] | None):
+    """One loss and gradient of the two-sided objective of problems/volterra.yaml."""
+    problem = load_problem(ROOT / "problems" / "volterra.yaml")
+    settings = derive_singular_settings(problem)
+    settings.batch_size, settings.dtype, settings.hidden = 64, "float64", 16
+    compiled = build_singular(problem, settings)
+    state = init_state(compiled, CPU)
+    state.generator.manual_seed(rank_seed(settings.seed, context))
+    objective = SingularObjective(compiled, CPU, context)
+    if points is not None:
+        objective.operator.left.sampler.sample = lambda n, g: points[0]  # type: ignore
+        objective.operator.right.sampler.sample = lambda n, g: points[1]  # type: ignore
+    loss = objective.loss(state)
+    loss.backward()
+    params = list(state.network.parameters())
+    if context.active:
+        context.average_gradients(params, False)
+    return float(loss.detach()), [p.grad.detach().clone() for p in params], objective
+
+
+def _singular_worker(rank: int, world: int, init: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+    try:
+        loss, grads, _ = _singular(Context(rank, world), None)
+        torch.save((loss, grads), f"{out}/singular{rank}.pt")
+    finally:
+        Context(rank, world).close()
+    leave(0)
+
+
+@pytest.mark.slow
+def test_integral_operator_ranks_give_the_single_process_gradient(tmp_path: Path) -> None:
+    """Every pair (x_i, y_j) of the whole job enters <f, T g>, as in one process."""
+    world = 2
+    mp.spawn(
+        _singular_worker,
+        args=(world, str(tmp_path / "rendezvous"), str(tmp_path)),
+        nprocs=world,
+        join=True,
+    )
+    _, _, objective = _singular(LOCAL, None)
+    share = rank_batch(64, Context(0, world))
+    xs, ys = [], []
+    for rank in range(world):
+        gen = torch.Generator().manual_seed(rank_seed(objective.settings.seed, Context(rank, 2)))
+        xs.append(objective.operator.left.sampler.sample(share, gen))
+        ys.append(objective.operator.right.sampler.sample(share, gen))
+    loss, grads, _ = _singular(LOCAL, (torch.cat(xs), torch.cat(ys)))
+    for rank in range(world):
+        rank_loss, rank_grads = torch.load(tmp_path / f"singular{rank}.pt")
+        assert abs(rank_loss - loss) <= 1e-10 * max(1.0, abs(loss))
+        for g, ref in zip(rank_grads, grads):
+            torch.testing.assert_close(g, ref, rtol=1e-10, atol=1e-12)
