@@ -31,7 +31,7 @@ from .problem import Settings
 from .readout import Ritz
 from .reference import reference_eigenvalues
 from .spec import Problem
-from .train import Trainable, TrainState, init_state
+from .train import Objective, ProgressHook, Trainable, TrainState, init_state, train
 
 EVAL_SEED_OFFSET = 1_000_003
 
@@ -157,6 +157,39 @@ def reference_record(
         "problem_name": problem.name,
     }
     return GridReference(spectrum.eigenvalues, spectrum.error, problem.source_text, attrs)
+
+
+@dataclass(frozen=True)
+class Session:
+    """How one ``solve`` trains, whatever the problem: where, on what, and its hooks."""
+
+    run_dir: Path
+    device: torch.device
+    resume: bool
+    on_progress: ProgressHook | None
+    stop: Callable[[], bool]
+    checkpoint: Callable[[TrainState], None]
+    context: Context = LOCAL
+
+
+def run_training(
+    compiled: Trainable, session: Session, objective: Objective | None = None
+) -> tuple[TrainState, bool]:
+    """Start or resume, train to ``settings.steps`` (or a stop), write the final checkpoint;
+    return the state and whether the run is complete."""
+    state = start_state(compiled, session.device, session.run_dir, session.resume, session.context)
+    train(
+        compiled,
+        state,
+        session.device,
+        on_progress=session.on_progress,
+        on_checkpoint=session.checkpoint,
+        stop=session.stop,
+        objective=objective,
+        context=session.context,
+    )
+    session.checkpoint(state)
+    return state, state.step >= compiled.settings.steps
 
 
 def start_state(

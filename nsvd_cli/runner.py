@@ -56,13 +56,14 @@ from .reference import (
 from .run_record import (
     EVAL_SEED_OFFSET,
     Run,
+    Session,
     against_fields,
     build_results,
     checkpoint_hook,
     comparison_reference,
     first_line,
     reference_record,
-    start_state,
+    run_training,
 )
 from .singular import derive_singular_settings
 from .singular_runner import (
@@ -72,7 +73,7 @@ from .singular_runner import (
     solve_singular,
 )
 from .spec import Problem, parse_problem
-from .train import TrainState, train
+from .train import TrainState
 
 
 def prepare(problem: Problem, steps: int | None = None, seed: int | None = None) -> Settings:
@@ -166,23 +167,11 @@ def _solve(
         }
 
     checkpoint = checkpoint_hook(run_dir, payload, context)
+    session = Session(run_dir, device, resume, on_progress, stop, checkpoint, context)
     if problem.is_singular:
-        return solve_singular(
-            problem, settings, run_dir, device, resume, on_progress, stop, checkpoint, context
-        )
+        return solve_singular(problem, settings, session)
     compiled = build(problem, settings)
-    state = start_state(compiled, device, run_dir, resume, context)
-    train(
-        compiled,
-        state,
-        device,
-        on_progress=on_progress,
-        on_checkpoint=checkpoint,
-        stop=stop,
-        context=context,
-    )
-    complete = state.step >= settings.steps
-    checkpoint(state)
+    state, complete = run_training(compiled, session)
     if not context.main:
         return None, complete
     ritz_result, native = readout(compiled, state.network, settings, state.shift)

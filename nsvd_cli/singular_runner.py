@@ -4,15 +4,12 @@ reload, compare with the reference, sample the singular functions on grids."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import metrics, nystrom
-from .distributed import LOCAL, Context
 from .expr_compile import compile_numpy
 from .guard import check_readout
 from .io import (
@@ -32,11 +29,12 @@ from .reference import (
 from .run_record import (
     EVAL_SEED_OFFSET,
     Run,
+    Session,
     against_fields,
     build_results,
     comparison_reference,
     reference_record,
-    start_state,
+    run_training,
 )
 from .singular import (
     EVAL_BLOCK,
@@ -50,37 +48,17 @@ from .singular import (
 )
 from .spec import BoxDomain, Problem
 from .spec_models import GaussianDomain
-from .train import TrainState, train
+from .train import TrainState
 
 
 def solve_singular(
-    problem: Problem,
-    settings: Settings,
-    run_dir: Path,
-    device: torch.device,
-    resume: bool,
-    on_progress: Callable[[TrainState, float], None] | None,
-    stop: Callable[[], bool],
-    checkpoint: Callable[[TrainState], None],
-    context: Context = LOCAL,
+    problem: Problem, settings: Settings, session: Session
 ) -> tuple[Results | None, bool]:
     compiled = build_singular(problem, settings)
     # Refuses methods without an SVD form.
-    objective = SingularObjective(compiled, device, context)
-    state = start_state(compiled, device, run_dir, resume, context)
-    train(
-        compiled,
-        state,
-        device,
-        on_progress=on_progress,
-        on_checkpoint=checkpoint,
-        stop=stop,
-        objective=objective,
-        context=context,
-    )
-    complete = state.step >= settings.steps
-    checkpoint(state)
-    if not context.main:
+    objective = SingularObjective(compiled, session.device, session.context)
+    state, complete = run_training(compiled, session, objective)
+    if not session.context.main:
         return None, complete
     assert isinstance(state.network, SingularPair)
     blocks = max(2, settings.eval_samples // EVAL_BLOCK)
@@ -88,8 +66,8 @@ def solve_singular(
     if complete:
         gram = ro.gram_left if ro.gram_left.trace() < ro.gram_right.trace() else ro.gram_right
         check_readout(ro.values, gram, "singular value")
-    results = singular_results(problem, settings, state, ro, device, complete)
-    write_results_file(run_dir / RESULTS_NAME, results)
+    results = singular_results(problem, settings, state, ro, session.device, complete)
+    write_results_file(session.run_dir / RESULTS_NAME, results)
     return results, complete
 
 
