@@ -146,10 +146,6 @@ class Context:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def barrier(self) -> None:
-        if self.active:
-            dist.barrier()
-
     def close(self) -> None:
         """Leave the process group once every rank is done: a rank that tears down its gloo
         threads while another still talks to it aborts at exit."""
@@ -191,6 +187,9 @@ def from_environment(device: torch.device) -> Context:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return LOCAL
+    if device.type == "cuda":
+        # NCCL's object collectives (checkpoint sampler states) use the current device.
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     _joined = True

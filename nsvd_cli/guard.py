@@ -9,10 +9,13 @@ moments) and names the first one that is not finite, which is where the blow-up 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from .readout import GRAM_CUTOFF
 
 # Roll-backs before giving up, and the learning-rate factor applied at each one.
 MAX_ROLLBACKS = 3
@@ -125,13 +128,13 @@ class Collapsed(TrainingFailed):
 
 def check_readout(values: torch.Tensor, gram: torch.Tensor, what: str = "eigenvalue") -> None:
     """Raise ``Collapsed`` when a read-out value is not finite: the Rayleigh-Ritz whitening
-    drops directions of the Gram matrix below 1e-12 of its largest, so a NaN or inf there
-    means the learned functions span fewer dimensions than there are modes."""
-    bad = [i for i, v in enumerate(values.tolist()) if not torch.isfinite(torch.tensor(v))]
+    drops directions of the Gram matrix below GRAM_CUTOFF of its largest, so a NaN or inf
+    there means the learned functions span fewer dimensions than there are modes."""
+    bad = [i for i, v in enumerate(values.tolist()) if not math.isfinite(v)]
     if not bad:
         return
     evals = torch.linalg.eigvalsh(0.5 * (gram + gram.T).double()).flip(0)
-    rank = int((evals > 1e-12 * evals[0].clamp_min(1e-300)).sum())
+    rank = int((evals > GRAM_CUTOFF * evals[0].clamp_min(1e-300)).sum())
     listed = ", ".join(f"{float(e):.2g}" for e in evals)
     raise Collapsed(
         f"the read-out gives no finite {what} for mode(s) {bad}: the learned functions span "

@@ -34,6 +34,11 @@ class Ritz:
     quotients: torch.Tensor  # (L,) per learned function, K_ll / G_ll
 
 
+# Directions of the Gram matrix below this fraction of its largest eigenvalue are treated
+# as absent (their Ritz values would be noise).
+GRAM_CUTOFF = 1e-12
+
+
 def ritz_from_moments(
     gram: torch.Tensor, energy: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +49,7 @@ def ritz_from_moments(
     """
     k = 0.5 * (energy + energy.T)
     evals, evecs = torch.linalg.eigh(0.5 * (gram + gram.T))
-    keep = evals > 1e-12 * evals.max().clamp_min(1e-300)
+    keep = evals > GRAM_CUTOFF * evals.max().clamp_min(1e-300)
     w = evecs[:, keep] / evals[keep].sqrt()
     e, u = torch.linalg.eigh(w.T @ k @ w)
     c = w @ u
