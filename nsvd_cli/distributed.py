@@ -89,11 +89,15 @@ class Context:
         """The step's terms as one process would have them on the concatenated batch."""
         if not self.active:
             return terms
+        # One gather and one reduction per step: this rank's halves travel together, and
+        # the gathered (rank, half) blocks are reordered half-major.
         f1, f2 = halves(terms.f)
-        first = _GatherRows.apply(f1, self.rank, self.world)
-        second = _GatherRows.apply(f2, self.rank, self.world)
-        rows = tuple(self.mean(r) for r in terms.rows)
-        return StepTerms(torch.cat([first, second]), (rows[0], rows[1]))
+        n, modes = f1.shape
+        mine = torch.stack([f1, f2])  # (2, n, L)
+        every = _GatherRows.apply(mine, self.rank, self.world)  # (W * 2, n, L), rank-major
+        f = every.reshape(self.world, 2, n, modes).transpose(0, 1).reshape(-1, modes)
+        rows = self.mean(torch.stack(terms.rows))
+        return StepTerms(f, (rows[0], rows[1]))
 
     def gather_rows(self, t: torch.Tensor) -> torch.Tensor:
         """Every rank's rows of ``t`` concatenated in rank order, differentiable."""
