@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: solve test lint bench bench-paper clean
+.PHONY: solve test lint bench bench-paper docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ bench: $(STAMP)
 bench-paper: $(STAMP)
 	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	$(VENV)/bin/python benchmarks/paper.py
+
+# docs/cli.md from the Typer app (tests/test_docs.py fails when it is stale).
+docs: $(STAMP)
+	$(VENV)/bin/typer nsvd_cli.cli utils docs --name nsvd --title "nsvd command-line reference" --output docs/cli.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -20,6 +20,8 @@ from .cli_base import app, err
 # isort: off
 from . import cli_solve  # noqa: F401
 from . import cli_results  # noqa: F401
+from . import cli_library  # noqa: F401
+from . import cli_plot  # noqa: F401
 
 # isort: on
 

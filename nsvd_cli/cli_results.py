@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ import torch
 import typer
 from rich.table import Table
 
-from . import __version__
+from . import __version__, vtkhdf
 from .cli_base import MaxMemory, app, err, fail, load_or_exit, memory_bound, out
 from .io import RunFileError, read_reference, write_export, write_reference
 from .resources import export_bytes, largest_grid, network_workspace, readout_bytes
@@ -134,14 +135,28 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+EXPORT_FORMATS = {"h5": ".h5", "vtkhdf": vtkhdf.SUFFIX}
+
+
 @app.command("export")
 def export_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run folder (or its results.h5).")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Output file (.h5 or .vtkhdf)")
+    ] = None,
     grid: Annotated[int, typer.Option(min=2, help="Points per coordinate.")] = 64,
+    file_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="h5 (the contract's layout) | vtkhdf (VTK ImageData for ParaView, d <= 3)",
+        ),
+    ] = "h5",
     max_memory: MaxMemory = None,
 ) -> None:
     """Sample the learned eigenfunctions on a regular grid and write them to HDF5."""
+    if file_format not in EXPORT_FORMATS:
+        raise fail(f"--format: unknown {file_format!r} (known: {' | '.join(EXPORT_FORMATS)})", 2)
     try:
         run = load_run(run_dir)
     except (RunFileError, ProblemError, ValueError) as exc:
@@ -151,6 +166,12 @@ def export_cmd(
         sides.append(len(run.problem.input_coordinates) or sides[0])
     if run.problem.wanted == "smallest-singular":  # left and right on the same grid
         sides = [sides[0], sides[0]]
+    if file_format == "vtkhdf":
+        try:
+            for dim in sides:
+                vtkhdf.check_dimension(dim)
+        except ValueError as exc:
+            raise fail(f"--format vtkhdf: {exc}", 2) from None
     bound = memory_bound(max_memory, torch.device("cpu"))
     settings = run.compiled.settings
     modes = run.problem.modes
@@ -165,21 +186,37 @@ def export_cmd(
         f"use --grid {largest_grid(sides, modes, room)} or less" if fits else "raise it",
     )
     base = run_dir if run_dir.is_dir() else run_dir.parent
-    target = output or base / "eigenfunctions.h5"
+    target = output or base / f"eigenfunctions{EXPORT_FORMATS[file_format]}"
     try:
-        _write_export(run, grid, target)
+        export = _export_data(run, grid)
+        if file_format == "vtkhdf":
+            written = _write_vtkhdf(export, target)
+        else:
+            _write_h5(export, target)
+            written = [target]
     except RunFileError as exc:
         raise fail(str(exc)) from None
     err.print(
-        f"wrote {target} ({run.problem.modes} modes on {grid}^{len(run.problem.coordinates)} "
-        "points"
+        f"wrote {', '.join(map(str, written))} ({run.problem.modes} modes on "
+        f"{grid}^{len(run.problem.coordinates)} points"
         + (", and the right functions" if run.problem.singular_values_wanted else "")
         + ")",
         highlight=False,
     )
 
 
-def _write_export(run: Run, grid: int, target: Path) -> None:
+@dataclass
+class _Export:
+    """What an export holds, before it is written in one format or another."""
+
+    eigenvalues: np.ndarray  # the file's /eigenvalues
+    # "eigenfunctions" first, then a singular problem's "right_functions": (axes, values)
+    functions: dict[str, tuple[dict[str, np.ndarray], np.ndarray]]
+    attrs: dict[str, Any]
+    singular_values: np.ndarray | None = None  # in mode order
+
+
+def _export_data(run: Run, grid: int) -> _Export:
     attrs = {
         "problem_name": run.problem.name,
         "nsvd_version": __version__,
@@ -188,31 +225,66 @@ def _write_export(run: Run, grid: int, target: Path) -> None:
     if run.problem.is_singular:
         sides, values = export_singular(run, grid)
         attrs["normalization"] = "unit L2 norm in each side's measure"
-        write_export(
-            target,
+        return _Export(
             values,  # in the functions' (mode) order, largest first
-            *sides["left"],
+            {"eigenfunctions": sides["left"], "right_functions": sides["right"]},
             attrs,
-            groups={"right_functions": sides["right"]},
-            datasets={"singular_values": values},
+            singular_values=values,
         )
-    elif run.problem.wanted == "smallest-singular":
+    if run.problem.wanted == "smallest-singular":
         # Same layout as an integral operator's: left functions u = A v / s first.
         axes, right = export_grid(run, grid)
         _, left = export_grid(run, grid, functions=left_functions)
-        attrs["normalization"] = "unit L2 norm over the domain"
-        write_export(
-            target,
+        return _Export(
             run.results.eigenvalues,
-            axes,
-            left,
+            {"eigenfunctions": (axes, left), "right_functions": (axes, right)},
             attrs,
-            groups={"right_functions": (axes, right)},
-            datasets={"singular_values": np.asarray(run.results.eigenvalues)},
+            singular_values=np.asarray(run.results.eigenvalues),
         )
-    else:
-        axes, values = export_grid(run, grid)
-        write_export(target, run.results.eigenvalues, axes, values, attrs)
+    return _Export(run.results.eigenvalues, {"eigenfunctions": export_grid(run, grid)}, attrs)
+
+
+def _write_h5(export: _Export, target: Path) -> None:
+    (axes, values), *others = export.functions.values()
+    write_export(
+        target,
+        export.eigenvalues,
+        axes,
+        values,
+        export.attrs,
+        groups=dict(zip(list(export.functions)[1:], others)),
+        datasets=(
+            {"singular_values": export.singular_values}
+            if export.singular_values is not None
+            else None
+        ),
+    )
+
+
+def _write_vtkhdf(export: _Export, target: Path) -> list[Path]:
+    """One image with every function set on it; a singular problem whose right functions
+    live on another grid (other coordinates or domain) gets a second image,
+    ``NAME-right.vtkhdf``. Returns the files written."""
+    singular = export.singular_values is not None
+    label = "singular_value" if singular else "eigenvalue"
+    values = export.singular_values if singular else export.eigenvalues
+    prefixes = {"eigenfunctions": "left" if singular else "psi", "right_functions": "right"}
+    arrays = [
+        vtkhdf.PointArrays(prefixes[name], axes, vals, {label: np.asarray(values)})
+        for name, (axes, vals) in export.functions.items()
+    ]
+    file_values = {"eigenvalues": np.asarray(export.eigenvalues, dtype=np.float64)}
+    if singular:
+        file_values["singular_values"] = np.asarray(export.singular_values, dtype=np.float64)
+    groups = [arrays]
+    if len(arrays) > 1 and not vtkhdf.same_grid(arrays[0].axes, arrays[1].axes):
+        groups = [[arrays[0]], arrays[1:]]
+    written = []
+    for group, path in zip(groups, (target, target.with_stem(f"{target.stem}-right"))):
+        attrs = {**export.attrs, "functions": " ".join(a.prefix for a in group)}
+        vtkhdf.write_vtkhdf(path, group, file_values, attrs)
+        written.append(path)
+    return written
 
 
 @app.command("reference")

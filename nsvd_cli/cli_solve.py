@@ -4,6 +4,7 @@ signal handling: a first SIGINT / SIGTERM finishes the step, saves and exits 130
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from . import check_report
 from .cli_base import (
     MaxMemory,
     app,
@@ -27,24 +29,80 @@ from .cli_base import (
 from .distributed import Context, from_environment, local_device, rank_batch
 from .formulations import FORMULATION_NAMES
 from .guard import TrainingFailed
-from .io import CHECKPOINT_NAME, RunFileError, has_checkpoint
+from .io import CHECKPOINT_NAME, RunFileError, atomic_path, has_checkpoint
 from .methods import get_method
 from .methods.svd import SVD_LOSSES
 from .problem import Settings
 from .progress import training_progress
+from .reference import reference_eigenvalues
 from .resources import readout_bytes
+from .run_logs import tensorboard_available
 from .runner import prepare, resume_settings, solve
-from .spec import Problem, ProblemError
+from .schema import problem_json_schema
+from .spec import Problem, ProblemError, load_problem
 
 
 @app.command()
-def check(problem_file: Annotated[Path, typer.Argument(help="Problem file (YAML).")]) -> None:
+def check(
+    problem_file: Annotated[Path, typer.Argument(help="Problem file (YAML).")],
+    table: Annotated[
+        bool | None,
+        typer.Option(
+            "--table/--plain",
+            help="Errors as one table, or as FILE:LINE: key: message lines "
+            "(default: a table when stderr is a terminal).",
+        ),
+    ] = None,
+    derived: Annotated[
+        bool, typer.Option("--derived", help="Also show the settings `nsvd solve` would derive.")
+    ] = False,
+) -> None:
     """Validate a problem file and report every error in it (exit 2 if any)."""
-    problem = load_or_exit(problem_file)
+    try:
+        problem = load_problem(problem_file)
+    except ProblemError as exc:
+        # Scripts and pipes read one line per error; a person at a terminal gets the table.
+        if table or (table is None and err.is_terminal):
+            check_report.error_console().print(
+                check_report.error_table(str(problem_file), exc.errors)
+            )
+            raise typer.Exit(2) from None
+        raise problem_errors(exc) from None
     out.print(
         f"{problem_file}: ok ({problem.name}, d={len(problem.coordinates)}, {problem.modes} modes)",
         highlight=False,
+        markup=False,  # a path may hold "[...]"
+        soft_wrap=True,
     )
+    lines = check_report.summary(problem)
+    if derived:
+        try:
+            lines += check_report.derived(prepare(problem))
+        except ProblemError as exc:  # found while deriving (e.g. an overflowing potential)
+            raise problem_errors(exc) from None
+    width = max(len(label) for label, _ in lines) + 2
+    for label, value in lines:
+        # soft_wrap: one line per item, whatever the width (for grep).
+        out.print(f"  {label:<{width}}{value}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("schema")
+def schema_cmd(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write it to this file.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of problem files (for editor completion and checks)."""
+    text = json.dumps(problem_json_schema(), indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        with atomic_path(output) as tmp:
+            tmp.write_text(text)
+    except RunFileError as exc:
+        raise fail(str(exc)) from None
+    err.print(f"wrote {output}", highlight=False)
 
 
 # --precision names -> solver.dtype values.
@@ -85,9 +143,19 @@ def solve_cmd(
         typer.Option(help="fp32 | tf32 | bf16-mixed | fp64 (solver.dtype); read-out is fp64"),
     ] = None,
     max_memory: MaxMemory = None,
+    tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--tensorboard",
+            help="Also log to RUN_DIR/tensorboard/ (pip install 'nsvd[tensorboard]').",
+        ),
+    ] = False,
 ) -> None:
-    """Train networks for the lowest eigenpairs and write RUN_DIR/results.h5."""
+    """Train networks for the lowest eigenpairs and write RUN_DIR/results.h5 (and a
+    metrics.csv of every recorded step)."""
     problem = load_or_exit(problem_file)
+    if tensorboard and not tensorboard_available():
+        raise fail("--tensorboard needs the tensorboard package: pip install nsvd[tensorboard]", 2)
     dev = local_device(device_or_exit(device))
     context = from_environment(dev)  # torchrun: one process per rank
     if resume and out_dir is None:
@@ -159,7 +227,7 @@ def solve_cmd(
         err.print(f"run folder: {run_dir}", highlight=False)
     try:
         symbol = "s" if problem.singular_values_wanted else "E"
-        shown = training_progress(settings.steps, symbol=symbol)
+        shown = training_progress(settings.steps, symbol=symbol, reference=_live_reference(problem))
         with shown if context.main else contextlib.nullcontext() as hook:
             results, complete = solve(
                 problem,
@@ -170,6 +238,7 @@ def solve_cmd(
                 on_progress=hook,
                 stop=lambda: bool(received),
                 context=context,
+                tensorboard=tensorboard,
             )
     except RunFileError as exc:
         raise fail(str(exc)) from None
@@ -210,6 +279,15 @@ def solve_cmd(
         # The shell's convention: 128 + the signal (130 Ctrl-C, 143 SIGTERM).
         raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
     err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
+
+
+def _live_reference(problem: Problem) -> list[float] | None:
+    """The closed-form values the live table compares with (mode order), if any."""
+    try:
+        values = reference_eigenvalues(problem)
+    except ValueError:  # ranges too narrow: eval reports it; training goes on
+        return None
+    return None if values is None else [float(v) for v in values]
 
 
 def _check_distributable(

@@ -35,24 +35,27 @@ class RunFileError(Exception):
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success fsync it and rename over ``path``.
 
     Any OS error (disk full, read-only folder, quota) becomes a ``RunFileError`` naming
-    ``path``; the file that was there before is untouched.
+    ``path``; the file that was there before is untouched. ``durable=False`` skips the
+    fsyncs (still never a torn file) for logs that a resume rewrites anyway.
     """
     tmp = path.with_name(f"{path.name}{_TMP_MARK}{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if durable:
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise RunFileError(
@@ -80,7 +83,18 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
-RUN_FILES = (RESULTS_NAME, CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME)
+# What one run writes into its folder (logs and figures are folders): set aside together.
+METRICS_NAME = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
+PLOTS_DIR = "plots"
+RUN_FILES = (
+    RESULTS_NAME,
+    CHECKPOINT_NAME,
+    PREVIOUS_CHECKPOINT_NAME,
+    METRICS_NAME,
+    TENSORBOARD_DIR,
+    PLOTS_DIR,
+)
 
 
 def set_aside_previous_run(run_dir: Path) -> Path | None:

@@ -1,14 +1,19 @@
-"""Rich progress on stderr while training: step, loss, time, current eigenvalue estimates.
+"""Rich live view on stderr while training: a progress bar (step, time, loss) above a table of
+the current estimate of every mode, with the reference and the relative error when the
+problem has one.
 
-Shown only when stderr is a terminal; otherwise silent, so logs and pipes stay clean.
+Shown only when stderr is a terminal; otherwise silent, so logs and pipes stay clean
+(``RUN_DIR/metrics.csv`` has the same numbers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,25 +22,67 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
-from .train import TrainState
+from .train import ProgressHook, TrainState
+
+# A terminal shows this many modes; the rest are summarised in one row.
+MAX_ROWS = 24
 
 
-def _estimates(values: list[float], symbol: str = "E", shown: int = 4) -> str:
-    if not values:
-        return ""
-    head = ", ".join(f"{v:.6g}" for v in values[:shown])
-    more = f", ... ({len(values)} modes)" if len(values) > shown else ""
-    return f"{symbol} ~ [{head}{more}]"
+def _error_style(rel: float) -> str:
+    if rel < 1e-3:
+        return "green"
+    if rel < 1e-2:
+        return "yellow"
+    return "red"
+
+
+def estimates_table(
+    values: Sequence[float],
+    reference: Sequence[float] | None = None,
+    symbol: str = "E",
+    step: int | None = None,
+    max_rows: int = MAX_ROWS,
+) -> Table:
+    """The current estimate of each mode (mode order), beside its reference if known."""
+    title = "current estimates" + (f" at step {step}" if step is not None else "")
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("mode", justify="right")
+    table.add_column(symbol, justify="right")
+    if reference is not None:
+        table.add_column("reference", justify="right")
+        table.add_column("rel. error", justify="right")
+    for i, value in enumerate(values[:max_rows]):
+        row = [str(i), f"{value:.8g}"]
+        if reference is not None and i < len(reference):
+            ref = float(reference[i])
+            rel = abs(value - ref) / abs(ref) if ref != 0 else abs(value)
+            shown = f"{rel:.2e}" if math.isfinite(rel) else "-"
+            style = _error_style(rel) if math.isfinite(rel) else "red"
+            row += [f"{ref:.8g}", f"[{style}]{shown}[/{style}]"]
+        elif reference is not None:
+            row += ["-", "-"]
+        table.add_row(*row)
+    if len(values) > max_rows:
+        more = len(values) - max_rows
+        table.add_row("...", f"{more} more", *([""] * (2 if reference is not None else 0)))
+    return table
 
 
 @contextmanager
 def training_progress(
-    total: int, start: int = 0, enabled: bool | None = None, symbol: str = "E"
-) -> Iterator:
+    total: int,
+    start: int = 0,
+    enabled: bool | None = None,
+    symbol: str = "E",
+    reference: Sequence[float] | None = None,
+    console: Console | None = None,
+) -> Iterator[ProgressHook]:
     """Yield a hook ``(state, loss) -> None`` for ``train``'s ``on_progress``; ``symbol``
-    names the estimates shown (E: eigenvalues, s: singular values)."""
-    console = Console(stderr=True)
+    names the estimates shown (E: eigenvalues, s: singular values), ``reference`` their
+    reference values in mode order."""
+    console = console or Console(stderr=True)
     show = console.is_terminal if enabled is None else enabled
     if not show:
         yield lambda state, loss: None
@@ -47,22 +94,17 @@ def training_progress(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("loss {task.fields[loss]}"),
-        TextColumn("{task.fields[estimates]}"),
         console=console,
-        transient=False,
     )
-    with progress:
-        task = progress.add_task("train", total=total, completed=start, loss="-", estimates="")
+    task = progress.add_task("train", total=total, completed=start, loss="-")
+    view = Group(progress, estimates_table([], reference, symbol))
+    with Live(view, console=console, refresh_per_second=4, transient=False) as live:
 
         def hook(state: TrainState, loss: float) -> None:
-            progress.update(
-                task,
-                completed=state.step,
-                loss=f"{loss:.5g}",
-                # The objective's own reading (eigenvalues, or singular values).
-                estimates=_estimates(
-                    state.history[-1].eigenvalues if state.history else [], symbol
-                ),
-            )
+            progress.update(task, completed=state.step, loss=f"{loss:.5g}")
+            # The objective's own reading (eigenvalues, or singular values).
+            values = state.history[-1].eigenvalues if state.history else []
+            table = estimates_table(values, reference, symbol, state.step)
+            live.update(Group(progress, table))
 
         yield hook

@@ -65,6 +65,7 @@ def build_results(
         "loss": np.array([s.loss for s in hist], dtype=np.float64),
         "shift": np.array([s.shift for s in hist], dtype=np.float64),
         "elapsed": np.array([s.elapsed for s in hist], dtype=np.float64),
+        "learning_rate": np.array([s.learning_rate for s in hist], dtype=np.float64),
         "eigenvalues": np.array([padded(s.eigenvalues) for s in hist], dtype=np.float64).reshape(
             len(hist), modes
         ),

@@ -53,6 +53,7 @@ from .reference import (
     level_states,
     singular_function_callable,
 )
+from .run_logs import MetricsCsv, TensorBoardLog, TrainingLog
 from .run_record import (
     EVAL_SEED_OFFSET,
     Run,
@@ -73,7 +74,7 @@ from .singular_runner import (
     solve_singular,
 )
 from .spec import Problem, parse_problem
-from .train import TrainState
+from .train import ProgressHook, TrainState
 
 
 def prepare(problem: Problem, steps: int | None = None, seed: int | None = None) -> Settings:
@@ -111,9 +112,12 @@ def solve(
     on_progress: Callable[[TrainState, float], None] | None = None,
     stop: Callable[[], bool] = lambda: False,
     context: Context = LOCAL,
+    tensorboard: bool = False,
 ) -> tuple[Results | None, bool]:
     """Train (or continue) and write RUN_DIR/results.h5. Returns (results, complete); in a
     distributed job only rank 0 writes files and returns results (the others: None).
+    Rank 0 logs every recorded step to RUN_DIR/metrics.csv (and, with ``tensorboard``, to
+    RUN_DIR/tensorboard/).
 
     A fresh run in a folder that holds an earlier one first moves that one's files aside
     (``RunFileWarning``); temporaries left by a killed writer are deleted.
@@ -124,6 +128,10 @@ def solve(
             try:
                 _prepare_folder(run_dir, resume)
                 stack.enter_context(run_lock(run_dir))
+                logs = _training_logs(problem, run_dir, tensorboard)
+                for log in logs:
+                    stack.callback(log.close)
+                on_progress = _chain(on_progress, *logs)
             except RunFileError as exc:
                 failure = str(exc)
         failure = context.broadcast_object(failure)  # every rank stops, or none
@@ -131,6 +139,24 @@ def solve(
             raise RunFileError(failure)
         return _solve(problem, settings, run_dir, device, resume, on_progress, stop, context)
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
+
+
+def _training_logs(problem: Problem, run_dir: Path, tensorboard: bool) -> list[TrainingLog]:
+    symbol = "s" if problem.singular_values_wanted else "E"
+    logs: list[TrainingLog] = [MetricsCsv(run_dir, problem.modes, symbol)]
+    if tensorboard:
+        logs.append(TensorBoardLog(run_dir, symbol))
+    return logs
+
+
+def _chain(*hooks: ProgressHook | None) -> ProgressHook:
+    present = [h for h in hooks if h is not None]
+
+    def call(state: TrainState, loss: float) -> None:
+        for hook in present:
+            hook(state, loss)
+
+    return call
 
 
 def _prepare_folder(run_dir: Path, resume: bool) -> None:

@@ -61,6 +61,8 @@ class Snapshot:
     shift: float
     eigenvalues: list[float]
     elapsed: float
+    # Checkpoints written before the learning rate was logged load with NaN.
+    learning_rate: float = float("nan")
 
 
 @dataclass
@@ -393,7 +395,12 @@ def _loop(
         state.elapsed = time.perf_counter() - started
         if record:
             snap = Snapshot(
-                state.step, loss_value, state.shift, objective.values(state), state.elapsed
+                state.step,
+                loss_value,
+                state.shift,
+                objective.values(state),
+                state.elapsed,
+                optimizer.param_groups[0]["lr"],
             )
             state.history.append(snap)
             if on_progress is not None:

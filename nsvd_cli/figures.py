@@ -1,0 +1,299 @@
+"""What ``nsvd plot`` draws, as arrays (no matplotlib here: ``plotting`` draws them).
+
+* ``function_panels``: a run's learned functions on a grid (a line for d = 1, an image for
+  d = 2, a 2-D slice through the origin for d > 2), with the reference functions aligned
+  to them;
+* ``training_curves``: the history of the estimates and the loss, with the reference;
+* ``gram_matrices``: the normalised Gram matrix of the learned functions.
+
+Alignment. Within a degenerate level any rotation of the reference functions is as right
+as any other, so each level's reference block R (K functions, K >= the k learned ones in
+the level) is first made orthonormal in L2, B = R W with W = (R^T R)^(-1/2), and then
+rotated onto the learned block L by orthogonal Procrustes: Q = U V^T from the SVD
+U S V^T = B^T L, which minimises ||B Q - L|| over Q with orthonormal columns. The plotted
+reference functions are B Q: true eigenfunctions (combinations within a level), each as
+close as possible to its learned counterpart, with its sign. Inner products are Monte-Carlo
+means over the run's own sampler (importance-weighted), like ``nsvd eval``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .io import GridReference
+from .readout import normalized_gram
+from .reference import (
+    degenerate_levels,
+    eigenfunction_callable,
+    level_states,
+    reference_eigenvalues,
+    singular_function_callable,
+)
+from .run_record import EVAL_SEED_OFFSET, Run
+from .runner import left_functions, ritz_functions
+from .singular_runner import singular_functions
+
+NumpyFunction = Callable[[np.ndarray], np.ndarray]
+# Monte-Carlo points for the alignment: its error is far below what a figure shows.
+ALIGN_SAMPLES = 1 << 14
+DEFAULT_POINTS = {1: 400, 2: 96}
+
+
+@dataclass(frozen=True)
+class FunctionSide:
+    """One family of learned functions of a run: eigenfunctions, or left / right singular
+    functions; how to evaluate them and how to sample the space they live in."""
+
+    name: str  # "eigen" | "left" | "right"
+    coordinates: tuple[str, ...]
+    lo: tuple[float, ...]
+    hi: tuple[float, ...]
+    functions: Callable[[torch.Tensor], torch.Tensor]  # (B, d) -> (B, modes), unit L2 norm
+    # n points and the factor that turns function values into sample-frame values (whose
+    # plain means are the L2 inner products).
+    sample: Callable[[int, torch.Generator], tuple[torch.Tensor, np.ndarray]]
+    inside: Callable[[torch.Tensor], torch.Tensor] | None = None  # region indicator > 0
+
+
+@dataclass(frozen=True)
+class FunctionPanels:
+    """Learned (and aligned reference) functions on a 1-D or 2-D grid, in mode order."""
+
+    side: str
+    axes: tuple[str, ...]  # the plotted coordinates (1 or 2)
+    grids: tuple[np.ndarray, ...]  # one 1-D array per plotted coordinate
+    fixed: dict[str, float]  # the other coordinates' values on the slice
+    learned: np.ndarray  # (modes, n) or (modes, n, n), NaN outside a region
+    reference: np.ndarray | None  # same shape, or None without reference functions
+    values: np.ndarray  # the run's eigen / singular values, mode order
+    reference_values: np.ndarray | None
+    symbol: str  # "E" or "s"
+
+
+def function_sides(run: Run) -> list[FunctionSide]:
+    """The families ``plot`` draws: one for an eigenproblem, left and right otherwise."""
+    problem = run.problem
+    coords = tuple(problem.coordinates)
+    if problem.is_singular:  # two networks, each side with its own measure and window
+        sides = []
+        for name, geometry, measure in (
+            ("left", run.compiled.left, run.compiled.operator.left),
+            ("right", run.compiled.right, run.compiled.operator.right),
+        ):
+
+            def funcs(x: torch.Tensor, side: str = name) -> torch.Tensor:
+                return singular_functions(run, side, x)
+
+            def draw(n: int, gen: torch.Generator, m=measure) -> tuple[torch.Tensor, np.ndarray]:
+                x = m.sampler.sample(n, gen)
+                return x, m.weights(x).sqrt().numpy()
+
+            sides.append(
+                FunctionSide(
+                    name,
+                    tuple(geometry.coordinates),
+                    tuple(geometry.window_lo),
+                    tuple(geometry.window_hi),
+                    funcs,
+                    draw,
+                )
+            )
+        return sides
+    sampler = run.compiled.sampler
+    settings = run.compiled.settings
+
+    def sample(n: int, gen: torch.Generator) -> tuple[torch.Tensor, np.ndarray]:
+        x = sampler.sample(n, gen)
+        return x, torch.exp(-sampler.log_amplitude(x) + 0.5 * sampler.log_volume).numpy()
+
+    inside = None
+    if problem.region_expr() is not None and run.compiled.boundary is not None:
+        boundary = run.compiled.boundary
+
+        def inside(x: torch.Tensor) -> torch.Tensor:
+            return boundary(x).value
+
+    lo, hi = tuple(settings.export_lo), tuple(settings.export_hi)
+
+    def eigen(x: torch.Tensor) -> torch.Tensor:
+        return ritz_functions(run, x)
+
+    if not problem.singular_values_wanted:
+        return [FunctionSide("eigen", coords, lo, hi, eigen, sample, inside)]
+
+    def left(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return left_functions(run, x).detach()
+
+    # One network holds the right functions v of A; the left ones are A v / s.
+    return [
+        FunctionSide("right", coords, lo, hi, eigen, sample, inside),
+        FunctionSide("left", coords, lo, hi, left, sample, inside),
+    ]
+
+
+def reference_values(run: Run, against: GridReference | None = None) -> np.ndarray | None:
+    """The values to compare with in mode order: a grid reference's, else the closed form."""
+    if against is not None:
+        return np.asarray(against.eigenvalues[: run.problem.modes], dtype=np.float64)
+    try:
+        return reference_eigenvalues(run.problem)
+    except ValueError:
+        return None
+
+
+def _reference_callables(run: Run, side: str, value: float) -> list[NumpyFunction] | None:
+    states = level_states(run.problem, value)
+    if side == "eigen":
+        funcs = [eigenfunction_callable(run.problem, s) for s in states]
+    else:
+        funcs = [singular_function_callable(run.problem, s, side) for s in states]
+    if not funcs or any(f is None for f in funcs):
+        return None
+    return [f for f in funcs if f is not None]
+
+
+def procrustes_coefficients(learned: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Coefficients C (K, k) such that ``reference @ C`` is the orthonormal combination of
+    the reference columns closest to the learned columns (sample-frame values, (n, k) and
+    (n, K)); see the module docstring."""
+    n = reference.shape[0]
+    gram = reference.T @ reference / n
+    w, v = np.linalg.eigh(gram)
+    keep = w > w.max() * 1e-12
+    whiten = (v[:, keep] / np.sqrt(w[keep])) @ v[:, keep].T
+    cross = (reference @ whiten).T @ learned / n
+    u, _, vt = np.linalg.svd(cross, full_matrices=False)
+    return whiten @ (u @ vt)
+
+
+def _slice_points(
+    side: FunctionSide, axes: tuple[str, ...], points: int
+) -> tuple[tuple[np.ndarray, ...], dict[str, float], np.ndarray]:
+    index = [side.coordinates.index(a) for a in axes]
+    grids = tuple(np.linspace(side.lo[i], side.hi[i], points) for i in index)
+    fixed = {}
+    for i, name in enumerate(side.coordinates):
+        if i not in index:  # through the origin inside the window, else its centre (a
+            lo, hi = side.lo[i], side.hi[i]  # box's face, where the functions vanish)
+            fixed[name] = 0.0 if lo < 0.0 < hi else 0.5 * (lo + hi)
+    mesh = np.meshgrid(*grids, indexing="ij")
+    pts = np.empty((mesh[0].size, len(side.coordinates)))
+    for name, value in fixed.items():
+        pts[:, side.coordinates.index(name)] = value
+    for i, m in zip(index, mesh):
+        pts[:, i] = m.ravel()
+    return grids, fixed, pts
+
+
+def function_panels(
+    run: Run,
+    side: FunctionSide,
+    axes: tuple[str, ...] | None = None,
+    points: int | None = None,
+    modes: int | None = None,
+    against: GridReference | None = None,
+    seed_offset: int = 4,
+) -> FunctionPanels:
+    """The first ``modes`` learned functions of ``side`` on a grid over ``axes`` (default:
+    the first one or two coordinates), with the aligned reference functions when the problem
+    has them (``against`` gives values only, no functions)."""
+    d = len(side.coordinates)
+    axes = axes or side.coordinates[: min(d, 2)]
+    for a in axes:
+        if a not in side.coordinates:
+            raise ValueError(f"{a!r} is not a coordinate ({', '.join(side.coordinates)})")
+    if len(set(axes)) != len(axes) or not 1 <= len(axes) <= 2:
+        raise ValueError("name one or two different coordinates")
+    points = points or DEFAULT_POINTS[len(axes)]
+    total = run.problem.modes
+    shown = min(modes or total, total)
+    grids, fixed, pts = _slice_points(side, tuple(axes), points)
+    x = torch.from_numpy(pts)
+    learned = side.functions(x).numpy()[:, :shown]
+    values = np.asarray(_values(run), dtype=np.float64)
+    ref_values = reference_values(run, against)
+    reference = None
+    if against is None and ref_values is not None:
+        reference = _aligned_reference(run, side, ref_values, pts, seed_offset)
+        if reference is not None:
+            reference = reference[:, :shown]
+    if side.inside is not None:
+        outside = side.inside(x).numpy() <= 0
+        learned[outside] = np.nan
+        if reference is not None:
+            reference[outside] = np.nan
+    shape = (shown,) + tuple(len(g) for g in grids)
+    return FunctionPanels(
+        side=side.name,
+        axes=tuple(axes),
+        grids=grids,
+        fixed=fixed,
+        learned=learned.T.reshape(shape),
+        reference=None if reference is None else reference.T.reshape(shape),
+        values=values[:shown],
+        reference_values=None if ref_values is None else ref_values[:shown],
+        symbol="s" if run.problem.singular_values_wanted else "E",
+    )
+
+
+def _values(run: Run) -> np.ndarray:
+    if run.results.singular is not None and run.problem.is_singular:
+        return np.asarray(run.results.singular.values)
+    return np.asarray(run.results.eigenvalues)
+
+
+def _aligned_reference(
+    run: Run, side: FunctionSide, ref_values: np.ndarray, pts: np.ndarray, seed_offset: int
+) -> np.ndarray | None:
+    """Reference functions at ``pts`` (n, modes), each level rotated onto the learned."""
+    levels = degenerate_levels(ref_values)
+    blocks = [_reference_callables(run, side.name, float(ref_values[idx[0]])) for idx in levels]
+    if any(b is None for b in blocks):
+        return None
+    gen = torch.Generator().manual_seed(run.compiled.settings.seed + seed_offset * EVAL_SEED_OFFSET)
+    x, frame = side.sample(ALIGN_SAMPLES, gen)
+    learned = side.functions(x).numpy() * frame[:, None]
+    xs = x.numpy()
+    out = np.zeros((len(pts), len(ref_values)))
+    for idx, funcs in zip(levels, blocks):
+        assert funcs is not None
+        sampled = np.stack([f(xs) for f in funcs], axis=1) * frame[:, None]
+        coefficients = procrustes_coefficients(learned[:, idx], sampled)
+        on_grid = np.stack([f(pts) for f in funcs], axis=1)
+        out[:, idx] = on_grid @ coefficients
+    return out
+
+
+@dataclass(frozen=True)
+class TrainingCurves:
+    step: np.ndarray  # (T,)
+    loss: np.ndarray  # (T,)
+    estimates: np.ndarray  # (T, modes), mode order
+    reference: np.ndarray | None  # (modes,)
+    symbol: str
+
+
+def training_curves(run: Run, against: GridReference | None = None) -> TrainingCurves:
+    h = run.results.history
+    return TrainingCurves(
+        step=np.asarray(h["step"]),
+        loss=np.asarray(h["loss"]),
+        estimates=np.asarray(h["eigenvalues"]).reshape(len(h["step"]), -1),
+        reference=reference_values(run, against),
+        symbol="s" if run.problem.singular_values_wanted else "E",
+    )
+
+
+def gram_matrices(run: Run) -> dict[str, np.ndarray]:
+    """The normalised Gram matrices of the trained functions: G_ij / sqrt(G_ii G_jj)
+    (the identity for orthogonal functions); two for a two-network problem."""
+    out = {"left" if run.problem.is_singular else "functions": run.results.gram}
+    sv = run.results.singular
+    if run.problem.is_singular and sv is not None and sv.right_gram is not None:
+        out["right"] = sv.right_gram
+    return {k: normalized_gram(torch.from_numpy(np.asarray(g))).numpy() for k, g in out.items()}
