@@ -155,7 +155,9 @@ def solve_cmd(
     metrics.csv of every recorded step)."""
     problem = load_or_exit(problem_file)
     if tensorboard and not tensorboard_available():
-        raise fail("--tensorboard needs the tensorboard package: pip install nsvd[tensorboard]", 2)
+        raise fail(
+            "--tensorboard needs the tensorboard package: pip install 'nsvd[tensorboard]'", 2
+        )
     dev = local_device(device_or_exit(device))
     context = from_environment(dev)  # torchrun: one process per rank
     if resume and out_dir is None:

@@ -65,7 +65,7 @@ class FunctionPanels:
 
     side: str
     axes: tuple[str, ...]  # the plotted coordinates (1 or 2)
-    grids: tuple[np.ndarray, ...]  # one 1-D array per plotted coordinate
+    grids: tuple[tuple[np.ndarray, ...], ...]  # per mode: a 1-D array per plotted axis
     fixed: dict[str, float]  # the other coordinates' values on the slice
     learned: np.ndarray  # (modes, n) or (modes, n, n), NaN outside a region
     reference: np.ndarray | None  # same shape, or None without reference functions
@@ -171,11 +171,15 @@ def procrustes_coefficients(learned: np.ndarray, reference: np.ndarray) -> np.nd
     return whiten @ (u @ vt)
 
 
+Window = tuple[tuple[float, float], ...]  # (lo, hi) per plotted axis
+
+
 def _slice_points(
-    side: FunctionSide, axes: tuple[str, ...], points: int
+    side: FunctionSide, axes: tuple[str, ...], window: Window, points: int
 ) -> tuple[tuple[np.ndarray, ...], dict[str, float], np.ndarray]:
+    """A regular grid over ``window`` on the plotted axes; the other coordinates fixed."""
     index = [side.coordinates.index(a) for a in axes]
-    grids = tuple(np.linspace(side.lo[i], side.hi[i], points) for i in index)
+    grids = tuple(np.linspace(lo, hi, points) for lo, hi in window)
     fixed = {}
     for i, name in enumerate(side.coordinates):
         if i not in index:  # through the origin inside the window, else its centre (a
@@ -190,6 +194,33 @@ def _slice_points(
     return grids, fixed, pts
 
 
+# The zoomed window holds this fraction of |psi|^2 along each axis (on the slice).
+ZOOM_MASS = 0.995
+
+
+def zoom_window(values: np.ndarray, grids: tuple[np.ndarray, ...], full: Window) -> Window:
+    """The square around where one mode's |psi|^2 lies (ZOOM_MASS of it along each axis,
+    plus a 15% margin), inside ``full``: a hydrogen ground state is a dot in the window
+    that holds the highest wanted state."""
+    weight = np.nan_to_num(values) ** 2
+    if not weight.sum() > 0:
+        return full
+    half, centre = 0.0, []
+    for axis, grid in enumerate(grids):
+        other = tuple(i for i in range(weight.ndim) if i != axis)
+        cdf = np.cumsum(weight.sum(axis=other))
+        cdf /= cdf[-1]
+        lo = grid[min(np.searchsorted(cdf, (1 - ZOOM_MASS) / 2), len(grid) - 1)]
+        hi = grid[min(np.searchsorted(cdf, (1 + ZOOM_MASS) / 2), len(grid) - 1)]
+        centre.append(0.5 * (lo + hi))
+        half = max(half, 0.5 * (hi - lo))
+    step = max((g[-1] - g[0]) / (len(g) - 1) for g in grids)
+    half = 1.15 * half + 2 * step  # at least a few coarse cells
+    return tuple(
+        (max(f_lo, c - half), min(f_hi, c + half)) for c, (f_lo, f_hi) in zip(centre, full)
+    )
+
+
 def function_panels(
     run: Run,
     side: FunctionSide,
@@ -197,44 +228,67 @@ def function_panels(
     points: int | None = None,
     modes: int | None = None,
     against: GridReference | None = None,
+    zoom: bool | None = None,
     seed_offset: int = 4,
 ) -> FunctionPanels:
     """The first ``modes`` learned functions of ``side`` on a grid over ``axes`` (default:
     the first one or two coordinates), with the aligned reference functions when the problem
-    has them (``against`` gives values only, no functions)."""
+    has them (``against`` gives values only, no functions). With ``zoom`` (the default for
+    images) each mode gets its own window around where it lives."""
     d = len(side.coordinates)
-    axes = axes or side.coordinates[: min(d, 2)]
+    axes = tuple(axes or side.coordinates[: min(d, 2)])
     for a in axes:
         if a not in side.coordinates:
             raise ValueError(f"{a!r} is not a coordinate ({', '.join(side.coordinates)})")
     if len(set(axes)) != len(axes) or not 1 <= len(axes) <= 2:
         raise ValueError("name one or two different coordinates")
+    zoom = len(axes) == 2 if zoom is None else zoom
     points = points or DEFAULT_POINTS[len(axes)]
     total = run.problem.modes
     shown = min(modes or total, total)
-    grids, fixed, pts = _slice_points(side, tuple(axes), points)
-    x = torch.from_numpy(pts)
-    learned = side.functions(x).numpy()[:, :shown]
     values = np.asarray(_values(run), dtype=np.float64)
     ref_values = reference_values(run, against)
-    reference = None
+    reference_at = None
     if against is None and ref_values is not None:
-        reference = _aligned_reference(run, side, ref_values, pts, seed_offset)
+        reference_at = _aligned_reference(run, side, ref_values, seed_offset)
+
+    def evaluate(window: Window) -> tuple:
+        grids, fixed, pts = _slice_points(side, axes, window, points)
+        x = torch.from_numpy(pts)
+        learned = side.functions(x).numpy()[:, :shown]
+        reference = None if reference_at is None else reference_at(pts)[:, :shown]
+        if side.inside is not None:
+            outside = side.inside(x).numpy() <= 0
+            learned[outside] = np.nan
+            if reference is not None:
+                reference[outside] = np.nan
+        shape = tuple(len(g) for g in grids)
+        learned = learned.T.reshape((shown,) + shape)
         if reference is not None:
-            reference = reference[:, :shown]
-    if side.inside is not None:
-        outside = side.inside(x).numpy() <= 0
-        learned[outside] = np.nan
-        if reference is not None:
-            reference[outside] = np.nan
-    shape = (shown,) + tuple(len(g) for g in grids)
+            reference = reference.T.reshape((shown,) + shape)
+        return grids, fixed, learned, reference
+
+    full = tuple(
+        (side.lo[side.coordinates.index(a)], side.hi[side.coordinates.index(a)]) for a in axes
+    )
+    grids, fixed, learned, reference = evaluate(full)
+    mode_grids = [grids] * shown
+    if zoom:
+        for m in range(shown):
+            window = zoom_window(learned[m], grids, full)
+            if window != full:
+                g, _, lv, rv = evaluate(window)
+                mode_grids[m] = g
+                learned[m] = lv[m]
+                if reference is not None and rv is not None:
+                    reference[m] = rv[m]
     return FunctionPanels(
         side=side.name,
-        axes=tuple(axes),
-        grids=grids,
+        axes=axes,
+        grids=tuple(mode_grids),
         fixed=fixed,
-        learned=learned.T.reshape(shape),
-        reference=None if reference is None else reference.T.reshape(shape),
+        learned=learned,
+        reference=reference,
         values=values[:shown],
         reference_values=None if ref_values is None else ref_values[:shown],
         symbol="s" if run.problem.singular_values_wanted else "E",
@@ -248,9 +302,10 @@ def _values(run: Run) -> np.ndarray:
 
 
 def _aligned_reference(
-    run: Run, side: FunctionSide, ref_values: np.ndarray, pts: np.ndarray, seed_offset: int
-) -> np.ndarray | None:
-    """Reference functions at ``pts`` (n, modes), each level rotated onto the learned."""
+    run: Run, side: FunctionSide, ref_values: np.ndarray, seed_offset: int
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The reference functions as ``points (n, d) -> (n, modes)``, each degenerate level
+    rotated onto the learned functions (see the module docstring)."""
     levels = degenerate_levels(ref_values)
     blocks = [_reference_callables(run, side.name, float(ref_values[idx[0]])) for idx in levels]
     if any(b is None for b in blocks):
@@ -259,14 +314,20 @@ def _aligned_reference(
     x, frame = side.sample(ALIGN_SAMPLES, gen)
     learned = side.functions(x).numpy() * frame[:, None]
     xs = x.numpy()
-    out = np.zeros((len(pts), len(ref_values)))
+    rotations = []
     for idx, funcs in zip(levels, blocks):
         assert funcs is not None
         sampled = np.stack([f(xs) for f in funcs], axis=1) * frame[:, None]
-        coefficients = procrustes_coefficients(learned[:, idx], sampled)
-        on_grid = np.stack([f(pts) for f in funcs], axis=1)
-        out[:, idx] = on_grid @ coefficients
-    return out
+        rotations.append(procrustes_coefficients(learned[:, idx], sampled))
+
+    def at(pts: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(pts), len(ref_values)))
+        for idx, funcs, c in zip(levels, blocks, rotations):
+            assert funcs is not None
+            out[:, idx] = np.stack([f(pts) for f in funcs], axis=1) @ c
+        return out
+
+    return at
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from .figures import FunctionPanels, TrainingCurves  # noqa: E402
 from .io import atomic_path  # noqa: E402
@@ -116,8 +117,8 @@ def plot_functions(panels: FunctionPanels, title: str, path: Path, dpi: int = 10
 
 
 def _lines(panels: FunctionPanels, grid: np.ndarray, columns: int) -> None:
-    x = panels.grids[0]
     for mode in range(panels.learned.shape[0]):
+        x = panels.grids[mode][0]
         ax = grid[mode // columns, mode % columns]
         ax.set_axis_on()
         ax.plot(x, panels.learned[mode], color="C0", lw=1.6, label="learned")
@@ -130,10 +131,10 @@ def _lines(panels: FunctionPanels, grid: np.ndarray, columns: int) -> None:
 
 
 def _images(panels: FunctionPanels, grid: np.ndarray, columns: int) -> None:
-    (x, y) = panels.grids
-    extent = (x[0], x[-1], y[0], y[-1])
     has_ref = panels.reference is not None
     for mode in range(panels.learned.shape[0]):
+        (x, y) = panels.grids[mode]  # each mode's own window (zoomed)
+        extent = (x[0], x[-1], y[0], y[-1])
         row = (mode // columns) * (2 if has_ref else 1)
         col = mode % columns
         learned = panels.learned[mode]
@@ -195,7 +196,14 @@ def plot_training(curves: TrainingCurves, title: str, path: Path, dpi: int = 100
     ax.plot(curves.step, curves.loss, color="k", lw=1.0)
     ax.set_xlabel("step")
     ax.set_title("loss")
+    for ax in grid[0]:
+        ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
     return save(fig, path, dpi)
+
+
+def _steps_label(value: float, _position: int) -> str:
+    # 70000 -> 70k: full step counts overlap in a 4-inch panel.
+    return f"{value / 1000:g}k" if abs(value) >= 1000 else f"{value:g}"
 
 
 def _limit_to_spectrum(ax: plt.Axes, curves: TrainingCurves) -> None:
@@ -219,7 +227,7 @@ def plot_gram(grams: dict[str, np.ndarray], title: str, path: Path, dpi: int = 1
         image = ax.imshow(magnitude, cmap="magma", norm=LogNorm(vmin=1e-6, vmax=1.0))
         off = np.abs(g - np.diag(np.diag(g)))
         ax.set_title(f"{name}: max off-diagonal {off.max():.2e}", fontsize=10)
-        stride = max(1, math.ceil(len(g) / 16))
+        stride = max(1, math.ceil(len(g) / 10))
         ticks = np.arange(0, len(g), stride)
         ax.set_xticks(ticks)
         ax.set_yticks(ticks)

@@ -39,7 +39,7 @@ def _row(snapshot: Snapshot, modes: int) -> list[str]:
 
 
 class MetricsCsv:
-    """``RUN_DIR/metrics.csv``: one row per recorded step (``solver.progress_every``)."""
+    """``RUN_DIR/metrics.csv``: one row per recorded step (every 100 steps, and the last)."""
 
     def __init__(self, run_dir: Path, modes: int, symbol: str = "E") -> None:
         self.path = run_dir / METRICS_NAME

@@ -126,8 +126,11 @@ def solve(
         failure = None
         if context.main:
             try:
-                _prepare_folder(run_dir, resume)
+                _make_folder(run_dir)
+                # Locked before anything in the folder is touched: a second solve on a
+                # folder in use is refused without moving the running job's files.
                 stack.enter_context(run_lock(run_dir))
+                _prepare_folder(run_dir, resume)
                 logs = _training_logs(problem, run_dir, tensorboard)
                 for log in logs:
                     stack.callback(log.close)
@@ -159,11 +162,14 @@ def _chain(*hooks: ProgressHook | None) -> ProgressHook:
     return call
 
 
-def _prepare_folder(run_dir: Path, resume: bool) -> None:
+def _make_folder(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunFileError(f"{run_dir}: cannot create the run folder ({exc.strerror})") from exc
+
+
+def _prepare_folder(run_dir: Path, resume: bool) -> None:
     remove_stale_temporaries(run_dir)
     if not resume and (aside := set_aside_previous_run(run_dir)) is not None:
         warnings.warn(

@@ -23,6 +23,8 @@ from nsvd_cli.figures import (
 from nsvd_cli.plotting import functions_layout, gram_layout, pixels, training_layout
 from nsvd_cli.runner import evaluate, load_run
 
+ROOT = Path(__file__).resolve().parents[1]
+
 OSCILLATOR = """
 name: plot-oscillator
 coordinates: [x]
@@ -150,7 +152,8 @@ def test_plotted_reference_agrees_with_the_converged_learned_functions(
     assert 0 in converged and 1 in converged, report["relative_errors"]
     panels = function_panels(run, function_sides(run)[0])
     assert panels.reference is not None
-    x = panels.grids[0]
+    x = panels.grids[0][0]  # 1-D: one window for every mode
+    assert all(np.array_equal(g[0], x) for g in panels.grids)
     dx = x[1] - x[0]
 
     def distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -180,12 +183,12 @@ def test_degenerate_level_reference_is_rotated_onto_the_learned_pair(
         return torch.stack([g, c * px + s * py, -(-s * px + c * py)], dim=1)
 
     side = FunctionSide("eigen", real.coordinates, real.lo, real.hi, exact, real.sample)
-    panels = function_panels(run, side, points=48)
+    panels = function_panels(run, side, points=48, zoom=False)
     assert panels.reference is not None
     scale = np.abs(panels.learned).max()
     np.testing.assert_allclose(panels.reference, panels.learned, atol=0.03 * scale)
     # The unrotated closed form of mode 1 would differ by far more.
-    xs, ys = np.meshgrid(*panels.grids, indexing="ij")
+    xs, ys = np.meshgrid(*panels.grids[1], indexing="ij")
     plain = math.sqrt(2 / math.pi) * xs * np.exp(-(xs**2 + ys**2) / 2)
     assert np.abs(plain - panels.learned[1]).max() > 0.2 * scale
 
@@ -220,3 +223,24 @@ def test_plot_of_a_missing_run_is_one_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["plot", str(tmp_path / "nothing")])
     assert result.exit_code == 1
     assert "error:" in result.output and "Traceback" not in result.output
+
+
+def test_integral_operator_gets_left_and_right_figures(tmp_path: Path) -> None:
+    problem = ROOT / "problems" / "volterra.yaml"
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["solve", str(problem), "--out", str(run), "--steps", "60"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["plot", str(run), "--grid", "64"])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (run / "plots").glob("*.png"))
+    assert names == ["gram.png", "left-functions.png", "right-functions.png", "training.png"]
+    loaded = load_run(run)
+    left, right = function_sides(loaded)
+    panels = function_panels(loaded, left, points=64)
+    # The closed-form singular functions are there, and aligned: unit norm on [0, 1].
+    assert panels.reference is not None and panels.symbol == "s"
+    dx = 1 / 63
+    norms = np.sqrt((panels.reference**2).sum(axis=1) * dx)
+    np.testing.assert_allclose(norms, 1.0, atol=0.05)
+    for name in names:
+        _assert_drawn(run / "plots" / name)

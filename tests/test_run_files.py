@@ -333,3 +333,17 @@ def test_a_second_solve_on_a_folder_in_use_is_refused(tmp_path: Path) -> None:
     # Released (as it is when the holder dies, even by SIGKILL): the same command runs.
     result = CliRunner().invoke(app, ["solve", str(path), "--out", str(run), "--resume"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_refused_solve_leaves_the_running_jobs_files_in_place(
+    finished: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Found by the docs review: the earlier run was set aside before the lock was taken,
+    so a refused second solve moved the running job's checkpoints away."""
+    problem, run = _copy(finished, tmp_path)
+    before = sorted(p.name for p in run.iterdir())
+    with run_lock(run):
+        result = CliRunner().invoke(app, ["solve", str(problem), "--out", str(run)])
+        _one_error(result, 1, "in use by another nsvd solve")
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert not list(run.glob("replaced-*"))
