@@ -73,7 +73,9 @@ def weyl_estimate(
     def solve(count: float) -> float:
         target = math.log(count)
         lo = float(v.min())
-        span = max(float(v.std()), 1e-6) + abs(lo)
+        # The median, not the standard deviation: a steep wall's values reach 1e300 on
+        # the far sample, where a variance overflows (the doubling below finds the root).
+        span = max(float((v - lo).median()), 1e-6) + abs(lo)
         hi = lo + span
         for _ in range(200):
             if log_count(hi) >= target:

@@ -55,3 +55,20 @@ def test_limit_at_infinity_and_singularity() -> None:
     assert analysis.singular_at_origin(coulomb, 3, _gen())
     assert not analysis.singular_at_origin(oscillator, 3, _gen())
     assert not analysis.singular_at_origin(shifted, 2, _gen())
+
+
+def test_weyl_count_survives_a_wall_whose_values_overflow_a_variance() -> None:
+    """The bare Morse wall D (1 - exp(-(x - 1)))^2 reaches 1e300 on the far sample: the
+    bracket once came from the standard deviation, which overflowed to inf."""
+    x, log_w = analysis.log_radial_points(1, 50_000, _gen())
+
+    def morse(y: torch.Tensor) -> torch.Tensor:
+        return 12.5 * (1 - torch.exp(-(y[:, 0].double() - 1))) ** 2
+
+    v = morse(x)
+    assert not math.isfinite(float(v[torch.isfinite(v)].std()))  # the trap is present
+    est = analysis.weyl_estimate(morse, 0.5, 1, 4, x, log_w)
+    # The phase-space count N(E) of the Morse well is k at E = 5 k - k^2 / 2 (its WKB
+    # quantisation, exact for Morse, puts level n at N = n + 1/2): N = 1 and N = 4.
+    assert est.lowest == pytest.approx(4.5, rel=0.1)
+    assert est.highest == pytest.approx(12.0, rel=0.1)
