@@ -39,7 +39,7 @@ from .resources import readout_bytes
 from .run_logs import tensorboard_available
 from .runner import prepare, resume_settings, solve
 from .schema import problem_json_schema
-from .spec import Problem, ProblemError, load_problem
+from .spec import Problem, ProblemError, load_problem, located_error
 
 
 @app.command()
@@ -60,6 +60,7 @@ def check(
     """Validate a problem file and report every error in it (exit 2 if any)."""
     try:
         problem = load_problem(problem_file)
+        _check_reference(problem)
     except ProblemError as exc:
         # Scripts and pipes read one line per error; a person at a terminal gets the table.
         if table or (table is None and err.is_terminal):
@@ -281,6 +282,15 @@ def solve_cmd(
         # The shell's convention: 128 + the signal (130 Ctrl-C, 143 SIGTERM).
         raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
     err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
+
+
+def _check_reference(problem: Problem) -> None:
+    """What only enumerating the reference finds (too few states for ``modes``, a value that
+    is not finite), reported by ``check`` like a validation error instead of at eval."""
+    try:
+        reference_eigenvalues(problem)
+    except ValueError as exc:
+        raise located_error(problem, ("reference",), str(exc)) from None
 
 
 def _live_reference(problem: Problem) -> list[float] | None:

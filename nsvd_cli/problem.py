@@ -160,6 +160,10 @@ def _geometric_scales(lo: list[float], hi: list[float], ratio: float = 3.0) -> l
     return [[b * (t / b) ** (j / (k - 1)) for b, t in zip(lo, top)] for j in range(k)]
 
 
+# A tenth of the analysis sample's outer radius (1e4): wider estimated states are not bound.
+UNCONFINED_EXTENT = 1e3
+
+
 def _rms_mean(values: list[float]) -> float:
     return math.sqrt(sum(v * v for v in values) / len(values))
 
@@ -201,6 +205,15 @@ def _check_estimate(problem: Problem, est: analysis.SpectrumEstimate, whole_spac
     if whole_space and not (_positive(extents) and all(math.isfinite(c) for c in est.center)):
         raise _unusable_potential(
             problem, "the estimated extent of the wanted states is zero or not finite"
+        )
+    widest = max(extents)
+    if whole_space and widest > UNCONFINED_EXTENT:
+        # The semiclassical count then measures the sample's edge, not bound states (a
+        # potential that levels off below the wanted energies, e.g. exp(exp(x)) as x -> -oo).
+        raise _unusable_potential(
+            problem,
+            f"the wanted states would spread over |x| ~ {widest:.2g}, a good part of the "
+            "sampled space: the potential does not confine them",
         )
 
 

@@ -129,3 +129,19 @@ def test_summary_of_an_integral_operator_with_derived_settings() -> None:
     lines = {line.split("  ")[1].strip(): line.strip() for line in text.splitlines()[1:]}
     assert lines["steps"].split()[-1] == str(settings.steps)
     assert lines["batch size"].split()[-1] == str(settings.batch_size)
+
+
+def test_check_refuses_a_reference_with_fewer_states_than_modes(tmp_path: Path) -> None:
+    """Loading cannot know it; enumerating the states can: the Poschl-Teller well has four
+    bound states, so five modes make `nsvd eval` fail later. `check` says so now."""
+    text = (ROOT / "problems" / "poschl-teller-1d.yaml").read_text()
+    assert "\nmodes: 4\n" in text
+    path = tmp_path / "pt5.yaml"
+    path.write_text(text.replace("\nmodes: 4\n", "\nmodes: 5\n"))
+    result = RUNNER.invoke(app, ["check", str(path), "--plain"])
+    assert result.exit_code == 2
+    line = f"{path}:{text[: text.index(chr(10) + 'reference:')].count(chr(10)) + 2}: reference:"
+    assert line in result.output, result.output
+    assert "4 states but modes is 5" in result.output
+    ok = RUNNER.invoke(app, ["check", str(ROOT / "problems" / "poschl-teller-1d.yaml")])
+    assert ok.exit_code == 0, ok.output
