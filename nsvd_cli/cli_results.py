@@ -15,7 +15,16 @@ import typer
 from rich.table import Table
 
 from . import __version__, vtkhdf
-from .cli_base import MaxMemory, app, err, fail, load_or_exit, memory_bound, out
+from .cli_base import (
+    MaxMemory,
+    app,
+    err,
+    fail,
+    load_or_exit,
+    memory_bound,
+    out,
+    problem_errors,
+)
 from .io import RunFileError, read_reference, write_export, write_reference
 from .resources import export_bytes, largest_grid, network_workspace, readout_bytes
 from .run_record import Run
@@ -301,6 +310,8 @@ def reference_cmd(
     problem = load_or_exit(problem_file)
     try:
         ref = grid_reference(problem, grid)
+    except ProblemError as exc:  # found while deriving the window (bounds, potential)
+        raise problem_errors(exc) from None
     except ValueError as exc:
         raise fail(f"{problem_file}: {exc}", 2) from None
     target = output or problem_file.with_suffix(".reference.h5")

@@ -32,7 +32,7 @@ from .guard import TrainingFailed
 from .io import CHECKPOINT_NAME, RunFileError, atomic_path, has_checkpoint
 from .methods import get_method
 from .methods.svd import SVD_LOSSES
-from .problem import Settings
+from .problem import Settings, check_region_bounds
 from .progress import training_progress
 from .reference import reference_eigenvalues
 from .resources import readout_bytes
@@ -61,6 +61,8 @@ def check(
     try:
         problem = load_problem(problem_file)
         _check_reference(problem)
+        if not problem.is_singular:
+            check_region_bounds(problem)
     except ProblemError as exc:
         # Scripts and pipes read one line per error; a person at a terminal gets the table.
         if table or (table is None and err.is_terminal):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,6 +190,54 @@ def _check_potential_values(problem: Problem, v: torch.Tensor) -> None:
         )
 
 
+FACE_POINTS = 4096
+
+
+def check_region_bounds(problem: Problem) -> None:
+    """For ``nsvd check``: a region domain's bounds enclose its region (else a located
+    ``ProblemError``), without deriving the rest of the settings."""
+    kind, lo, hi = _domain_bounds(problem)
+    if kind == "region":
+        gen = torch.Generator().manual_seed(0)
+        _check_region_inside_bounds(problem, region_field(problem), lo, hi, gen)
+
+
+def _check_region_inside_bounds(
+    problem: Problem,
+    region: Callable[[torch.Tensor], torch.Tensor],
+    lo: list[float],
+    hi: list[float],
+    gen: torch.Generator,
+) -> None:
+    """The bounds must enclose the region (the contract): where the expression is still > 0
+    on a face of the bounds, the problem solved would be the region clipped by that face,
+    a different shape with other eigenvalues, and nothing would say so."""
+    d = len(lo)
+    lo_t = torch.tensor(lo, dtype=torch.float64)
+    hi_t = torch.tensor(hi, dtype=torch.float64)
+    for axis in range(d):
+        for side, value in (("lower", lo[axis]), ("upper", hi[axis])):
+            u = torch.rand(FACE_POINTS, d, generator=gen, dtype=torch.float64)
+            pts = lo_t + u * (hi_t - lo_t)
+            pts[:, axis] = value
+            g = region(pts)
+            scale = float(g.abs().max()) if g.numel() else 0.0
+            outside = g > 1e-9 * max(scale, 1e-300)
+            if bool(outside.any()):
+                name = problem.coordinates[axis]
+                where = ", ".join(
+                    f"{c} = {float(x):.4g}"
+                    for c, x in zip(problem.coordinates, pts[int(outside.nonzero()[0, 0])])
+                )
+                raise located_error(
+                    problem,
+                    ("domain", "bounds", name),
+                    f"the region reaches the {side} bound {name} = {value:g} (the expression is "
+                    f"> 0 at {where}): the bounds must enclose it; widen them, or write a cut "
+                    "into the expression (e.g. Min(..., y) for y > 0)",
+                )
+
+
 def _positive(values: Any) -> bool:
     return all(math.isfinite(v) and v > 0 for v in values)
 
@@ -276,6 +325,7 @@ def derive_settings(problem: Problem) -> Settings:
                     f"the region is empty: the expression is > 0 at none of {len(pts)} "
                     "points of the bounds",
                 )
+            _check_region_inside_bounds(problem, region, lo, hi, gen)
             s.region_acceptance = max(float(inside.double().mean()), 1e-6)
             log_w = torch.where(inside, log_w, torch.full_like(log_w, -math.inf))
             _check_potential_values(problem, potential(pts[inside]))

@@ -145,3 +145,20 @@ def test_check_refuses_a_reference_with_fewer_states_than_modes(tmp_path: Path) 
     assert "4 states but modes is 5" in result.output
     ok = RUNNER.invoke(app, ["check", str(ROOT / "problems" / "poschl-teller-1d.yaml")])
     assert ok.exit_code == 0, ok.output
+
+
+def test_bounds_that_cut_the_region_are_refused(tmp_path: Path) -> None:
+    """Found by a new-user trial: bounds y in [-0.5, 0.5] around the unit disk silently
+    solved the clipped disk (other eigenvalues). check, solve and reference refuse it."""
+    text = (ROOT / "problems" / "disk-2d.yaml").read_text()
+    assert "bounds: {x: [-1, 1], y: [-1, 1]}" in text
+    path = tmp_path / "cut.yaml"
+    path.write_text(text.replace("y: [-1, 1]}", "y: [-0.5, 0.5]}"))
+    for command in (["check", str(path), "--plain"], ["reference", str(path)]):
+        result = RUNNER.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "domain.bounds.y: the region reaches the lower bound y = -0.5" in result.output
+    with pytest.raises(ProblemError, match="bounds must enclose"):
+        prepare(load_problem(path))
+    # Bounds exactly on the edge (touching, as for the shipped disk) are fine.
+    assert RUNNER.invoke(app, ["check", str(ROOT / "problems" / "disk-2d.yaml")]).exit_code == 0
