@@ -4,6 +4,8 @@ scripts (``cli_base.problem_errors``)."""
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -92,8 +94,9 @@ def _reference(problem: Problem) -> str:
     return text
 
 
-def summary(problem: Problem) -> list[tuple[str, str]]:
-    """Label and value lines describing a valid problem."""
+def summary(problem: Problem, derived: bool = False) -> list[tuple[str, str]]:
+    """Label and value lines describing a valid problem (``derived``: the derived settings
+    follow, so the solver line does not point to --derived)."""
     wanted = {
         "lowest": "lowest eigenvalues",
         "smallest-singular": "smallest singular values",
@@ -112,7 +115,8 @@ def summary(problem: Problem) -> list[tuple[str, str]]:
     lines.append(("reference", _reference(problem)))
     given = sorted(problem.solver.model_fields_set - {"method"})
     solver = problem.solver.method + (f"; set: {', '.join(given)}" if given else "")
-    lines.append(("solver", solver + "; the rest derived (--derived shows them)"))
+    rest = "; the rest derived:" if derived else "; the rest derived (--derived shows them)"
+    lines.append(("solver", solver + rest))
     return lines
 
 
@@ -126,5 +130,15 @@ def derived(settings: Settings) -> list[tuple[str, str]]:
         ("network", f"{settings.network}, {settings.depth} x {settings.hidden}"),
         ("derivatives", settings.derivatives),
         ("shift, scale", f"{shift}, {_number(settings.scale)}"),
+        *_sampling(settings),
         ("eval samples", str(settings.eval_samples)),
+        ("checkpoint every", f"{settings.checkpoint_every} steps"),
     ]
+
+
+def _sampling(settings: Settings) -> list[tuple[str, str]]:
+    """Whole space: the Gaussian mixture's scales (per coordinate, shown as their rms)."""
+    if not settings.sampling_scales:
+        return []
+    rms = [math.sqrt(sum(v * v for v in c) / len(c)) for c in settings.sampling_scales]
+    return [("sampling scales", ", ".join(_number(r) for r in rms) + " (rms over coordinates)")]

@@ -77,7 +77,7 @@ def check(
         markup=False,  # a path may hold "[...]"
         soft_wrap=True,
     )
-    lines = check_report.summary(problem)
+    lines = check_report.summary(problem, derived)
     if derived:
         try:
             lines += check_report.derived(prepare(problem))
@@ -322,7 +322,11 @@ def _print_values(problem: Problem, values: np.ndarray, stderr: np.ndarray) -> N
         "smallest-singular": "smallest singular values",
         "largest-singular": "largest singular values",
     }[problem.wanted]
-    table = Table(title=f"{problem.name}: {what} ({problem.modes})")
+    table = Table(
+        title=f"{problem.name}: {what} ({problem.modes})",
+        # Rayleigh-Ritz on new points: why these differ from the last training estimates.
+        caption="read-out on fresh samples",
+    )
     table.add_column("mode", justify="right")
     column = "singular value" if problem.singular_values_wanted else "eigenvalue"
     table.add_column(column, justify="right")

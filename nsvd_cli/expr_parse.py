@@ -189,14 +189,21 @@ class _Parser:
         if name in self.functions or name in SYMPY_FUNCTIONS:
             raise ExpressionError(f"'{name}' is a function; call it like {name}(...)")
         allowed = ", ".join([*self.names, *CONSTANTS])
-        raise ExpressionError(f"unknown name {name!r} (allowed: {allowed})")
+        raise ExpressionError(
+            f"unknown name {name!r} (allowed: {allowed}); declare constants under `parameters:`"
+        )
 
     def _binop(self, node: ast.BinOp, in_exponent: bool) -> tuple[Any, float | None]:
         if isinstance(node.op, ast.Pow):
             return self._pow(node, in_exponent)
         group = _GROUPS.get(type(node.op))
         if group is None:
-            raise ExpressionError(f"operator {type(node.op).__name__} is not allowed")
+            hint = (
+                "; '^' is XOR in Python syntax: write powers as x**2"
+                if isinstance(node.op, ast.BitXor)
+                else ""
+            )
+            raise ExpressionError(f"operator {type(node.op).__name__} is not allowed{hint}")
         # Sums and products of many terms parse as a long left spine; walk it in a loop
         # and hand SymPy all terms at once (adding one term at a time is quadratic).
         spine: list[tuple[ast.operator, ast.expr]] = []

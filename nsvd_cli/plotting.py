@@ -143,7 +143,10 @@ def _images(panels: FunctionPanels, grid: np.ndarray, columns: int) -> None:
         if ref is not None and np.isfinite(ref).any():
             scale = max(scale, float(np.nanmax(np.abs(ref))))
         scale = scale if scale > 0 else 1.0
-        pairs = [(grid[row, col], learned, _value_title(panels, mode).split("\n")[0])]
+        # With a reference row the reference value titles it; without (a grid reference's
+        # values only) the learned panel's title carries it.
+        title = _value_title(panels, mode)
+        pairs = [(grid[row, col], learned, title.split("\n")[0] if ref is not None else title)]
         if ref is not None and panels.reference_values is not None:
             label = f"reference {panels.reference_values[mode]:.6g}"
             pairs.append((grid[row + 1, col], ref, label))
@@ -194,8 +197,14 @@ def plot_training(curves: TrainingCurves, title: str, path: Path, dpi: int = 100
         column = 2
     ax = grid[0, column]
     ax.plot(curves.step, curves.loss, color="k", lw=1.0)
+    # The early transient (often 100x the final loss) would flatten the rest.
+    settled = curves.loss[len(curves.loss) // 5 :]
+    settled = settled[np.isfinite(settled)]
+    if settled.size > 1 and settled.max() > settled.min():
+        pad = 0.1 * (settled.max() - settled.min())
+        ax.set_ylim(settled.min() - pad, settled.max() + pad)
     ax.set_xlabel("step")
-    ax.set_title("loss")
+    ax.set_title("loss" + (" (y range: the last 80% of steps)" if len(curves.loss) >= 5 else ""))
     for ax in grid[0]:
         ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
     return save(fig, path, dpi)

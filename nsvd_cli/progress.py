@@ -2,8 +2,8 @@
 the current estimate of every mode, with the reference and the relative error when the
 problem has one.
 
-Shown only when stderr is a terminal; otherwise silent, so logs and pipes stay clean
-(``RUN_DIR/metrics.csv`` has the same numbers).
+Shown when stderr is a terminal. Otherwise (a batch job's log, a pipe) one plain line
+every tenth of the run says where it is; ``RUN_DIR/metrics.csv`` has every record.
 """
 
 from __future__ import annotations
@@ -70,6 +70,33 @@ def estimates_table(
     return table
 
 
+def _silent(state: TrainState, loss: float) -> None:
+    pass
+
+
+def _plain_lines(total: int, symbol: str, console: Console) -> ProgressHook:
+    """One line per tenth of the run (and the last step), for logs that are not terminals."""
+    every = max(total // 10, 1)
+    last = {"step": -1}
+
+    def hook(state: TrainState, loss: float) -> None:
+        due = state.step // every > last["step"] // every or state.step == total
+        if not due or state.step == last["step"]:
+            return
+        last["step"] = state.step
+        values = state.history[-1].eigenvalues if state.history else []
+        shown = ", ".join(f"{v:.6g}" for v in values[:4]) + (", ..." if len(values) > 4 else "")
+        console.print(
+            f"step {state.step}/{total} ({100 * state.step // total}%): loss {loss:.5g}, "
+            f"{symbol} ~ [{shown}], {state.elapsed:.0f} s",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    return hook
+
+
 @contextmanager
 def training_progress(
     total: int,
@@ -85,7 +112,7 @@ def training_progress(
     console = console or Console(stderr=True)
     show = console.is_terminal if enabled is None else enabled
     if not show:
-        yield lambda state, loss: None
+        yield _plain_lines(total, symbol, console) if enabled is None else _silent
         return
     progress = Progress(
         TextColumn("[bold]training"),

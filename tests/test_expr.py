@@ -109,7 +109,11 @@ def test_factorial_literal_limit() -> None:
 def test_unknown_names_are_listed() -> None:
     with pytest.raises(ExpressionError) as info:
         parse_expression("q * x", ["x", "y", "Z"])
-    assert str(info.value) == "unknown name 'q' (allowed: x, y, Z, pi, E)"
+    assert str(info.value) == (
+        "unknown name 'q' (allowed: x, y, Z, pi, E); declare constants under `parameters:`"
+    )
+    with pytest.raises(ExpressionError, match=r"'\^' is XOR .* write powers as x\*\*2"):
+        parse_expression("x^2", XY)
     with pytest.raises(ExpressionError, match="'sin' is a function"):
         parse_expression("sin + x", XY)
     with pytest.raises(ExpressionError, match="'x' is not a function"):

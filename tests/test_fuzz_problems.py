@@ -1044,7 +1044,8 @@ def test_cli_prints_error_lines_verbatim(tmp_path: Path) -> None:
     result = RUNNER.invoke(app, ["check", str(path)])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"{path}:100: operator.potential: unknown name 'q' (allowed: x, pi, E)"
+        f"{path}:100: operator.potential: unknown name 'q' (allowed: x, pi, E); "
+        "declare constants under `parameters:`"
     ]
 
 

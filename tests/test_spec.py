@@ -251,7 +251,8 @@ def test_undeclared_name_in_potential() -> None:
     issue = one_error(text)
     assert (
         str(issue)
-        == "problem.yaml:5: operator.potential: unknown name 'q' (allowed: x, y, Z, pi, E)"
+        == "problem.yaml:5: operator.potential: unknown name 'q' (allowed: x, y, Z, pi, E); "
+        "declare constants under `parameters:`"
     )
 
 
