@@ -57,6 +57,12 @@ def structural_issue(error: Mapping[str, Any]) -> tuple[Key, str]:
             return key, f"unknown key {quote(name)}"
         allowed = list(model.model_fields)
         hint = difflib.get_close_matches(str(name), allowed, n=1)
+        if not hint:  # a key written at the wrong level: `potential:` outside `operator:`
+            hint = [
+                ".".join(map(str, (*path, name)))
+                for path, other in model_at.items()
+                if path != key[:-1] and name in getattr(other, "model_fields", {})
+            ][:1]
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         return key, f"unknown key {quote(name)} (allowed: {', '.join(allowed)}{suggestion})"
     if kind == "missing":
