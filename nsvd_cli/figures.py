@@ -41,6 +41,7 @@ NumpyFunction = Callable[[np.ndarray], np.ndarray]
 # Monte-Carlo points for the alignment: its error is far below what a figure shows.
 ALIGN_SAMPLES = 1 << 14
 DEFAULT_POINTS = {1: 400, 2: 96}
+WHOLE_SPACE_MARGIN = 1.4  # the plot window over the export window, whole space
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,12 @@ def function_sides(run: Run) -> list[FunctionSide]:
             return boundary(x).value
 
     lo, hi = tuple(settings.export_lo), tuple(settings.export_hi)
+    if settings.domain == "whole-space":
+        # The export window (+- 4 rms of the highest state) cuts a loosely bound state's
+        # tail (Poschl-Teller's top one at 5% of its peak); images zoom in per mode anyway.
+        mid = [0.5 * (a + b) for a, b in zip(lo, hi)]
+        lo = tuple(m + WHOLE_SPACE_MARGIN * (a - m) for m, a in zip(mid, lo))
+        hi = tuple(m + WHOLE_SPACE_MARGIN * (b - m) for m, b in zip(mid, hi))
 
     def eigen(x: torch.Tensor) -> torch.Tensor:
         return ritz_functions(run, x)
@@ -215,7 +222,7 @@ def zoom_window(values: np.ndarray, grids: tuple[np.ndarray, ...], full: Window)
         centre.append(0.5 * (lo + hi))
         half = max(half, 0.5 * (hi - lo))
     step = max((g[-1] - g[0]) / (len(g) - 1) for g in grids)
-    half = 1.15 * half + 2 * step  # at least a few coarse cells
+    half = 1.15 * half + step  # at least a coarse cell beyond the quantiles
     return tuple(
         (max(f_lo, c - half), min(f_hi, c + half)) for c, (f_lo, f_hi) in zip(centre, full)
     )
