@@ -28,9 +28,16 @@ from . import cli_plot  # noqa: F401
 __all__ = ["app", "main"]
 
 
+_shown: set[str] = set()
+
+
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-    # File warnings (a damaged checkpoint passed over) as one plain line, not a source line.
-    err.print(f"warning: {message}", highlight=False)
+    # File warnings (a damaged checkpoint passed over) as one plain line, not a source line;
+    # once each (--resume reads the checkpoint for its settings and again for its state).
+    text = f"warning: {message}"
+    if text not in _shown:
+        _shown.add(text)
+        err.print(text, highlight=False)
 
 
 def main() -> None:

@@ -223,7 +223,10 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
             problem = f"{path}: unreadable ({exc})"
     if not previous.is_file():
         raise RunFileError(f"{problem}; no previous checkpoint to fall back to")
-    state = read_checkpoint(previous)
+    try:
+        state = read_checkpoint(previous)
+    except RunFileError as exc:  # name both: the user needs to know neither is usable
+        raise RunFileError(f"{problem}; the previous one is no better: {exc}") from exc
     warnings.warn(
         f"{problem}; resuming from the previous one, {previous}", RunFileWarning, stacklevel=2
     )

@@ -347,3 +347,22 @@ def test_a_refused_solve_leaves_the_running_jobs_files_in_place(
         _one_error(result, 1, "in use by another nsvd solve")
     assert sorted(p.name for p in run.iterdir()) == before
     assert not list(run.glob("replaced-*"))
+
+
+def test_both_checkpoints_damaged_names_both(finished: tuple[Path, Path], tmp_path: Path) -> None:
+    problem, run = _copy(finished, tmp_path)
+    (run / "checkpoint.pt").write_bytes(b"junk")
+    (run / "checkpoint.prev.pt").write_bytes(b"NSVD-CHECKPOINT sha256=00\n")
+    args = ["solve", str(problem), "--out", str(run), "--resume"]
+    _one_error(CliRunner().invoke(app, args), 1, "checkpoint.pt:", "checkpoint.prev.pt")
+
+
+def test_a_warning_is_printed_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """--resume reads a damaged checkpoint twice (settings, then state): one line, not two."""
+    from nsvd_cli import cli
+
+    for _ in range(2):
+        cli._show_warning("x.pt: damaged; resuming from the previous one", RunFileWarning)
+    cli._show_warning("another", RunFileWarning)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["warning: x.pt: damaged; resuming from the previous one", "warning: another"]

@@ -478,11 +478,13 @@ def test_parameter_count_is_limited() -> None:
 
 def test_key_at_the_wrong_level_suggests_where_it_belongs() -> None:
     """A new user wrote `potential:` at the top level; the hint now names operator.potential."""
-    issue = one_error(doc("""
+    issue = one_error(
+        doc("""
         name: p
         coordinates: [x]
         potential: "x**2"
         modes: 1
-        """))
+        """)
+    )
     assert str(issue).startswith("problem.yaml:3: potential: unknown key 'potential'")
     assert str(issue).endswith("did you mean 'operator.potential'?)")
