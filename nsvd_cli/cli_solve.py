@@ -34,7 +34,7 @@ from .methods import get_method
 from .methods.svd import SVD_LOSSES
 from .problem import Settings, check_region_bounds
 from .progress import training_progress
-from .reference import reference_eigenvalues
+from .reference import reference_eigenvalues, usable_reference
 from .resources import readout_bytes
 from .run_logs import tensorboard_available
 from .runner import prepare, resume_settings, solve
@@ -297,10 +297,7 @@ def _check_reference(problem: Problem) -> None:
 
 def _live_reference(problem: Problem) -> list[float] | None:
     """The closed-form values the live table compares with (mode order), if any."""
-    try:
-        values = reference_eigenvalues(problem)
-    except ValueError:  # ranges too narrow: eval reports it; training goes on
-        return None
+    values = usable_reference(problem)
     return None if values is None else [float(v) for v in values]
 
 

@@ -30,8 +30,8 @@ from .reference import (
     degenerate_levels,
     eigenfunction_callable,
     level_states,
-    reference_eigenvalues,
     singular_function_callable,
+    usable_reference,
 )
 from .run_record import EVAL_SEED_OFFSET, Run
 from .runner import left_functions, ritz_functions
@@ -147,10 +147,7 @@ def reference_values(run: Run, against: GridReference | None = None) -> np.ndarr
     """The values to compare with in mode order: a grid reference's, else the closed form."""
     if against is not None:
         return np.asarray(against.eigenvalues[: run.problem.modes], dtype=np.float64)
-    try:
-        return reference_eigenvalues(run.problem)
-    except ValueError:
-        return None
+    return usable_reference(run.problem)
 
 
 def _reference_callables(run: Run, side: str, value: float) -> list[NumpyFunction] | None:

@@ -101,6 +101,15 @@ def reference_eigenvalues(problem: Problem) -> np.ndarray | None:
     return values[: problem.modes].copy()
 
 
+def usable_reference(problem: Problem) -> np.ndarray | None:
+    """``reference_eigenvalues``, or None where there is none or it cannot serve (too few
+    states: ``nsvd check`` and ``nsvd eval`` report that; a live table or a plot does not)."""
+    try:
+        return reference_eigenvalues(problem)
+    except ValueError:
+        return None
+
+
 def _close(a: float, b: float, rtol: float) -> bool:
     return abs(a - b) <= rtol * max(abs(a), abs(b))
 
