@@ -1,0 +1,93 @@
+"""Fixed-seed eigenvalues of one problem of each kind, for "no number changed" checks.
+
+A refactor must leave every number the same bit for bit. This script solves a few short
+fixed-seed runs on the CPU with one thread, through the command line (so it works on any
+code shape), and prints every eigenvalue / singular value and its standard error with
+full precision (``float.hex``). Run it before a change and after, then compare:
+
+    .venv/bin/python benchmarks/fixed_seed.py --out /tmp/before.json
+    ... change the code ...
+    .venv/bin/python benchmarks/fixed_seed.py --out /tmp/after.json --compare /tmp/before.json
+
+It is not an accuracy benchmark: 300 steps are far from converged on purpose (fast, and
+every step's arithmetic still reaches the numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import h5py
+
+ROOT = Path(__file__).resolve().parents[1]
+NSVD = [sys.executable, "-m", "nsvd_cli"]
+
+# (label, problem, extra options): every kind, and the methods / formulations whose code
+# paths a refactor moves.
+CASES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("eigen", "oscillator-2d", ()),
+    ("eigen-region", "disk-2d", ()),
+    ("eigen-joint", "oscillator-1d", ("--method", "neuralsvd-joint")),
+    ("eigen-neuralef", "oscillator-1d", ("--method", "neuralef")),
+    ("eigen-spin", "oscillator-1d", ("--method", "spin")),
+    ("eigen-hutchinson", "hydrogen-2d", ("--derivatives", "hutchinson")),
+    ("eigen-weak", "box-2d", ("--derivatives", "weak")),
+    ("drift", "convection-diffusion-2d", ()),
+    ("integral", "volterra", ()),
+    ("integral-kernel", "gaussian-cdk", ()),
+)
+STEPS = 300
+SEED = 7
+
+
+def run_case(problem: str, extra: tuple[str, ...], folder: Path) -> dict[str, list[str]]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    command = [
+        *NSVD, "solve", str(ROOT / "problems" / f"{problem}.yaml"), "--out", str(folder),
+        "--steps", str(STEPS), "--seed", str(SEED), "--device", "cpu", *extra,
+    ]
+    subprocess.run(command, check=True, env=env, capture_output=True, cwd=ROOT)
+    with h5py.File(folder / "results.h5", "r") as results:
+        return {
+            name: [float(v).hex() for v in results[name][()]]
+            for name in ("eigenvalues", "eigenvalue_stderr", "readout/native_eigenvalues")
+            if name in results
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="JSON of every number")
+    parser.add_argument("--compare", type=Path, help="an earlier --out to compare with")
+    parser.add_argument("--only", nargs="*", help="labels of the cases to run")
+    args = parser.parse_args()
+    numbers: dict[str, dict[str, list[str]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, problem, extra in CASES:
+            if args.only and label not in args.only:
+                continue
+            numbers[label] = run_case(problem, extra, Path(tmp) / label)
+            values = ", ".join(f"{float.fromhex(v):.10g}" for v in numbers[label]["eigenvalues"])
+            print(f"{label:18s} {problem:26s} {values}", flush=True)
+    args.out.write_text(json.dumps(numbers, indent=1) + "\n")
+    if args.compare is None:
+        return
+    earlier = json.loads(args.compare.read_text())
+    changed = [
+        f"{label}/{name}"
+        for label, fields in numbers.items()
+        for name, values in fields.items()
+        if earlier.get(label, {}).get(name) != values
+    ]
+    print("identical to the bit" if not changed else "CHANGED: " + ", ".join(changed))
+    sys.exit(1 if changed else 0)
+
+
+if __name__ == "__main__":
+    main()
