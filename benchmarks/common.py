@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from nsvd_cli.io import GridReference
-from nsvd_cli.runner import evaluate, load_run, prepare, solve
-from nsvd_cli.spec import load_problem
-from nsvd_cli.train import resolve_device
+from nsvd_cli.files.reference import GridReference
+from nsvd_cli.runs.runner import evaluate, load_run, prepare, solve
+from nsvd_cli.spec.load import load_problem
+from nsvd_cli.training.loop import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, fmt, run_one, write_keeping_notes  # noqa: E402
 
-from nsvd_cli.problem import build  # noqa: E402
-from nsvd_cli.runner import prepare  # noqa: E402
-from nsvd_cli.spec import load_problem  # noqa: E402
-from nsvd_cli.train import init_state, resolve_device, train  # noqa: E402
+from nsvd_cli.kinds.schrodinger import build  # noqa: E402
+from nsvd_cli.runs.runner import prepare  # noqa: E402
+from nsvd_cli.spec.load import load_problem  # noqa: E402
+from nsvd_cli.training.loop import init_state, resolve_device, train  # noqa: E402
 
 PROBLEMS = ("hydrogen-2d", "rotated-oscillator-10d")
 BATCHES = (1024, 4096, 16384)

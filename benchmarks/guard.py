@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, write_keeping_notes  # noqa: E402
 
-import nsvd_cli.train as train_module  # noqa: E402
-from nsvd_cli.problem import build  # noqa: E402
-from nsvd_cli.runner import prepare  # noqa: E402
-from nsvd_cli.spec import load_problem  # noqa: E402
-from nsvd_cli.train import init_state, resolve_device, train  # noqa: E402
+import nsvd_cli.training.loop as train_module  # noqa: E402
+from nsvd_cli.kinds.schrodinger import build  # noqa: E402
+from nsvd_cli.runs.runner import prepare  # noqa: E402
+from nsvd_cli.spec.load import load_problem  # noqa: E402
+from nsvd_cli.training.loop import init_state, resolve_device, train  # noqa: E402
 
 PROBLEMS = ("oscillator-1d", "hydrogen-2d", "rotated-oscillator-10d")
 REAL_HEALTH = train_module.step_health

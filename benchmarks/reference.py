@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, write_keeping_notes
 
-from nsvd_cli.reference import reference_eigenvalues
-from nsvd_cli.runner import grid_reference
-from nsvd_cli.spec import load_problem
+from nsvd_cli.references.closed_form import reference_eigenvalues
+from nsvd_cli.runs.runner import grid_reference
+from nsvd_cli.spec.load import load_problem
 
 PROBLEMS = [
     "oscillator-1d",

@@ -63,10 +63,10 @@ def _reset_peak_rss() -> bool:
 
 def measure(d: int, formulation: str, repeats: int, steps: int, device_name: str) -> dict:
     """One configuration, in this process: median ratio, times and peak memory."""
-    from nsvd_cli.derivatives import hutchinson_variance
-    from nsvd_cli.problem import build, derive_settings
-    from nsvd_cli.spec import parse_problem
-    from nsvd_cli.train import init_state, resolve_device, train
+    from nsvd_cli.kinds.schrodinger import build, derive_settings
+    from nsvd_cli.numerics.derivatives import hutchinson_variance
+    from nsvd_cli.spec.load import parse_problem
+    from nsvd_cli.training.loop import init_state, resolve_device, train
 
     device = resolve_device(device_name)
     problem = parse_problem(_problem_text(d))

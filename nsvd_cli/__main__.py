@@ -1,5 +1,5 @@
 """``python -m nsvd_cli`` runs the command line (torchrun needs a module entry point)."""
 
-from .cli import main
+from nsvd_cli.cli import main
 
 main()

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from nsvd_cli import analysis
+from nsvd_cli.numerics import weyl as analysis
 
 
 def _gen() -> torch.Generator:

@@ -9,10 +9,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from nsvd_cli import cli_solve
 from nsvd_cli.cli import app
-from nsvd_cli.runner import prepare
-from nsvd_cli.spec import ProblemError, load_problem
+from nsvd_cli.cli import solve as cli_solve
+from nsvd_cli.runs.runner import prepare
+from nsvd_cli.spec.load import ProblemError, load_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = CliRunner()

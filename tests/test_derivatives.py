@@ -12,9 +12,9 @@ import math
 import pytest
 import torch
 
-from nsvd_cli.derivatives import hutchinson, hutchinson_variance, reference_jet
-from nsvd_cli.jets import Jet, Tangents, radius
-from nsvd_cli.networks import NetworkConfig, SharedMLP
+from nsvd_cli.numerics.derivatives import hutchinson, hutchinson_variance, reference_jet
+from nsvd_cli.numerics.jets import Jet, Tangents, radius
+from nsvd_cli.numerics.networks import NetworkConfig, SharedMLP
 
 F64 = torch.float64
 

@@ -14,13 +14,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from nsvd_cli.distributed import LOCAL, Context, leave, rank_batch, rank_seed
-from nsvd_cli.formulations import halves
-from nsvd_cli.io import read_checkpoint, read_results
-from nsvd_cli.problem import build, derive_settings
-from nsvd_cli.singular import SingularObjective, build_singular, derive_singular_settings
-from nsvd_cli.spec import load_problem, parse_problem
-from nsvd_cli.train import EigenObjective, init_state, train
+from nsvd_cli.files.checkpoint import read_checkpoint
+from nsvd_cli.files.results import read_results
+from nsvd_cli.kinds.integral import SingularObjective, build_singular, derive_singular_settings
+from nsvd_cli.kinds.schrodinger import build, derive_settings
+from nsvd_cli.objectives.formulations import halves
+from nsvd_cli.spec.load import load_problem, parse_problem
+from nsvd_cli.training.distributed import LOCAL, Context, leave, rank_batch, rank_seed
+from nsvd_cli.training.loop import EigenObjective, init_state, train
 
 CPU = torch.device("cpu")
 PROBLEM = """

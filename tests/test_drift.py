@@ -14,11 +14,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nsvd_cli import grid_reference as grid
 from nsvd_cli.cli import app
-from nsvd_cli.jets import Jet
-from nsvd_cli.operators import Schrodinger
-from nsvd_cli.spec import ProblemError, parse_problem
+from nsvd_cli.numerics.jets import Jet
+from nsvd_cli.numerics.operators import Schrodinger
+from nsvd_cli.references import grid
+from nsvd_cli.spec.load import ProblemError, parse_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 

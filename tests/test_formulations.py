@@ -13,18 +13,18 @@ import math
 import pytest
 import torch
 
-from nsvd_cli.batch import sample_modes
-from nsvd_cli.formulations import get_formulation, held_matrix, symmetric
-from nsvd_cli.jets import Jet
-from nsvd_cli.methods.neuralsvd import sequential_loss
-from nsvd_cli.metrics import relative_errors
-from nsvd_cli.operators import finite_potential
-from nsvd_cli.problem import CompiledProblem, build, derive_settings
-from nsvd_cli.readout import ritz
-from nsvd_cli.reference import reference_eigenvalues
-from nsvd_cli.sampling import GaussianMixture
-from nsvd_cli.spec import parse_problem
-from nsvd_cli.train import init_state, train
+from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
+from nsvd_cli.numerics.jets import Jet
+from nsvd_cli.numerics.operators import finite_potential
+from nsvd_cli.numerics.sampling import GaussianMixture
+from nsvd_cli.objectives.batch import sample_modes
+from nsvd_cli.objectives.formulations import get_formulation, held_matrix, symmetric
+from nsvd_cli.objectives.methods.neuralsvd import sequential_loss
+from nsvd_cli.objectives.readout import ritz
+from nsvd_cli.references.closed_form import reference_eigenvalues
+from nsvd_cli.references.metrics import relative_errors
+from nsvd_cli.spec.load import parse_problem
+from nsvd_cli.training.loop import init_state, train
 
 CPU = torch.device("cpu")
 

@@ -38,11 +38,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from nsvd_cli import cli_base
 from nsvd_cli.cli import app
+from nsvd_cli.cli import common as cli_base
 from nsvd_cli.expr import BASE_FUNCTIONS, REFERENCE_FUNCTIONS
-from nsvd_cli.runner import prepare
-from nsvd_cli.spec import ProblemError, load_problem
+from nsvd_cli.runs.runner import prepare
+from nsvd_cli.spec.load import ProblemError, load_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBLEM_FILES = sorted((ROOT / "problems").glob("*.yaml"))

@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
-from nsvd_cli.grid_reference import GridProblem, second_derivative, solve
-from nsvd_cli.io import read_reference
-from nsvd_cli.reference import reference_eigenvalues
-from nsvd_cli.runner import grid_reference
-from nsvd_cli.spec import load_problem
+from nsvd_cli.files.reference import read_reference
+from nsvd_cli.references.closed_form import reference_eigenvalues
+from nsvd_cli.references.grid import GridProblem, second_derivative, solve
+from nsvd_cli.runs.runner import grid_reference
+from nsvd_cli.spec.load import load_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,22 +11,11 @@ import torch
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
-from nsvd_cli.guard import (
-    Collapsed,
-    Diverged,
-    check_readout,
-    diagnose,
-    step_health,
-)
-from nsvd_cli.problem import Settings, build, derive_settings
-from nsvd_cli.spec import parse_problem
-from nsvd_cli.train import (
-    EigenObjective,
-    RollbackWarning,
-    TrainState,
-    init_state,
-    train,
-)
+from nsvd_cli.kinds.schrodinger import build, derive_settings
+from nsvd_cli.spec.load import parse_problem
+from nsvd_cli.training.guard import Collapsed, Diverged, check_readout, diagnose, step_health
+from nsvd_cli.training.loop import EigenObjective, RollbackWarning, TrainState, init_state, train
+from nsvd_cli.training.settings import Settings
 
 CPU = torch.device("cpu")
 

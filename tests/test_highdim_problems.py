@@ -16,10 +16,14 @@ import pytest
 import sympy as sp
 import torch
 
-from nsvd_cli.analysis import principal_axes
-from nsvd_cli.problem import derive_settings
-from nsvd_cli.reference import degenerate_levels, reference_eigenvalues, reference_states
-from nsvd_cli.spec import load_problem, parse_problem
+from nsvd_cli.kinds.schrodinger import derive_settings
+from nsvd_cli.numerics.weyl import principal_axes
+from nsvd_cli.references.closed_form import (
+    degenerate_levels,
+    reference_eigenvalues,
+    reference_states,
+)
+from nsvd_cli.spec.load import load_problem, parse_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("make_highdim", ROOT / "problems/make_highdim.py")

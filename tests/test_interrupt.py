@@ -17,14 +17,9 @@ import h5py
 import numpy as np
 import pytest
 
-from nsvd_cli.io import (
-    CHECKPOINT_NAME,
-    PREVIOUS_CHECKPOINT_NAME,
-    RESULTS_NAME,
-    load_checkpoint,
-    read_checkpoint,
-    read_results,
-)
+from nsvd_cli.files.atomic import CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, RESULTS_NAME
+from nsvd_cli.files.checkpoint import load_checkpoint, read_checkpoint
+from nsvd_cli.files.results import read_results
 
 pytestmark = pytest.mark.slow
 

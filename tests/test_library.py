@@ -12,13 +12,14 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from nsvd_cli import cli_library, library
 from nsvd_cli.cli import app
-from nsvd_cli.library import LibraryError, copy_problem, find_problem, library_dir, template
-from nsvd_cli.problem import derive_settings
-from nsvd_cli.reference import reference_eigenvalues
-from nsvd_cli.spec import load_problem, parse_problem
-from nsvd_cli.spec_models import Network, Operator, Problem, Reference, Solver
+from nsvd_cli.cli import library as cli_library
+from nsvd_cli.kinds.schrodinger import derive_settings
+from nsvd_cli.references.closed_form import reference_eigenvalues
+from nsvd_cli.spec import library
+from nsvd_cli.spec.library import LibraryError, copy_problem, find_problem, library_dir, template
+from nsvd_cli.spec.load import load_problem, parse_problem
+from nsvd_cli.spec.models import Network, Operator, Problem, Reference, Solver
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEMS = sorted((ROOT / "problems").glob("*.yaml"))

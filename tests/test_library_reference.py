@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from scipy.linalg import eigh_tridiagonal
 
-from nsvd_cli import grid_reference as grid
-from nsvd_cli.io import GridReference
-from nsvd_cli.reference import reference_eigenvalues, reference_states
-from nsvd_cli.runner import grid_reference
-from nsvd_cli.spec import Problem, load_problem
+from nsvd_cli.files.reference import GridReference
+from nsvd_cli.references import grid
+from nsvd_cli.references.closed_form import reference_eigenvalues, reference_states
+from nsvd_cli.runs.runner import grid_reference
+from nsvd_cli.spec.load import Problem, load_problem
 
 PROBLEMS = Path(__file__).resolve().parents[1] / "problems"
 

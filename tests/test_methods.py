@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from nsvd_cli.batch import sample_modes
-from nsvd_cli.formulations import held_matrix, row_products
-from nsvd_cli.methods import Method, MethodOptions, make_method
-from nsvd_cli.methods.spin import spin_eigenvalues
-from nsvd_cli.metrics import relative_errors
-from nsvd_cli.problem import build, derive_settings
-from nsvd_cli.readout import ritz
-from nsvd_cli.reference import reference_eigenvalues
-from nsvd_cli.spec import load_problem
-from nsvd_cli.train import init_state, train
+from nsvd_cli.kinds.schrodinger import build, derive_settings
+from nsvd_cli.objectives.batch import sample_modes
+from nsvd_cli.objectives.formulations import held_matrix, row_products
+from nsvd_cli.objectives.methods import Method, MethodOptions, make_method
+from nsvd_cli.objectives.methods.spin import spin_eigenvalues
+from nsvd_cli.objectives.readout import ritz
+from nsvd_cli.references.closed_form import reference_eigenvalues
+from nsvd_cli.references.metrics import relative_errors
+from nsvd_cli.spec.load import load_problem
+from nsvd_cli.training.loop import init_state, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

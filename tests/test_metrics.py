@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nsvd_cli.metrics import procrustes_angles, subspace_distance
+from nsvd_cli.references.metrics import procrustes_angles, subspace_distance
 
 
 def _basis(n: int = 4000, k: int = 3, seed: int = 0) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nsvd_cli.derivatives import reference_jet
-from nsvd_cli.jets import Tangents
-from nsvd_cli.networks import NetworkConfig, build_network
+from nsvd_cli.numerics.derivatives import reference_jet
+from nsvd_cli.numerics.jets import Tangents
+from nsvd_cli.numerics.networks import NetworkConfig, build_network
 
 F64 = torch.float64
 

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from nsvd_cli.derivatives import reference_jet
-from nsvd_cli.jets import Jet
-from nsvd_cli.operators import Schrodinger, box_factor, finite_potential
-from nsvd_cli.sampling import GaussianMixture, UniformBox
+from nsvd_cli.numerics.derivatives import reference_jet
+from nsvd_cli.numerics.jets import Jet
+from nsvd_cli.numerics.operators import Schrodinger, box_factor, finite_potential
+from nsvd_cli.numerics.sampling import GaussianMixture, UniformBox
 
 
 def _exp_jet(j: Jet) -> Jet:

@@ -13,15 +13,15 @@ import torch
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
-from nsvd_cli.figures import (
+from nsvd_cli.runs.runner import evaluate, load_run
+from nsvd_cli.viz.figures import (
     FunctionSide,
     function_panels,
     function_sides,
     procrustes_coefficients,
     training_curves,
 )
-from nsvd_cli.plotting import functions_layout, gram_layout, pixels, training_layout
-from nsvd_cli.runner import evaluate, load_run
+from nsvd_cli.viz.plotting import functions_layout, gram_layout, pixels, training_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 

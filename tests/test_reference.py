@@ -9,7 +9,7 @@ import pytest
 import scipy.special as sps
 
 from nsvd_cli.expr import compile_numpy
-from nsvd_cli.reference import (
+from nsvd_cli.references.closed_form import (
     ReferenceState,
     degenerate_levels,
     eigenfunction_callable,
@@ -17,7 +17,7 @@ from nsvd_cli.reference import (
     reference_eigenvalues,
     reference_states,
 )
-from nsvd_cli.spec import Problem, load_problem, parse_problem
+from nsvd_cli.spec.load import Problem, load_problem, parse_problem
 
 ROOT = Path(__file__).resolve().parent.parent / "problems"
 # Problems without a closed form (checked with `nsvd reference` instead) are left out.

@@ -12,14 +12,14 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from nsvd_cli import cli_solve
 from nsvd_cli.cli import app
-from nsvd_cli.io import read_results
-from nsvd_cli.progress import estimates_table, training_progress
-from nsvd_cli.run_logs import MetricsCsv, read_metrics
-from nsvd_cli.runner import prepare, solve
-from nsvd_cli.spec import parse_problem
-from nsvd_cli.train import Snapshot, TrainState
+from nsvd_cli.cli import solve as cli_solve
+from nsvd_cli.cli.progress import estimates_table, training_progress
+from nsvd_cli.files.results import read_results
+from nsvd_cli.runs.logs import MetricsCsv, read_metrics
+from nsvd_cli.runs.runner import prepare, solve
+from nsvd_cli.spec.load import parse_problem
+from nsvd_cli.training.loop import Snapshot, TrainState
 
 SMALL = """
 name: logs-oscillator

@@ -12,8 +12,8 @@ import yaml
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
-from nsvd_cli.schema import problem_json_schema
-from nsvd_cli.spec_models import Operator, Problem, Reference, Solver
+from nsvd_cli.spec.models import Operator, Problem, Reference, Solver
+from nsvd_cli.spec.schema import problem_json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "problems").glob("*.yaml"))

@@ -15,16 +15,16 @@ from torch import nn
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
-from nsvd_cli.io import read_results
-from nsvd_cli.reference import reference_eigenvalues
-from nsvd_cli.runner import prepare, resume_settings, solve
-from nsvd_cli.singular import (
+from nsvd_cli.files.results import read_results
+from nsvd_cli.kinds.integral import (
     SingularPair,
     build_singular,
     derive_singular_settings,
     singular_readout,
 )
-from nsvd_cli.spec import ProblemError, load_problem, parse_problem
+from nsvd_cli.references.closed_form import reference_eigenvalues
+from nsvd_cli.runs.runner import prepare, resume_settings, solve
+from nsvd_cli.spec.load import ProblemError, load_problem, parse_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -278,7 +278,7 @@ def test_singular_resume_gives_the_uninterrupted_result(tmp_path: Path) -> None:
 
 
 def test_quadrature_reference_reproduces_closed_forms() -> None:
-    from nsvd_cli.runner import grid_reference
+    from nsvd_cli.runs.runner import grid_reference
 
     cdk = load_problem(ROOT / "problems" / "gaussian-cdk.yaml")
     ref = grid_reference(cdk)

@@ -13,9 +13,11 @@ import torch
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
-from nsvd_cli.io import RunFileError, RunFileWarning, load_checkpoint, read_results
-from nsvd_cli.runner import evaluate, load_run, prepare, resume_settings, solve
-from nsvd_cli.spec import load_problem, parse_problem
+from nsvd_cli.errors import RunFileError
+from nsvd_cli.files.checkpoint import RunFileWarning, load_checkpoint
+from nsvd_cli.files.results import read_results
+from nsvd_cli.runs.runner import evaluate, load_run, prepare, resume_settings, solve
+from nsvd_cli.spec.load import load_problem, parse_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-from nsvd_cli.spec import (
+from nsvd_cli.spec.load import (
     BoxDomain,
     Problem,
     ProblemError,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nsvd_cli.methods.svd import SVD_LOSSES
-from nsvd_cli.readout import singular_ritz
+from nsvd_cli.objectives.methods.svd import SVD_LOSSES
+from nsvd_cli.objectives.readout import singular_ritz
 
 
 def _operator(n: int = 20, seed: int = 0) -> tuple[torch.Tensor, ...]:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from nsvd_cli import vtkhdf
 from nsvd_cli.cli import app
-from nsvd_cli.vtkhdf import PointArrays, write_vtkhdf
+from nsvd_cli.files import vtkhdf
+from nsvd_cli.files.vtkhdf import PointArrays, write_vtkhdf
 
 RUNNER = CliRunner()
 

@@ -1,0 +1,144 @@
+"""What ``nsvd check`` shows: every error of a file as one table (on a terminal), or a short
+summary of a valid problem. The plain ``FILE:LINE: key: message`` lines stay the form for
+scripts (``cli_base.problem_errors``)."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from nsvd_cli.spec.load import BoxDomain, Problem, ProblemIssue, RegionDomain
+from nsvd_cli.spec.models import GaussianDomain
+from nsvd_cli.training.settings import Settings
+
+# Expressions can be long; the summary shows their start (the file has the rest).
+SHOWN_CHARS = 60
+
+
+def error_console() -> Console:
+    # Made per call: the width follows the terminal (or COLUMNS) at the time of printing.
+    return Console(stderr=True, highlight=False, emoji=False)
+
+
+def error_table(path: str, issues: list[ProblemIssue]) -> Table:
+    count = f"{len(issues)} error" + ("" if len(issues) == 1 else "s")
+    table = Table(title=Text(f"{path}: {count}"), title_justify="left")
+    table.add_column("line", justify="right", no_wrap=True)
+    table.add_column("key", overflow="fold")
+    table.add_column("problem", overflow="fold")
+    for issue in issues:
+        # Text, not markup: keys and messages quote the file, which may hold "[...]".
+        table.add_row(
+            Text("-" if issue.line is None else str(issue.line)),
+            Text(issue.key or "(file)"),
+            Text(" ".join(issue.message.splitlines())),
+        )
+    return table
+
+
+def _short(value: float | str) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _intervals(limits: dict[str, tuple[float, float]]) -> str:
+    return ", ".join(f"{k} in [{_number(a)}, {_number(b)}]" for k, (a, b) in limits.items())
+
+
+def _domain(domain: object) -> str:
+    if isinstance(domain, BoxDomain):
+        return f"box {_intervals(domain.box)}"
+    if isinstance(domain, RegionDomain):
+        return f"region {_short(domain.region)} > 0 within {_intervals(domain.bounds)}"
+    if isinstance(domain, GaussianDomain):
+        return f"Gaussian measure N(0, {_number(domain.gaussian.scale)}^2 I)"
+    return "whole space"
+
+
+def _operator(problem: Problem) -> str:
+    op = problem.operator
+    if op.kernel is not None:
+        args = f"{', '.join(problem.coordinates)}; {', '.join(problem.input_coordinates)}"
+        return f"integral operator, k({args}) = {_short(op.kernel)}"
+    text = f"H = -({_short(op.kinetic)}) Laplacian + V, V = {_short(op.potential)}"
+    if op.drift:
+        text += f"; + b . grad, b = ({_short(', '.join(map(str, op.drift)))})"
+    return text
+
+
+def _reference(problem: Problem) -> str:
+    ref = problem.reference
+    if ref is None:
+        return "none (`nsvd eval` needs one; `nsvd reference FILE` computes one for d <= 3)"
+    if ref.is_list:
+        values = ref.values or []
+        return f"a list of {len(values)} values"
+    names = ", ".join(problem.quantum_number_names())
+    functions = [
+        key
+        for key in ("eigenfunction", "left_function", "right_function")
+        if getattr(ref, key) is not None
+    ]
+    text = f"closed form over {names}" if names else "closed form"
+    if ref.where is not None:
+        text += f" where {_short(ref.where)}"
+    if functions:
+        text += ", with " + " and ".join(f.replace("_", " ") + "s" for f in functions)
+    return text
+
+
+def summary(problem: Problem, derived: bool = False) -> list[tuple[str, str]]:
+    """Label and value lines describing a valid problem (``derived``: the derived settings
+    follow, so the solver line does not point to --derived)."""
+    wanted = {
+        "lowest": "lowest eigenvalues",
+        "smallest-singular": "smallest singular values",
+        "largest-singular": "largest singular values",
+    }[problem.wanted]
+    lines = [
+        ("operator", _operator(problem)),
+        ("wants", f"the {problem.modes} {wanted}"),
+        ("domain", _domain(problem.domain)),
+    ]
+    if problem.is_singular and problem.operator.input_domain is not None:
+        lines.append(("input domain", _domain(problem.operator.input_domain)))
+    if problem.parameters:
+        shown = ", ".join(f"{k} = {_number(v)}" for k, v in problem.parameters.items())
+        lines.append(("parameters", shown))
+    lines.append(("reference", _reference(problem)))
+    given = sorted(problem.solver.model_fields_set - {"method"})
+    solver = problem.solver.method + (f"; set: {', '.join(given)}" if given else "")
+    rest = "; the rest derived:" if derived else "; the rest derived (--derived shows them)"
+    lines.append(("solver", solver + rest))
+    return lines
+
+
+def derived(settings: Settings) -> list[tuple[str, str]]:
+    """The derived settings that decide a run's cost and accuracy."""
+    shift = "adaptive" if settings.shift is None else _number(settings.shift)
+    return [
+        ("steps", str(settings.steps)),
+        ("batch size", str(settings.batch_size)),
+        ("learning rate", _number(settings.learning_rate)),
+        ("network", f"{settings.network}, {settings.depth} x {settings.hidden}"),
+        ("derivatives", settings.derivatives),
+        ("shift, scale", f"{shift}, {_number(settings.scale)}"),
+        *_sampling(settings),
+        ("eval samples", str(settings.eval_samples)),
+        ("checkpoint every", f"{settings.checkpoint_every} steps"),
+    ]
+
+
+def _sampling(settings: Settings) -> list[tuple[str, str]]:
+    """Whole space: the Gaussian mixture's scales (per coordinate, shown as their rms)."""
+    if not settings.sampling_scales:
+        return []
+    rms = [math.sqrt(sum(v * v for v in c) / len(c)) for c in settings.sampling_scales]
+    return [("sampling scales", ", ".join(_number(r) for r in rms) + " (rms over coordinates)")]

@@ -1,0 +1,96 @@
+"""What every ``nsvd`` command shares: the Typer app, the consoles, and the ways a command
+ends early (a bad problem file, a bad device, a memory bound) with one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+
+from nsvd_cli import __version__
+from nsvd_cli.runs.resources import Bound, MemoryBoundError
+from nsvd_cli.spec.load import Problem, ProblemError, load_problem
+from nsvd_cli.training.loop import resolve_device
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Eigenpairs of PDE operators with neural networks (NeuralSVD).",
+)
+out = Console(emoji=False)
+# soft_wrap: a message stays one line (for grep and for tools that read stderr).
+# emoji=False: ":100:" in "FILE:100: key" is an emoji code to Rich.
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False, emoji=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"nsvd {__version__} (torch {torch.__version__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    pass
+
+
+def load_or_exit(path: Path) -> Problem:
+    try:
+        return load_problem(path)
+    except ProblemError as exc:
+        raise problem_errors(exc) from None
+
+
+def problem_errors(exc: ProblemError) -> typer.Exit:
+    """Print a problem file's errors, one ``FILE:LINE: key: message`` line each; exit 2."""
+    for issue in exc.errors:
+        err.print(str(issue))
+    return typer.Exit(2)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"error: {message}", markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        help="Memory bound, e.g. 8G or 512M (default: what is available on the device).",
+    ),
+]
+
+
+def memory_bound(max_memory: str | None, device: torch.device) -> CheckedBound:
+    try:
+        return CheckedBound(Bound.resolve(max_memory, device))
+    except ValueError as exc:
+        raise fail(f"--max-memory: {exc}", 2) from None
+
+
+class CheckedBound:
+    """A memory bound whose refusals end the command (exit 2) with the numbers."""
+
+    def __init__(self, bound: Bound) -> None:
+        self.bound = bound
+
+    def require(self, what: str, needed: int, advice: str) -> None:
+        try:
+            self.bound.require(what, needed, advice)
+        except MemoryBoundError as exc:
+            raise fail(str(exc), 2) from None
+
+
+def device_or_exit(name: str) -> torch.device:
+    try:
+        return resolve_device(name)
+    except (ValueError, RuntimeError) as exc:
+        raise fail(str(exc), 2) from None

@@ -1,0 +1,336 @@
+"""The commands that take a problem file and train: ``check`` and ``solve`` (with its
+signal handling: a first SIGINT / SIGTERM finishes the step, saves and exits 130 / 143)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from nsvd_cli.cli import check_report
+from nsvd_cli.cli.common import (
+    MaxMemory,
+    app,
+    device_or_exit,
+    err,
+    fail,
+    load_or_exit,
+    memory_bound,
+    out,
+    problem_errors,
+)
+from nsvd_cli.cli.progress import training_progress
+from nsvd_cli.errors import RunFileError
+from nsvd_cli.files.atomic import CHECKPOINT_NAME, atomic_path
+from nsvd_cli.files.checkpoint import has_checkpoint
+from nsvd_cli.kinds.schrodinger import check_region_bounds
+from nsvd_cli.objectives.formulations import FORMULATION_NAMES
+from nsvd_cli.objectives.methods import get_method
+from nsvd_cli.objectives.methods.svd import SVD_LOSSES
+from nsvd_cli.references.closed_form import reference_eigenvalues, usable_reference
+from nsvd_cli.runs.logs import tensorboard_available
+from nsvd_cli.runs.resources import readout_bytes
+from nsvd_cli.runs.runner import prepare, resume_settings, solve
+from nsvd_cli.spec.load import Problem, ProblemError, load_problem, located_error
+from nsvd_cli.spec.schema import problem_json_schema
+from nsvd_cli.training.distributed import Context, from_environment, local_device, rank_batch
+from nsvd_cli.training.guard import TrainingFailed
+from nsvd_cli.training.settings import Settings
+
+
+@app.command()
+def check(
+    problem_file: Annotated[Path, typer.Argument(help="Problem file (YAML).")],
+    table: Annotated[
+        bool | None,
+        typer.Option(
+            "--table/--plain",
+            help="Errors as one table, or as FILE:LINE: key: message lines "
+            "(default: a table when stderr is a terminal).",
+        ),
+    ] = None,
+    derived: Annotated[
+        bool, typer.Option("--derived", help="Also show the settings `nsvd solve` would derive.")
+    ] = False,
+) -> None:
+    """Validate a problem file and report every error in it (exit 2 if any)."""
+    try:
+        problem = load_problem(problem_file)
+        _check_reference(problem)
+        if not problem.is_singular:
+            check_region_bounds(problem)
+    except ProblemError as exc:
+        # Scripts and pipes read one line per error; a person at a terminal gets the table.
+        if table or (table is None and err.is_terminal):
+            check_report.error_console().print(
+                check_report.error_table(str(problem_file), exc.errors)
+            )
+            raise typer.Exit(2) from None
+        raise problem_errors(exc) from None
+    out.print(
+        f"{problem_file}: ok ({problem.name}, d={len(problem.coordinates)}, {problem.modes} modes)",
+        highlight=False,
+        markup=False,  # a path may hold "[...]"
+        soft_wrap=True,
+    )
+    lines = check_report.summary(problem, derived)
+    if derived:
+        try:
+            lines += check_report.derived(prepare(problem))
+        except ProblemError as exc:  # found while deriving (e.g. an overflowing potential)
+            raise problem_errors(exc) from None
+    width = max(len(label) for label, _ in lines) + 2
+    for label, value in lines:
+        # soft_wrap: one line per item, whatever the width (for grep).
+        out.print(f"  {label:<{width}}{value}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("schema")
+def schema_cmd(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write it to this file.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of problem files (for editor completion and checks)."""
+    text = json.dumps(problem_json_schema(), indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        with atomic_path(output) as tmp:
+            tmp.write_text(text)
+    except RunFileError as exc:
+        raise fail(str(exc)) from None
+    err.print(f"wrote {output}", highlight=False)
+
+
+# --precision names -> solver.dtype values.
+PRECISIONS = {"fp32": "float32", "tf32": "tf32", "bf16-mixed": "bf16-mixed", "fp64": "float64"}
+
+
+def _default_run_dir(problem: Problem) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{problem.name}-{stamp}"
+    path, i = base, 1
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    return path
+
+
+@app.command("solve")
+def solve_cmd(
+    problem_file: Annotated[Path, typer.Argument(help="Problem file (YAML).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Training steps.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:i")] = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR's checkpoint.")] = False,
+    method: Annotated[
+        str | None,
+        typer.Option(help="neuralsvd-sequential | neuralsvd-joint | neuralef | spin"),
+    ] = None,
+    derivatives: Annotated[
+        str | None,
+        typer.Option(help="auto | forward-laplacian | hutchinson | weak | autograd"),
+    ] = None,
+    compile_step: Annotated[
+        bool | None,
+        typer.Option("--compile/--no-compile", help="torch.compile the training step."),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="fp32 | tf32 | bf16-mixed | fp64 (solver.dtype); read-out is fp64"),
+    ] = None,
+    max_memory: MaxMemory = None,
+    tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--tensorboard",
+            help="Also log to RUN_DIR/tensorboard/ (pip install 'nsvd[tensorboard]').",
+        ),
+    ] = False,
+) -> None:
+    """Train networks for the lowest eigenpairs and write RUN_DIR/results.h5 (and a
+    metrics.csv of every recorded step)."""
+    problem = load_or_exit(problem_file)
+    if tensorboard and not tensorboard_available():
+        raise fail(
+            "--tensorboard needs the tensorboard package: pip install 'nsvd[tensorboard]'", 2
+        )
+    dev = local_device(device_or_exit(device))
+    context = from_environment(dev)  # torchrun: one process per rank
+    if resume and out_dir is None:
+        raise fail("--resume needs --out RUN_DIR (the run to continue)", 2)
+    run_dir = context.broadcast_object(out_dir or _default_run_dir(problem))
+    if resume and not has_checkpoint(run_dir):
+        # A job killed before its first checkpoint is restarted by the same command.
+        err.print(f"warning: {run_dir} has no checkpoint yet; starting from step 0")
+        resume = False
+    try:
+        if resume:
+            settings = resume_settings(run_dir, problem, steps)
+        else:
+            settings = prepare(problem, steps, seed)
+    except RunFileError as exc:
+        raise fail(str(exc)) from None
+    except ProblemError as exc:  # found while deriving settings (e.g. an overflowing potential)
+        raise problem_errors(exc) from None
+    if derivatives is not None:
+        if derivatives not in FORMULATION_NAMES:
+            known = ", ".join(FORMULATION_NAMES)
+            raise fail(f"--derivatives: unknown {derivatives!r} (known: {known})", 2)
+        settings.derivatives = derivatives
+    if compile_step is not None:
+        settings.compile = compile_step
+    if precision is not None:
+        if precision not in PRECISIONS:
+            known = " | ".join(PRECISIONS)
+            raise fail(f"--precision: unknown {precision!r} (known: {known})", 2)
+        settings.dtype = PRECISIONS[precision]
+    if method is not None:
+        settings.method = method
+    try:
+        get_method(settings.method)
+        if problem.is_singular and settings.method not in SVD_LOSSES:
+            raise ValueError(
+                f"{settings.method!r} computes eigenvalues; an integral operator needs one of "
+                f"{', '.join(SVD_LOSSES)}"
+            )
+    except ValueError as exc:
+        where = "--method" if method is not None else f"{problem_file}: solver.method"
+        raise fail(f"{where}: {exc}", 2) from None
+    if context.active:
+        _check_distributable(problem_file, problem, settings, context)
+    if not problem.is_singular:  # refuse now what the read-out could not hold at the end
+        need = readout_bytes(
+            settings.eval_samples,
+            len(problem.coordinates),
+            problem.modes,
+            settings.hidden,
+        )
+        memory_bound(max_memory, dev).require(
+            f"{problem_file}: the read-out sample (solver.eval_samples = {settings.eval_samples})",
+            need,
+            "lower solver.eval_samples",
+        )
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        # First Ctrl-C / SIGTERM: finish the step, checkpoint, write results. A second aborts.
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        name = signal.Signals(signum).name
+        err.print(f"{name}: finishing the current step and saving (again to abort)")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if context.main:
+        err.print(f"run folder: {run_dir}", highlight=False)
+    try:
+        symbol = "s" if problem.singular_values_wanted else "E"
+        shown = training_progress(settings.steps, symbol=symbol, reference=_live_reference(problem))
+        with shown if context.main else contextlib.nullcontext() as hook:
+            results, complete = solve(
+                problem,
+                settings,
+                run_dir,
+                dev,
+                resume=resume,
+                on_progress=hook,
+                stop=lambda: bool(received),
+                context=context,
+                tensorboard=tensorboard,
+            )
+    except RunFileError as exc:
+        raise fail(str(exc)) from None
+    except TrainingFailed as exc:
+        kept = run_dir / CHECKPOINT_NAME
+        where = f"checkpoint kept: {kept}" if kept.exists() else "no checkpoint saved"
+        raise fail(
+            f"{problem_file}: {exc}; results.h5 not written ({where}). Try a lower "
+            "solver.learning_rate, or check the potential and domain for overflow"
+        ) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        context.close()
+    if results is None:  # a rank other than 0: rank 0 reports
+        if not complete:
+            raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
+        return
+    if results.singular is not None:
+        _print_values(problem, results.singular.values, results.singular.stderr)
+    else:
+        _print_values(problem, results.eigenvalues, results.stderr)
+    variance = results.attrs.get("hutchinson_relative_variance")
+    if variance is not None:
+        err.print(
+            f"hutchinson: relative variance of the Laplacian estimate {variance:.3g} per point "
+            f"and draw ({settings.hutchinson_probes} probes), {variance / settings.batch_size:.2g}"
+            " for a batch mean",
+            highlight=False,
+        )
+    if not complete:
+        err.print(
+            f"interrupted at step {results.attrs['steps']}: results.h5 holds what was learned "
+            f"so far (marked incomplete); continue with: nsvd solve {problem_file} "
+            f"--out {run_dir} --resume",
+            highlight=False,
+        )
+        # The shell's convention: 128 + the signal (130 Ctrl-C, 143 SIGTERM).
+        raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
+    err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
+
+
+def _check_reference(problem: Problem) -> None:
+    """What only enumerating the reference finds (too few states for ``modes``, a value that
+    is not finite), reported by ``check`` like a validation error instead of at eval."""
+    try:
+        reference_eigenvalues(problem)
+    except ValueError as exc:
+        raise located_error(problem, ("reference",), str(exc)) from None
+
+
+def _live_reference(problem: Problem) -> list[float] | None:
+    """The closed-form values the live table compares with (mode order), if any."""
+    values = usable_reference(problem)
+    return None if values is None else [float(v) for v in values]
+
+
+def _check_distributable(
+    problem_file: Path, problem: Problem, settings: Settings, context: Context
+) -> None:
+    """What a multi-process job cannot do yet, refused before any process starts work."""
+    if settings.method == "spin":
+        raise fail("spin keeps per-step Jacobian averages and trains in one process only", 2)
+    try:
+        rank_batch(settings.batch_size, context)
+    except ValueError as exc:
+        raise fail(f"{problem_file}: solver.batch_size: {exc}", 2) from None
+
+
+def _print_values(problem: Problem, values: np.ndarray, stderr: np.ndarray) -> None:
+    what = {
+        "lowest": "lowest eigenvalues",
+        "smallest-singular": "smallest singular values",
+        "largest-singular": "largest singular values",
+    }[problem.wanted]
+    table = Table(
+        title=f"{problem.name}: {what} ({problem.modes})",
+        # Rayleigh-Ritz on new points: why these differ from the last training estimates.
+        caption="read-out on fresh samples",
+    )
+    table.add_column("mode", justify="right")
+    column = "singular value" if problem.singular_values_wanted else "eigenvalue"
+    table.add_column(column, justify="right")
+    table.add_column("std. error", justify="right")
+    for i, (v, s) in enumerate(zip(values, stderr)):
+        table.add_row(str(i), f"{v:.10g}", f"{s:.2g}")
+    out.print(table)

@@ -1,0 +1,127 @@
+"""results.h5: the only code that knows its layout (names, order, dtypes)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from nsvd_cli.errors import RunFileError
+from nsvd_cli.files.atomic import atomic_path
+
+
+@dataclass
+class SingularArrays:
+    """The read-out of a singular problem in mode order: largest first for an integral
+    operator, smallest first for ``want: smallest-singular``.
+
+    In the file: /singular_values, /singular_value_stderr, /readout/right_rotation,
+    /readout/right_gram, /readout/cross. The left side uses the eigenproblem's names
+    (/readout/rotation, /readout/gram), and /eigenvalues holds the singular values ascending
+    so that readers of the version-1 layout still find a sorted spectrum.
+    """
+
+    values: np.ndarray
+    stderr: np.ndarray
+    # Two-network problems (integral operators) only; a differential operator's left
+    # functions are A v / s of its one network's right functions.
+    right_rotation: np.ndarray | None = None
+    right_gram: np.ndarray | None = None
+    cross: np.ndarray | None = None
+
+
+@dataclass
+class Results:
+    eigenvalues: np.ndarray
+    stderr: np.ndarray
+    problem_yaml: str
+    settings: dict[str, Any]
+    network: dict[str, np.ndarray]
+    rotation: np.ndarray
+    gram: np.ndarray
+    quotients: np.ndarray
+    history: dict[str, np.ndarray]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    # The training method's own eigenvalue estimate per learned function (older files: None).
+    native: np.ndarray | None = None
+    singular: SingularArrays | None = None
+
+
+def write_results(path: Path, results: Results) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("eigenvalues", data=np.asarray(results.eigenvalues, dtype=np.float64))
+        f.create_dataset("eigenvalue_stderr", data=np.asarray(results.stderr, dtype=np.float64))
+        f.create_dataset("problem/yaml", data=results.problem_yaml, dtype=h5py.string_dtype())
+        f.create_dataset("settings", data=json.dumps(results.settings), dtype=h5py.string_dtype())
+        f.create_dataset("readout/rotation", data=results.rotation)
+        f.create_dataset("readout/gram", data=results.gram)
+        f.create_dataset("readout/quotients", data=results.quotients)
+        if results.native is not None:
+            f.create_dataset("readout/native_eigenvalues", data=results.native)
+        if results.singular is not None:
+            sv = results.singular
+            f.create_dataset("singular_values", data=np.asarray(sv.values, dtype=np.float64))
+            f.create_dataset("singular_value_stderr", data=np.asarray(sv.stderr, dtype=np.float64))
+            for name in ("right_rotation", "right_gram", "cross"):
+                if getattr(sv, name) is not None:
+                    f.create_dataset(f"readout/{name}", data=getattr(sv, name))
+        for name, value in results.history.items():
+            f.create_dataset(f"history/{name}", data=value)
+        for name, value in results.network.items():
+            f.create_dataset(f"network/{name}", data=value)
+        for key, value in results.attrs.items():
+            f.attrs[key] = value
+
+
+def read_results(path: Path) -> Results:
+    if not path.is_file():
+        raise RunFileError(f"{path}: no such results file")
+    try:
+        with h5py.File(path, "r") as f:
+            return Results(
+                eigenvalues=f["eigenvalues"][()],
+                stderr=f["eigenvalue_stderr"][()],
+                problem_yaml=f["problem/yaml"][()].decode(),
+                settings=json.loads(f["settings"][()].decode()),
+                network={k: f["network"][k][()] for k in f["network"]},
+                rotation=f["readout/rotation"][()],
+                gram=f["readout/gram"][()],
+                quotients=f["readout/quotients"][()],
+                history={k: f["history"][k][()] for k in f["history"]},
+                attrs=dict(f.attrs),
+                native=(
+                    f["readout/native_eigenvalues"][()]
+                    if "native_eigenvalues" in f["readout"]
+                    else None
+                ),
+                singular=_read_singular(f),
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunFileError(f"{path}: not a readable nsvd results file ({exc})") from exc
+
+
+def _read_singular(f: h5py.File) -> SingularArrays | None:
+    if "singular_values" not in f:
+        return None
+    return SingularArrays(
+        values=f["singular_values"][()],
+        stderr=f["singular_value_stderr"][()],
+        **{
+            k: f["readout"][k][()]
+            for k in ("right_rotation", "right_gram", "cross")
+            if k in f["readout"]
+        },
+    )
+
+
+def network_arrays(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().double().numpy() for k, v in state.items()}
+
+
+def network_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()}

@@ -1,0 +1,388 @@
+"""From a validated problem file to torch callables, with every default derived from it.
+
+Two steps, kept apart so a finished run can be rebuilt exactly:
+
+* ``derive_settings(problem)`` looks at the problem (domain, potential, dimension, modes)
+  and fills in everything the file left open: sampling scales, operator shift and scale,
+  network size, steps, batch, learning rate. The result is plain JSON-able data and is
+  stored with the run.
+* ``build(problem, settings)`` turns problem + settings into callables (sampler, boundary
+  factor, operator, network). It is cheap and deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nsvd_cli.expr import compile_torch
+from nsvd_cli.numerics import weyl as analysis
+from nsvd_cli.numerics.derivatives import reference_jet
+from nsvd_cli.numerics.jets import Jet
+from nsvd_cli.numerics.networks import NetworkConfig, build_network
+from nsvd_cli.numerics.operators import JetField, Schrodinger, box_factor
+from nsvd_cli.numerics.sampling import GaussianMixture, Sampler, UniformBox, UniformRegion
+from nsvd_cli.spec.load import Problem, ProblemError, located_error
+from nsvd_cli.training.settings import Settings
+
+ANALYSIS_SEED = 12345
+ANALYSIS_POINTS = 50_000
+
+
+@dataclass
+class CompiledProblem:
+    problem: Problem
+    settings: Settings
+    operator: Schrodinger
+    sampler: Sampler
+    boundary: JetField | None
+
+    @property
+    def dim(self) -> int:
+        return len(self.problem.coordinates)
+
+    def network_config(self) -> NetworkConfig:
+        s = self.settings
+        return NetworkConfig(
+            dim=self.dim,
+            modes=self.problem.modes,
+            hidden=s.hidden,
+            depth=s.depth,
+            activation=s.activation,
+            center=tuple(s.input_center),
+            scale=tuple(s.input_scale),
+            radial_feature=s.radial_feature,
+            fourier_features=s.fourier_features,
+            fourier_scale=s.fourier_scale,
+            fourier_seed=s.seed,
+            envelope=s.envelope,
+        )
+
+    def make_network(self) -> torch.nn.Module:
+        return build_network(self.settings.network, self.network_config())
+
+    def boundary_jet(self, x: torch.Tensor) -> Jet | None:
+        return None if self.boundary is None else self.boundary(x)
+
+
+def _potential_field(problem: Problem) -> analysis.Field:
+    return compile_torch(problem.potential_expr(), problem.symbols(), problem.parameter_values())
+
+
+def _drift_field(problem: Problem) -> analysis.Field | None:
+    exprs = problem.drift_exprs()
+    if exprs is None:
+        return None
+    parts = [compile_torch(e, problem.symbols(), problem.parameter_values()) for e in exprs]
+    return lambda x: torch.stack([p(x) for p in parts], dim=-1)
+
+
+def region_field(problem: Problem) -> analysis.Field:
+    region = problem.region_expr()
+    assert region is not None
+    return compile_torch(region, problem.symbols(), problem.parameter_values())
+
+
+def _domain_bounds(problem: Problem) -> tuple[str, list[float], list[float]]:
+    bounds = problem.domain_bounds()
+    if bounds is None:
+        return "whole-space", [], []
+    kind = "region" if problem.region_expr() is not None else "box"
+    return kind, [float(lo) for lo, _ in bounds], [float(hi) for _, hi in bounds]
+
+
+def _geometric_scales(lo: list[float], hi: list[float], ratio: float = 3.0) -> list[list[float]]:
+    """Mixture components from the ground state's extent to twice the top state's."""
+    top = [2.0 * h for h in hi]
+    spread = max(t / max(b, 1e-12) for t, b in zip(top, lo))
+    k = 1 + max(0, math.ceil(math.log(max(spread, 1.0)) / math.log(ratio)))
+    if k == 1:
+        return [top]
+    return [[b * (t / b) ** (j / (k - 1)) for b, t in zip(lo, top)] for j in range(k)]
+
+
+# A tenth of the analysis sample's outer radius (1e4): wider estimated states are not bound.
+UNCONFINED_EXTENT = 1e3
+
+
+def _rms_mean(values: list[float]) -> float:
+    return math.sqrt(sum(v * v for v in values) / len(values))
+
+
+_ESTIMATE_HINT = (
+    "the potential must be bounded below, grow at infinity in whole space and stay within "
+    "float64 where the states live (whole space is sampled at |x| from 1e-4 to 1e4)"
+)
+
+
+def _unusable_potential(problem: Problem, what: str) -> ProblemError:
+    return located_error(
+        problem,
+        ("operator", "potential"),
+        f"cannot derive the training settings: {what}; {_ESTIMATE_HINT}",
+    )
+
+
+def _check_potential_values(problem: Problem, v: torch.Tensor) -> None:
+    if not bool(torch.isfinite(v).any()):
+        raise _unusable_potential(
+            problem, f"it is not a finite number at any of {v.numel()} points of the domain"
+        )
+
+
+FACE_POINTS = 4096
+
+
+def check_region_bounds(problem: Problem) -> None:
+    """For ``nsvd check``: a region domain's bounds enclose its region (else a located
+    ``ProblemError``), without deriving the rest of the settings."""
+    kind, lo, hi = _domain_bounds(problem)
+    if kind == "region":
+        gen = torch.Generator().manual_seed(0)
+        _check_region_inside_bounds(problem, region_field(problem), lo, hi, gen)
+
+
+def _check_region_inside_bounds(
+    problem: Problem,
+    region: Callable[[torch.Tensor], torch.Tensor],
+    lo: list[float],
+    hi: list[float],
+    gen: torch.Generator,
+) -> None:
+    """The bounds must enclose the region (the contract): where the expression is still > 0
+    on a face of the bounds, the problem solved would be the region clipped by that face,
+    a different shape with other eigenvalues, and nothing would say so."""
+    d = len(lo)
+    lo_t = torch.tensor(lo, dtype=torch.float64)
+    hi_t = torch.tensor(hi, dtype=torch.float64)
+    for axis in range(d):
+        for side, value in (("lower", lo[axis]), ("upper", hi[axis])):
+            u = torch.rand(FACE_POINTS, d, generator=gen, dtype=torch.float64)
+            pts = lo_t + u * (hi_t - lo_t)
+            pts[:, axis] = value
+            g = region(pts)
+            scale = float(g.abs().max()) if g.numel() else 0.0
+            outside = g > 1e-9 * max(scale, 1e-300)
+            if bool(outside.any()):
+                name = problem.coordinates[axis]
+                where = ", ".join(
+                    f"{c} = {float(x):.4g}"
+                    for c, x in zip(problem.coordinates, pts[int(outside.nonzero()[0, 0])])
+                )
+                raise located_error(
+                    problem,
+                    ("domain", "bounds", name),
+                    f"the region reaches the {side} bound {name} = {value:g} (the expression is "
+                    f"> 0 at {where}): the bounds must enclose it; widen them, or write a cut "
+                    "into the expression (e.g. Min(..., y) for y > 0)",
+                )
+
+
+def _positive(values: Any) -> bool:
+    return all(math.isfinite(v) and v > 0 for v in values)
+
+
+def _check_estimate(problem: Problem, est: analysis.SpectrumEstimate, whole_space: bool) -> None:
+    """The Weyl estimate must give finite energies (and, in whole space, positive extents:
+    the sampling scales are made from them)."""
+    energies = (est.lowest, est.highest)
+    if not all(math.isfinite(e) for e in energies):
+        raise _unusable_potential(
+            problem, f"the estimated energies of the wanted states are {est.lowest}, {est.highest}"
+        )
+    extents = [*est.rms_lowest, *est.rms_highest, *est.axis_rms_lowest, *est.axis_rms_highest]
+    if whole_space and not (_positive(extents) and all(math.isfinite(c) for c in est.center)):
+        raise _unusable_potential(
+            problem, "the estimated extent of the wanted states is zero or not finite"
+        )
+    widest = max(extents)
+    if whole_space and widest > UNCONFINED_EXTENT:
+        # The semiclassical count then measures the sample's edge, not bound states (a
+        # potential that levels off below the wanted energies, e.g. exp(exp(x)) as x -> -oo).
+        raise _unusable_potential(
+            problem,
+            f"the wanted states would spread over |x| ~ {widest:.2g}, a good part of the "
+            "sampled space: the potential does not confine them",
+        )
+
+
+def derive_settings(problem: Problem) -> Settings:
+    """Fill every open choice from the problem itself (see the module docstring).
+
+    Raises :class:`ProblemError` (file, line, key) when the potential or region gives
+    nothing to derive the settings from: NaN everywhere, an empty region, a potential that
+    overflows or is unbounded below."""
+    d = len(problem.coordinates)
+    modes = problem.modes
+    kappa = problem.kinetic_value()
+    potential = _potential_field(problem)
+    gen = torch.Generator().manual_seed(ANALYSIS_SEED)
+    kind, lo, hi = _domain_bounds(problem)
+    s = Settings(domain=kind)
+    s.bounds_lo, s.bounds_hi = lo, hi
+
+    if kind == "whole-space":
+        pts, log_w = analysis.log_radial_points(d, ANALYSIS_POINTS, gen)
+        _check_potential_values(problem, potential(pts))
+        est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
+        _check_estimate(problem, est, whole_space=True)
+        s.sampling_center = list(est.center)
+        # Gaussians aligned with the principal axes of the classically allowed region (the
+        # coordinate axes unless the coordinates are correlated): a rotated anisotropic
+        # problem then sees the same sampler as its separable twin.
+        rotated = any(est.axes[i][j] != float(i == j) for i in range(d) for j in range(d))
+        if rotated:
+            s.sampling_axes = [list(row) for row in est.axes]
+            lo_rms, hi_rms = list(est.axis_rms_lowest), list(est.axis_rms_highest)
+        else:
+            lo_rms, hi_rms = list(est.rms_lowest), list(est.rms_highest)
+        s.sampling_scales = _geometric_scales(lo_rms, hi_rms)
+        s.input_center = list(est.center)
+        # The geometric middle of the length scales: the smallest states (a Coulomb ground
+        # state) stay resolvable while the largest stay O(1) in input units.
+        span = [math.sqrt(a * b) for a, b in zip(s.sampling_scales[0], s.sampling_scales[-1])]
+        s.input_scale = span if not rotated else [_rms_mean(span)] * d
+        s.export_lo = [c - 4.0 * r for c, r in zip(est.center, est.rms_highest)]
+        s.export_hi = [c + 4.0 * r for c, r in zip(est.center, est.rms_highest)]
+        s.radial_feature = analysis.singular_at_origin(potential, d, gen)
+        v_inf = analysis.limit_at_infinity(potential, d, gen)
+        if v_inf is not None and est.highest < v_inf:
+            # Bound states below a continuum threshold: shift to the threshold, as the
+            # paper does for hydrogen (T = -H). Every bound state is then a positive
+            # eigenvalue of T and the continuum sits below all of them.
+            s.shift = 0.0 if abs(v_inf) < 1e-6 * max(abs(est.lowest), 1.0) else v_inf
+    else:
+        lo_t = torch.tensor(lo, dtype=torch.float64)
+        hi_t = torch.tensor(hi, dtype=torch.float64)
+        pts, log_w = analysis.uniform_points(lo_t, hi_t, ANALYSIS_POINTS, gen)
+        if kind == "region":
+            region = region_field(problem)
+            inside = region(pts) > 0
+            if not bool(inside.any()):
+                raise located_error(
+                    problem,
+                    ("domain", "region"),
+                    f"the region is empty: the expression is > 0 at none of {len(pts)} "
+                    "points of the bounds",
+                )
+            _check_region_inside_bounds(problem, region, lo, hi, gen)
+            s.region_acceptance = max(float(inside.double().mean()), 1e-6)
+            log_w = torch.where(inside, log_w, torch.full_like(log_w, -math.inf))
+            _check_potential_values(problem, potential(pts[inside]))
+        else:
+            _check_potential_values(problem, potential(pts))
+        est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
+        _check_estimate(problem, est, whole_space=False)
+        s.input_center = [(a + b) / 2 for a, b in zip(lo, hi)]
+        s.input_scale = [(b - a) / 2 for a, b in zip(lo, hi)]
+        s.export_lo, s.export_hi = lo, hi
+    s.energy_estimate = [est.lowest, est.highest]
+    top = s.shift if s.shift is not None else est.highest + 0.5 * (est.highest - est.lowest)
+    s.scale = 1.0 / max(top - est.lowest, 1e-12)
+    s.want = problem.wanted
+    if s.want == "smallest-singular":
+        # T = scale * (shift - A^*A): its eigenvalues are squares of H's scale (the drift
+        # adds to them); the shift adapts to the learned span.
+        s.shift = None
+        s.scale = 1.0 / max(top * top, 1e-12)
+        # The squared spectrum spreads far more than H's, and a fresh network's smooth
+        # functions have small A^*A Ritz values: floor the adaptive shift at the Weyl
+        # estimate's square (above the wanted s_L^2 for moderate drifts).
+        s.shift_floor = top * top
+    if not (math.isfinite(s.scale) and s.scale > 0):
+        raise _unusable_potential(problem, f"the operator scale comes out as {s.scale}")
+    apply_solver_overrides(problem, s)
+    return s
+
+
+def apply_solver_overrides(problem: Problem, s: Settings) -> None:
+    """Keys given in the file's solver block win over derived values."""
+    solver = problem.solver
+    modes = problem.modes
+    s.method = solver.method
+    s.seed = solver.seed
+    s.hidden = solver.hidden or (128 if modes > 4 else 64)
+    s.depth = solver.depth or 3
+    s.steps = solver.steps or _default_steps(problem)
+    s.batch_size = solver.batch_size or 1024
+    s.learning_rate = solver.learning_rate or 1e-3
+    s.dtype = solver.dtype or "float32"
+    if solver.eval_samples:
+        s.eval_samples = solver.eval_samples
+    if solver.checkpoint_every:
+        s.checkpoint_every = solver.checkpoint_every
+    s.derivatives = solver.derivatives
+    s.hutchinson_probes = solver.hutchinson_probes
+    s.compile = solver.compile
+    s.spin_decay = solver.spin_decay
+    if solver.shift is not None:
+        s.shift = solver.shift
+    if solver.scale is not None:
+        s.scale = solver.scale
+    if solver.sampling_scales:
+        s.sampling_scales = [[float(v)] * len(problem.coordinates) for v in solver.sampling_scales]
+    _apply_network(problem, s)
+
+
+NETWORK_KINDS = {"shared": "shared-mlp", "disjoint": "disjoint-mlp"}
+
+
+def _apply_network(problem: Problem, s: Settings) -> None:
+    """The ``network`` block; its hidden/depth win over the older ``solver`` keys."""
+    net = problem.network
+    s.network = NETWORK_KINDS[net.kind]
+    s.hidden = net.hidden or s.hidden
+    s.depth = net.depth or s.depth
+    s.activation = net.activation
+    if net.radial_feature is not None:
+        s.radial_feature = net.radial_feature
+    s.fourier_features = net.fourier_features
+    s.fourier_scale = net.fourier_scale
+    s.envelope = net.envelope
+
+
+def _default_steps(problem: Problem) -> int:
+    # Each extra mode is one more function to converge inside the shared network; measured
+    # on the benchmarks' problems, this keeps the 2D ones within 10 CPU minutes.
+    return int(15_000 + 3_500 * problem.modes)
+
+
+def build(problem: Problem, settings: Settings) -> CompiledProblem:
+    potential = _potential_field(problem)
+    operator = Schrodinger(problem.kinetic_value(), potential, _drift_field(problem))
+    boundary: JetField | None = None
+    sampler: Sampler
+    if settings.domain == "whole-space":
+        axes = settings.sampling_axes
+        sampler = GaussianMixture(
+            torch.tensor(settings.sampling_center, dtype=torch.float64),
+            torch.tensor(settings.sampling_scales, dtype=torch.float64),
+            torch.tensor(axes, dtype=torch.float64) if axes else None,
+        )
+    else:
+        lo = torch.tensor(settings.bounds_lo, dtype=torch.float64)
+        hi = torch.tensor(settings.bounds_hi, dtype=torch.float64)
+        box = UniformBox(lo, hi)
+        if settings.domain == "box":
+            sampler = box
+            boundary = box_factor(lo, hi)
+        else:
+            region = region_field(problem)
+            sampler = UniformRegion(box, region, settings.region_acceptance)
+            # The region expression vanishes on the edge and is positive inside: it is the
+            # boundary factor itself, normalised to an O(1) size at the bounds' scale.
+            norm = (
+                float(
+                    region(torch.tensor([settings.input_center], dtype=torch.float64)).abs().max()
+                )
+                or 1.0
+            )
+
+            def boundary(x: torch.Tensor) -> Jet:
+                return reference_jet(lambda y: region(y) / norm, x)
+
+    return CompiledProblem(problem, settings, operator, sampler, boundary)

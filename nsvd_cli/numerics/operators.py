@@ -1,0 +1,104 @@
+"""Schrödinger operators H = -kappa * Laplacian + V in the sampler's frame.
+
+The network's output ``h`` (already multiplied by the boundary factor) is related to the
+physical function by ``psi = e^a h`` (``a`` from the sampler, see ``sampling.py``). The
+operator that acts on ``h`` is the similarity transform ``H~ = e^{-a} H e^{a}``::
+
+    H~ h = -kappa * (lap h + 2 grad a . grad h + (lap a + |grad a|^2) h) + V h
+
+so that ``psi H psi / p = h H~ h`` pointwise. Everything here is exact (jets, no finite
+differences; Hutchinson jets give unbiased estimates) and batched over all modes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from nsvd_cli.numerics.jets import Jet
+
+Field = Callable[[torch.Tensor], torch.Tensor]
+JetField = Callable[[torch.Tensor], Jet]
+
+
+def finite_potential(potential: Field, x: torch.Tensor) -> torch.Tensor:
+    """V(x) with non-finite values (a Coulomb centre hit exactly) replaced by 0.
+
+    Such points have probability zero under any sampler here; zeroing keeps one unlucky
+    point from turning a whole batch into NaN.
+    """
+    v = potential(x)
+    return torch.where(torch.isfinite(v), v, torch.zeros_like(v))
+
+
+@dataclass(frozen=True)
+class Schrodinger:
+    """H = -kinetic Laplacian + V, plus ``drift`` b . grad when given (then A = H + b . grad
+    is not self-adjoint, and only its singular values are asked for)."""
+
+    kinetic: float
+    potential: Field
+    drift: Field | None = None  # (B, d) -> (B, d): the vector field b
+
+    def apply(
+        self, h: Jet, envelope: Jet, v: torch.Tensor, b: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """H~ h for h of value shape (B, L), envelope a of value shape (B,), V of shape (B,);
+        with the drift's values ``b`` (B, d) also ``e^{-a} b . grad(e^a h) = b . grad h +
+        (b . grad a) h``.
+
+        ``envelope`` is an exact jet; ``h`` may carry Hutchinson tangents, in which case the
+        term ``grad a . grad h`` is estimated along the same directions (unbiased); the drift
+        needs exact first derivatives.
+        """
+        assert h.lap is not None, "the strong form needs second-order jets"
+        a = envelope.in_frame_of(h).unsqueeze_features()
+        cross = 2.0 * h.dot(a)
+        mult = envelope.lap + (envelope.grad * envelope.grad).sum(1)
+        kin = h.lap + cross + mult.unsqueeze(-1) * h.value
+        out = -self.kinetic * kin + v.unsqueeze(-1) * h.value
+        if b is not None:
+            assert h.tangents is None, "a drift needs exact gradients (not Hutchinson)"
+            along = torch.einsum("bd,bdl->bl", b, h.grad)
+            out = out + along + (b * envelope.grad).sum(1).unsqueeze(-1) * h.value
+        return out
+
+    def weak_energy(self, h: Jet, envelope: Jet, v: torch.Tensor) -> torch.Tensor:
+        """The (L, L) matrix <psi_l, H psi_m> from first derivatives only (the energy form),
+        with the gradient into psi_l only (``formulations.symmetric`` gives both sides).
+
+        Integrating by parts, <psi_l, -lap psi_m> = <grad psi_l, grad psi_m> when boundary
+        values vanish or the functions decay; per sample (psi = e^a h, p = e^{2a})
+        grad psi . grad psi' / p = (grad h + h grad a) . (grad h' + h' grad a).
+        """
+        assert h.tangents is None, "the weak form needs exact first derivatives"
+        u = h.grad + h.value.unsqueeze(1) * envelope.grad.unsqueeze(-1)  # (B, d, L)
+        n = h.value.shape[0]
+        kinetic = torch.einsum("bdl,bdm->lm", u, u.detach()) / n
+        potential = (h.value * v.unsqueeze(-1)).T @ h.value.detach() / n
+        return self.kinetic * kinetic + potential
+
+
+def box_factor(lo: torch.Tensor, hi: torch.Tensor) -> JetField:
+    """b(x) = prod_i (x_i - lo_i)(hi_i - x_i) / w_i^2, w_i the half width: 1 at the centre.
+
+    It vanishes on every face, so b * network satisfies the Dirichlet condition exactly.
+    """
+
+    def factor(x: torch.Tensor) -> Jet:
+        low, up = lo.to(x), hi.to(x)
+        w2 = ((up - low) / 2) ** 2
+        q = (x - low) * (up - x) / w2  # (B, d)
+        dq = (up + low - 2 * x) / w2
+        d2q = -2.0 / w2
+        b, d = x.shape
+        jet = Jet.constant(x.new_ones(b), d)
+        for i in range(d):
+            grad = x.new_zeros(b, d)
+            grad[:, i] = dq[:, i]  # (B, d): scalar jets keep the coordinate axis last
+            jet = jet * Jet(q[:, i], grad, d2q[i].expand(b))
+        return jet
+
+    return factor

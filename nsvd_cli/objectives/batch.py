@@ -1,0 +1,103 @@
+"""One Monte-Carlo batch: the learned functions and the operator applied to them.
+
+Shared by training and read-out so both see exactly the same definitions:
+``h`` are the mode values in the sampler frame (boundary factor included) and ``Hh`` is
+``H~ h`` (see ``operators.py``); batch means of ``h h^T`` and ``h Hh^T`` estimate the Gram
+and energy matrices of the physical functions ``psi = e^a h``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from nsvd_cli.numerics.jets import Jet
+from nsvd_cli.numerics.operators import Schrodinger, finite_potential
+from nsvd_cli.numerics.sampling import Sampler
+
+
+class CompiledOperator(Protocol):
+    """What a batch needs of a compiled differential problem (built in ``kinds``)."""
+
+    operator: Schrodinger
+
+    def boundary_jet(self, x: torch.Tensor) -> Jet | None: ...
+
+
+@dataclass(frozen=True)
+class Batch:
+    x: torch.Tensor
+    h: torch.Tensor  # (B, L), detached
+    hh: torch.Tensor  # (B, L): H~ h, detached
+    boundary: torch.Tensor | None  # (B,) boundary factor values, or None
+
+
+def with_boundary(b: Jet | None, f: Jet) -> Jet:
+    """h = b * f: the network's jet times the boundary factor's (projected onto f's tangents)."""
+    if b is None:
+        return f
+    if f.lap is None:
+        b = b.first_order()
+    return b.in_frame_of(f).unsqueeze_features() * f
+
+
+def batch_fields(
+    compiled: CompiledOperator, sampler: Sampler, x: torch.Tensor
+) -> tuple[Jet, torch.Tensor, Jet | None]:
+    """The envelope a, the potential V and the boundary factor b at x (no graph)."""
+    with torch.no_grad():
+        envelope = sampler.envelope(x)
+        v = finite_potential(compiled.operator.potential, x)
+        return envelope, v, compiled.boundary_jet(x)
+
+
+def drift_values(compiled: CompiledOperator, x: torch.Tensor) -> torch.Tensor | None:
+    """The drift b(x) (B, d), or None without one."""
+    drift = compiled.operator.drift
+    if drift is None:
+        return None
+    with torch.no_grad():
+        return drift(x)
+
+
+def evaluate_batch(
+    compiled: CompiledOperator, sampler: Sampler, network: torch.nn.Module, x: torch.Tensor
+) -> Batch:
+    """h and H~ h (with a drift: A~ h) at the points x (exact derivatives), no autograd graph."""
+    envelope, v, b = batch_fields(compiled, sampler, x)
+    with torch.no_grad():
+        h = with_boundary(b, network.jet(x))
+        hh = compiled.operator.apply(h, envelope, v, drift_values(compiled, x))
+    return Batch(x, h.value, hh, None if b is None else b.value)
+
+
+def mode_values(
+    network: torch.nn.Module, x: torch.Tensor, boundary: torch.Tensor | None
+) -> torch.Tensor:
+    """h at x with the autograd graph (the part that training differentiates)."""
+    f = network(x)
+    return f if boundary is None else boundary.unsqueeze(-1) * f
+
+
+def sample_modes(
+    compiled: CompiledOperator,
+    network: torch.nn.Module,
+    n: int,
+    generator: torch.Generator,
+    chunk: int = 8192,
+) -> Batch:
+    """h and H~h on n fresh points, in the network's dtype and device, chunked for memory."""
+    p = next(network.parameters())
+    sampler = compiled.sampler.to(p.device, p.dtype)
+    parts: list[Batch] = []
+    for start in range(0, n, chunk):
+        x = sampler.sample(min(chunk, n - start), generator)
+        parts.append(evaluate_batch(compiled, sampler, network, x))
+    return Batch(
+        torch.cat([b.x for b in parts]),
+        torch.cat([b.h for b in parts]),
+        torch.cat([b.hh for b in parts]),
+        None if parts[0].boundary is None else torch.cat([b.boundary for b in parts]),
+    )
