@@ -2,8 +2,9 @@
 
 A refactor must leave every number the same bit for bit. This script solves a few short
 fixed-seed runs on the CPU with one thread, through the command line (so it works on any
-code shape), and prints every eigenvalue / singular value and its standard error with
-full precision (``float.hex``). Run it before a change and after, then compare:
+code shape), and records every eigenvalue / singular value and its standard error, and
+every number of ``nsvd eval --json``, with full precision (``float.hex``). Run it before a
+change and after, then compare:
 
     .venv/bin/python benchmarks/fixed_seed.py --out /tmp/before.json
     ... change the code ...
@@ -54,11 +55,28 @@ def run_case(problem: str, extra: tuple[str, ...], folder: Path) -> dict[str, li
     ]
     subprocess.run(command, check=True, env=env, capture_output=True, cwd=ROOT)
     with h5py.File(folder / "results.h5", "r") as results:
-        return {
+        numbers = {
             name: [float(v).hex() for v in results[name][()]]
             for name in ("eigenvalues", "eigenvalue_stderr", "readout/native_eigenvalues")
             if name in results
         }
+    # nsvd eval's report too: errors, orthogonality, subspace and angle distances.
+    report = subprocess.run(
+        [*NSVD, "eval", str(folder), "--json"], check=True, env=env, capture_output=True,
+        cwd=ROOT, text=True,
+    )
+    for key, value in sorted(json.loads(report.stdout).items()):
+        numbers[f"eval/{key}"] = _flat(value)
+    return numbers
+
+
+def _flat(value: object) -> list[str]:
+    """Every number in a JSON value, exactly (float.hex), in order; other leaves as text."""
+    if isinstance(value, list):
+        return [item for v in value for item in _flat(v)]
+    if isinstance(value, float):
+        return [value.hex()]
+    return [json.dumps(value)]
 
 
 def main() -> None:

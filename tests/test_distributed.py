@@ -16,7 +16,11 @@ import torch.multiprocessing as mp
 
 from nsvd_cli.files.checkpoint import read_checkpoint
 from nsvd_cli.files.results import read_results
-from nsvd_cli.kinds.integral import SingularObjective, build_singular, derive_singular_settings
+from nsvd_cli.kinds.integral_model import (
+    SingularObjective,
+    build_singular,
+    derive_singular_settings,
+)
 from nsvd_cli.kinds.schrodinger import build, derive_settings
 from nsvd_cli.objectives.formulations import halves
 from nsvd_cli.spec.load import load_problem, parse_problem
@@ -225,7 +229,7 @@ def test_torchrun_solve_matches_one_process_and_resume_checks_the_world_size(
     again = _nsvd(
         "solve", str(problem), "--out", str(tmp_path / "two"), "--resume", "--steps", "3100"
     )
-    assert again.returncode == 1
+    assert again.returncode == 2  # a mismatched --resume is a usage error
     assert "written by a job of 2 process(es), this one has 1" in again.stderr
 
 

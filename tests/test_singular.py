@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
 from nsvd_cli.files.results import read_results
-from nsvd_cli.kinds.integral import (
+from nsvd_cli.kinds.integral_model import (
     SingularPair,
     build_singular,
     derive_singular_settings,

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from nsvd_cli.cli import check_report
 from nsvd_cli.cli.common import (
+    CheckedBound,
     MaxMemory,
     app,
     device_or_exit,
@@ -27,16 +28,19 @@ from nsvd_cli.cli.common import (
     problem_errors,
 )
 from nsvd_cli.cli.progress import training_progress
-from nsvd_cli.errors import RunFileError
+from nsvd_cli.cli.solve_options import (
+    GivenOptions,
+    apply_options,
+    check_resume,
+    refuse_unsupported,
+)
+from nsvd_cli.errors import NsvdError, RunFileError
 from nsvd_cli.files.atomic import CHECKPOINT_NAME, atomic_path
 from nsvd_cli.files.checkpoint import has_checkpoint
+from nsvd_cli.kinds import kind_of
 from nsvd_cli.kinds.schrodinger import check_region_bounds
-from nsvd_cli.objectives.formulations import FORMULATION_NAMES
-from nsvd_cli.objectives.methods import get_method
-from nsvd_cli.objectives.methods.svd import SVD_LOSSES
 from nsvd_cli.references.closed_form import reference_eigenvalues, usable_reference
 from nsvd_cli.runs.logs import tensorboard_available
-from nsvd_cli.runs.resources import readout_bytes
 from nsvd_cli.runs.runner import prepare, resume_settings, solve
 from nsvd_cli.spec.load import Problem, ProblemError, load_problem, located_error
 from nsvd_cli.spec.schema import problem_json_schema
@@ -111,10 +115,6 @@ def schema_cmd(
     err.print(f"wrote {output}", highlight=False)
 
 
-# --precision names -> solver.dtype values.
-PRECISIONS = {"fp32": "float32", "tf32": "tf32", "bf16-mixed": "bf16-mixed", "fp64": "float64"}
-
-
 def _default_run_dir(problem: Problem) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path("runs") / f"{problem.name}-{stamp}"
@@ -174,52 +174,21 @@ def solve_cmd(
         err.print(f"warning: {run_dir} has no checkpoint yet; starting from step 0")
         resume = False
     try:
+        options = GivenOptions.parse(method, derivatives, precision, compile_step, seed)
         if resume:
             settings = resume_settings(run_dir, problem, steps)
+            check_resume(settings, options, run_dir)
         else:
-            settings = prepare(problem, steps, seed)
-    except RunFileError as exc:
-        raise fail(str(exc)) from None
-    except ProblemError as exc:  # found while deriving settings (e.g. an overflowing potential)
+            settings = prepare(problem, steps)
+            apply_options(settings, options)
+        refuse_unsupported(kind_of(problem), problem, settings, options)
+    except ProblemError as exc:  # found while deriving settings, or a file key not honoured
         raise problem_errors(exc) from None
-    if derivatives is not None:
-        if derivatives not in FORMULATION_NAMES:
-            known = ", ".join(FORMULATION_NAMES)
-            raise fail(f"--derivatives: unknown {derivatives!r} (known: {known})", 2)
-        settings.derivatives = derivatives
-    if compile_step is not None:
-        settings.compile = compile_step
-    if precision is not None:
-        if precision not in PRECISIONS:
-            known = " | ".join(PRECISIONS)
-            raise fail(f"--precision: unknown {precision!r} (known: {known})", 2)
-        settings.dtype = PRECISIONS[precision]
-    if method is not None:
-        settings.method = method
-    try:
-        get_method(settings.method)
-        if problem.is_singular and settings.method not in SVD_LOSSES:
-            raise ValueError(
-                f"{settings.method!r} computes eigenvalues; an integral operator needs one of "
-                f"{', '.join(SVD_LOSSES)}"
-            )
-    except ValueError as exc:
-        where = "--method" if method is not None else f"{problem_file}: solver.method"
-        raise fail(f"{where}: {exc}", 2) from None
+    except NsvdError as exc:
+        raise fail(str(exc), exc.exit_code) from None
     if context.active:
         _check_distributable(problem_file, problem, settings, context)
-    if not problem.is_singular:  # refuse now what the read-out could not hold at the end
-        need = readout_bytes(
-            settings.eval_samples,
-            len(problem.coordinates),
-            problem.modes,
-            settings.hidden,
-        )
-        memory_bound(max_memory, dev).require(
-            f"{problem_file}: the read-out sample (solver.eval_samples = {settings.eval_samples})",
-            need,
-            "lower solver.eval_samples",
-        )
+    _check_memory(problem_file, problem, settings, memory_bound(max_memory, dev))
     received: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -248,8 +217,6 @@ def solve_cmd(
                 context=context,
                 tensorboard=tensorboard,
             )
-    except RunFileError as exc:
-        raise fail(str(exc)) from None
     except TrainingFailed as exc:
         kept = run_dir / CHECKPOINT_NAME
         where = f"checkpoint kept: {kept}" if kept.exists() else "no checkpoint saved"
@@ -257,6 +224,8 @@ def solve_cmd(
             f"{problem_file}: {exc}; results.h5 not written ({where}). Try a lower "
             "solver.learning_rate, or check the potential and domain for overflow"
         ) from None
+    except NsvdError as exc:  # a run folder that cannot be used, a mismatched --resume
+        raise fail(str(exc), exc.exit_code) from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -287,6 +256,14 @@ def solve_cmd(
         # The shell's convention: 128 + the signal (130 Ctrl-C, 143 SIGTERM).
         raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
     err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
+
+
+def _check_memory(
+    problem_file: Path, problem: Problem, settings: Settings, bound: CheckedBound
+) -> None:
+    """Refuse now what the training step or the read-out could not hold."""
+    for need in kind_of(problem).memory_needs(problem, settings):
+        bound.require(f"{problem_file}: {need.what}", need.bytes, need.advice)
 
 
 def _check_reference(problem: Problem) -> None:

@@ -1,5 +1,36 @@
-"""Operator kinds: how a problem becomes a compiled operator, a sampler and networks.
+"""Operator kinds behind one protocol (:class:`Kind`) and the ``KINDS`` registry.
 
-:mod:`.schrodinger` builds ``-kappa Laplacian + V`` (with an optional drift) and
-:mod:`.integral` builds integral operators with two networks.
+Each kind is one module: :mod:`.eigen` (the lowest eigenpairs of -kappa Laplacian + V),
+:mod:`.drift` (the smallest singular values of that operator plus a drift b . grad) and
+:mod:`.integral` (the largest singular values of an integral operator). A kind derives a
+problem's settings, builds its operator and declares the solver options it honours;
+:func:`kind_of` is the one place that reads the problem's ``want``. To add a kind, write a
+module with a class that satisfies :class:`Kind` and add its instance to ``KINDS``.
 """
+
+from nsvd_cli.kinds.base import PRECISION_NAMES, Kind, Refusal, SolverOptions, refusals
+from nsvd_cli.kinds.drift import DRIFT
+from nsvd_cli.kinds.eigen import EIGEN
+from nsvd_cli.kinds.integral import INTEGRAL
+from nsvd_cli.spec import Problem
+
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (EIGEN, DRIFT, INTEGRAL)}
+
+
+def kind_of(problem: Problem) -> Kind:
+    """The kind that computes what ``problem`` wants."""
+    for kind in KINDS.values():
+        if kind.wanted == problem.wanted:
+            return kind
+    raise ValueError(f"no kind of operator computes {problem.wanted!r}")
+
+
+__all__ = [
+    "KINDS",
+    "PRECISION_NAMES",
+    "Kind",
+    "Refusal",
+    "SolverOptions",
+    "kind_of",
+    "refusals",
+]

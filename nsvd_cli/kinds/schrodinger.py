@@ -20,9 +20,11 @@ from typing import Any
 import torch
 
 from nsvd_cli.expr import compile_torch
+from nsvd_cli.kinds.base import MemoryNeed, element_bytes
 from nsvd_cli.numerics import weyl as analysis
 from nsvd_cli.numerics.derivatives import reference_jet
 from nsvd_cli.numerics.jets import Jet
+from nsvd_cli.numerics.memory import readout_bytes, training_step_bytes
 from nsvd_cli.numerics.networks import NetworkConfig, build_network
 from nsvd_cli.numerics.operators import JetField, Schrodinger, box_factor
 from nsvd_cli.numerics.sampling import GaussianMixture, Sampler, UniformBox, UniformRegion
@@ -386,3 +388,16 @@ def build(problem: Problem, settings: Settings) -> CompiledProblem:
                 return reference_jet(lambda y: region(y) / norm, x)
 
     return CompiledProblem(problem, settings, operator, sampler, boundary)
+
+
+def memory_needs(problem: Problem, settings: Settings) -> list[MemoryNeed]:
+    """A differential problem's training step (the batch's jets and graph) and read-out."""
+    d, modes, s = len(problem.coordinates), problem.modes, settings
+    step = training_step_bytes(s.batch_size, d, modes, s.hidden, s.depth, element_bytes(s))
+    readout = readout_bytes(s.eval_samples, d, modes, s.hidden)
+    return [
+        MemoryNeed(f"the training step (solver.batch_size = {s.batch_size})", step,
+                   "lower solver.batch_size"),
+        MemoryNeed(f"the read-out sample (solver.eval_samples = {s.eval_samples})", readout,
+                   "lower solver.eval_samples"),
+    ]
