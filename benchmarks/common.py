@@ -13,10 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from nsvd_cli.files.reference import GridReference
-from nsvd_cli.runs.runner import evaluate, load_run, prepare, solve
-from nsvd_cli.spec.load import load_problem
-from nsvd_cli.training.loop import resolve_device
+from nsvd_cli import GridReference, evaluate, load_problem, load_run, prepare, resolve_device, solve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +41,7 @@ def run_one(
         t0 = time.perf_counter()
         solve(problem, settings, Path(tmp), resolve_device(device))
         wall = time.perf_counter() - t0
-        report = evaluate(load_run(Path(tmp)), against=against)
+        report = evaluate(load_run(Path(tmp)), against=against).to_json()
         total = time.perf_counter() - t0
     ref = np.asarray(report["reference"])
     rel_se = np.asarray(report["stderr"]) / np.abs(ref)

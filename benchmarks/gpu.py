@@ -29,10 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, fmt, run_one, write_keeping_notes  # noqa: E402
 
-from nsvd_cli.kinds.schrodinger import build  # noqa: E402
-from nsvd_cli.runs.runner import prepare  # noqa: E402
-from nsvd_cli.spec.load import load_problem  # noqa: E402
-from nsvd_cli.training.loop import init_state, resolve_device, train  # noqa: E402
+from nsvd_cli import (  # noqa: E402
+    init_state,
+    kind_of,
+    load_problem,
+    prepare,
+    resolve_device,
+    train,
+)
 
 PROBLEMS = ("hydrogen-2d", "rotated-oscillator-10d")
 BATCHES = (1024, 4096, 16384)
@@ -52,7 +56,7 @@ def time_steps(
     problem = load_problem(ROOT / "problems" / f"{name}.yaml")
     settings = prepare(problem, seed=0)
     settings.batch_size, settings.dtype = batch, dtype
-    compiled = build(problem, settings)
+    compiled = kind_of(problem).build(problem, settings)
     state = init_state(compiled, device)
 
     def sync() -> None:

@@ -33,10 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, write_keeping_notes  # noqa: E402
 
 import nsvd_cli.training.loop as train_module  # noqa: E402
-from nsvd_cli.kinds.schrodinger import build  # noqa: E402
-from nsvd_cli.runs.runner import prepare  # noqa: E402
-from nsvd_cli.spec.load import load_problem  # noqa: E402
-from nsvd_cli.training.loop import init_state, resolve_device, train  # noqa: E402
+from nsvd_cli import (  # noqa: E402
+    init_state,
+    kind_of,
+    load_problem,
+    prepare,
+    resolve_device,
+    train,
+)
 
 PROBLEMS = ("oscillator-1d", "hydrogen-2d", "rotated-oscillator-10d")
 REAL_HEALTH = train_module.step_health
@@ -49,7 +53,7 @@ def _no_check(loss: torch.Tensor, *args: Any) -> torch.Tensor:
 def time_guard(name: str, device: torch.device, steps: int, repeats: int) -> dict[str, Any]:
     problem = load_problem(ROOT / "problems" / f"{name}.yaml")
     settings = prepare(problem, seed=0)
-    compiled = build(problem, settings)
+    compiled = kind_of(problem).build(problem, settings)
     state = init_state(compiled, device)
 
     def sync() -> None:

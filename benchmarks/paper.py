@@ -27,7 +27,9 @@ from typing import Any
 import torch
 from common import ROOT, run_one, write_keeping_notes
 
-from nsvd_cli.objectives.methods.base import DEFAULT_MOVING_AVERAGE
+from nsvd_cli import Settings
+
+DEFAULT_MOVING_AVERAGE = Settings().spin_decay
 
 PROBLEMS = ["paper-hydrogen-2d", "paper-oscillator-2d"]
 METHODS = ["neuralsvd-sequential", "neuralsvd-joint", "neuralef", "spin"]

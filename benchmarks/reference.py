@@ -19,9 +19,7 @@ from pathlib import Path
 import numpy as np
 from common import ROOT, write_keeping_notes
 
-from nsvd_cli.references.closed_form import reference_eigenvalues
-from nsvd_cli.runs.runner import grid_reference
-from nsvd_cli.spec.load import load_problem
+from nsvd_cli import grid_reference, load_problem, reference_eigenvalues
 
 PROBLEMS = [
     "oscillator-1d",

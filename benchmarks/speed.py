@@ -63,21 +63,19 @@ def _reset_peak_rss() -> bool:
 
 def measure(d: int, formulation: str, repeats: int, steps: int, device_name: str) -> dict:
     """One configuration, in this process: median ratio, times and peak memory."""
-    from nsvd_cli.kinds.schrodinger import build, derive_settings
-    from nsvd_cli.numerics.derivatives import hutchinson_variance
-    from nsvd_cli.spec.load import parse_problem
-    from nsvd_cli.training.loop import init_state, resolve_device, train
+    from nsvd_cli import init_state, kind_of, parse_problem, resolve_device, train
+    from nsvd_cli.numerics.derivatives import hutchinson_variance  # the variance column only
 
     device = resolve_device(device_name)
     problem = parse_problem(_problem_text(d))
     name, _, option = formulation.partition("+")
     settings = dataclasses.replace(
-        derive_settings(problem),
+        kind_of(problem).derive_settings(problem),
         derivatives=name,
         hutchinson_probes=PROBES,
         compile=option == "compile",
     )
-    compiled = build(problem, settings)
+    compiled = kind_of(problem).build(problem, settings)
     state = init_state(compiled, device)
     net = state.network
     x = compiled.sampler.to(device, torch.float32).sample(BATCH, state.generator)

@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from common import ROOT, fmt, run_one, write_keeping_notes
 
-from nsvd_cli.runs.runner import grid_reference
-from nsvd_cli.spec.load import load_problem
+from nsvd_cli import grid_reference, load_problem
 
 PROBLEMS = ("volterra", "gaussian-cdk", "low-rank-kernel", "convection-diffusion-2d")
 GRID_REFERENCE = {"convection-diffusion-2d"}  # compared with `nsvd reference`

@@ -147,3 +147,13 @@ def test_spin_decay_default_agrees_across_layers() -> None:
     from nsvd_cli.spec.models import SPIN_DECAY_DEFAULT
 
     assert SPIN_DECAY_DEFAULT == DEFAULT_MOVING_AVERAGE
+
+
+def test_the_public_face_names_what_it_offers() -> None:
+    import nsvd_cli
+
+    assert set(nsvd_cli.__all__) == {"__version__", *nsvd_cli._FACE}
+    for name in nsvd_cli._FACE:
+        assert getattr(nsvd_cli, name) is not None
+    with pytest.raises(AttributeError):
+        nsvd_cli.not_a_name  # noqa: B018

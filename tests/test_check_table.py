@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
 from nsvd_cli.cli import solve as cli_solve
-from nsvd_cli.runs.runner import prepare
+from nsvd_cli.runs import prepare
 from nsvd_cli.spec.load import ProblemError, load_problem
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -41,7 +41,7 @@ from typer.testing import CliRunner
 from nsvd_cli.cli import app
 from nsvd_cli.cli import common as cli_base
 from nsvd_cli.expr import BASE_FUNCTIONS, REFERENCE_FUNCTIONS
-from nsvd_cli.runs.runner import prepare
+from nsvd_cli.runs import prepare
 from nsvd_cli.spec.load import ProblemError, load_problem
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from scipy.linalg import eigh_tridiagonal
 from nsvd_cli.files.reference import GridReference
 from nsvd_cli.references import grid
 from nsvd_cli.references.closed_form import reference_eigenvalues, reference_states
-from nsvd_cli.runs.runner import grid_reference
+from nsvd_cli.runs import grid_reference
 from nsvd_cli.spec.load import Problem, load_problem
 
 PROBLEMS = Path(__file__).resolve().parents[1] / "problems"

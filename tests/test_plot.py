@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
-from nsvd_cli.runs.runner import evaluate, load_run
+from nsvd_cli.runs import evaluate, load_run
 from nsvd_cli.viz.figures import (
     FunctionSide,
     function_panels,
@@ -147,7 +147,7 @@ def test_plotted_reference_agrees_with_the_converged_learned_functions(
     plotted reference curve are the same function: relative L2 distance on the grid < 0.1.
     A mode against another mode's reference is far apart (the check can fail)."""
     run = load_run(oscillator_run)
-    report = evaluate(run, samples=1 << 14)
+    report = evaluate(run, samples=1 << 14).to_json()
     converged = [i for i, e in enumerate(report["relative_errors"]) if e < 1e-2]
     assert 0 in converged and 1 in converged, report["relative_errors"]
     panels = function_panels(run, function_sides(run)[0])

@@ -21,8 +21,8 @@ from nsvd_cli.files.atomic import remove_stale_temporaries
 from nsvd_cli.files.checkpoint import RunFileWarning, load_checkpoint, read_checkpoint
 from nsvd_cli.files.results import read_results
 from nsvd_cli.files.run_folder import run_lock
+from nsvd_cli.runs import prepare, solve
 from nsvd_cli.runs.resources import export_bytes, largest_grid, parse_size
-from nsvd_cli.runs.runner import prepare, solve
 from nsvd_cli.spec.load import load_problem
 
 CPU = torch.device("cpu")

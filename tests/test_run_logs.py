@@ -16,8 +16,8 @@ from nsvd_cli.cli import app
 from nsvd_cli.cli import solve as cli_solve
 from nsvd_cli.cli.progress import estimates_table, training_progress
 from nsvd_cli.files.results import read_results
+from nsvd_cli.runs import prepare, solve
 from nsvd_cli.runs.logs import MetricsCsv, read_metrics
-from nsvd_cli.runs.runner import prepare, solve
 from nsvd_cli.spec.load import parse_problem
 from nsvd_cli.training.loop import Snapshot, TrainState
 

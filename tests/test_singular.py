@@ -23,7 +23,7 @@ from nsvd_cli.kinds.integral_model import (
     singular_readout,
 )
 from nsvd_cli.references.closed_form import reference_eigenvalues
-from nsvd_cli.runs.runner import prepare, resume_settings, solve
+from nsvd_cli.runs import prepare, resume_settings, solve
 from nsvd_cli.spec.load import ProblemError, load_problem, parse_problem
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -278,7 +278,7 @@ def test_singular_resume_gives_the_uninterrupted_result(tmp_path: Path) -> None:
 
 
 def test_quadrature_reference_reproduces_closed_forms() -> None:
-    from nsvd_cli.runs.runner import grid_reference
+    from nsvd_cli.runs import grid_reference
 
     cdk = load_problem(ROOT / "problems" / "gaussian-cdk.yaml")
     ref = grid_reference(cdk)

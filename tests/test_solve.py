@@ -16,7 +16,7 @@ from nsvd_cli.cli import app
 from nsvd_cli.errors import RunFileError
 from nsvd_cli.files.checkpoint import RunFileWarning, load_checkpoint
 from nsvd_cli.files.results import read_results
-from nsvd_cli.runs.runner import evaluate, load_run, prepare, resume_settings, solve
+from nsvd_cli.runs import evaluate, load_run, prepare, resume_settings, solve
 from nsvd_cli.spec.load import load_problem, parse_problem
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,7 +216,7 @@ def test_spin_trains_resumes_and_reports_its_own_eigenvalues(tmp_path: Path) -> 
     assert complete
     np.testing.assert_array_equal(resumed.eigenvalues, full.eigenvalues)
     assert resumed.native is not None and resumed.native.shape == (problem.modes,)
-    report = evaluate(load_run(tmp_path / "full"))
+    report = evaluate(load_run(tmp_path / "full")).to_json()
     assert len(report["native_relative_errors"]) == problem.modes
 
 

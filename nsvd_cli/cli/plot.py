@@ -12,7 +12,7 @@ from nsvd_cli.cli.common import app, err, fail, out
 from nsvd_cli.errors import RunFileError
 from nsvd_cli.files.reference import read_reference
 from nsvd_cli.files.run_folder import PLOTS_DIR
-from nsvd_cli.runs.runner import load_run
+from nsvd_cli.runs import load_run
 from nsvd_cli.spec.load import ProblemError
 from nsvd_cli.viz.figures import function_panels, function_sides, gram_matrices, training_curves
 

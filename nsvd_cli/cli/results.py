@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +13,6 @@ import torch
 import typer
 from rich.table import Table
 
-from nsvd_cli import __version__
 from nsvd_cli.cli.common import (
     MaxMemory,
     app,
@@ -29,10 +27,9 @@ from nsvd_cli.errors import RunFileError
 from nsvd_cli.files import vtkhdf
 from nsvd_cli.files.export import write_export
 from nsvd_cli.files.reference import read_reference, write_reference
-from nsvd_cli.runs.record import Run
+from nsvd_cli.kinds import Evaluation
+from nsvd_cli.runs import Export, evaluate, export, grid_reference, load_run
 from nsvd_cli.runs.resources import export_bytes, largest_grid, network_workspace, readout_bytes
-from nsvd_cli.runs.runner import evaluate, export_grid, grid_reference, left_functions, load_run
-from nsvd_cli.runs.singular_runner import export_singular
 from nsvd_cli.spec.load import ProblemError
 
 
@@ -81,63 +78,62 @@ def eval_cmd(
             highlight=False,
         )
     if as_json:
-        typer.echo(json.dumps(_json_safe(report)))
+        typer.echo(json.dumps(_json_safe(report.to_json())))
         return
-    table = Table(title=f"{report['problem']}: learned vs reference")
+    _print_evaluation(report, against)
+
+
+def _print_evaluation(report: Evaluation, against: Path | None) -> None:
+    table = Table(title=f"{report.problem}: learned vs reference")
     for col in ("mode", "learned", "std. error", "reference", "rel. error"):
         table.add_column(col, justify="right")
-    if report["reference_reliable"] is not None and not all(report["reference_reliable"]):
+    if report.reference_reliable is not None and not all(report.reference_reliable):
         err.print(
             "warning: the grid reference flags some of these values as unreliable",
             highlight=False,
         )
-    if report["reference_error"] is not None:
+    if report.reference_error is not None:
         out.print(
             f"reference: {against} (grid), its own estimated relative error up to "
-            f"{max(report['reference_error']):.1e}",
+            f"{max(report.reference_error):.1e}",
             highlight=False,
         )
-    keys = ("eigenvalues", "stderr", "reference", "relative_errors")
-    if report.get("kind") == "singular":  # mode order, the largest singular value first
-        keys = (
-            "singular_values",
-            "singular_value_stderr",
-            "reference_singular_values",
-            "singular_value_relative_errors",
-        )
-    for i, (v, s, r, e) in enumerate(zip(*(report[k] for k in keys))):
+    rows = zip(report.values, report.stderr, report.reference, report.relative_errors)
+    for i, (v, s, r, e) in enumerate(rows):  # mode order
         table.add_row(str(i), f"{v:.10g}", f"{s:.2g}", f"{r:.10g}", f"{e:.2e}")
     out.print(table)
     out.print(
-        f"max relative error {report['max_relative_error']:.3e}, "
-        f"mean {report['mean_relative_error']:.3e}, "
-        f"orthogonality {report['orthogonality']:.3e}",
+        f"max relative error {report.relative_errors.max():.3e}, "
+        f"mean {report.relative_errors.mean():.3e}, "
+        f"orthogonality {report.orthogonality:.3e}",
         highlight=False,
     )
-    if report["native_relative_errors"] is not None:
-        native = np.asarray(report["native_relative_errors"])
+    native = report.native_relative_errors
+    if native is not None:
         out.print(
-            f"{report['method']}'s own estimates (no Rayleigh-Ritz): max relative error "
+            f"{report.method}'s own estimates (no Rayleigh-Ritz): max relative error "
             f"{np.nanmax(native):.3e}, mean {np.nanmean(native):.3e}",
             highlight=False,
         )
-    if report["subspace_distance"] is not None:
-        per_level = ", ".join(f"{d:.2e}" for d in report["subspace_distances"])
+    _print_distances(report)
+
+
+def _print_distances(report: Evaluation) -> None:
+    d = report.distances
+    if d is not None:
+        per_level = ", ".join(f"{v:.2e}" for v in d.per_level)
         out.print(
-            f"subspace distance (mean over levels) {report['subspace_distance']:.3e} [{per_level}]",
+            f"subspace distance (mean over levels) {np.mean(d.per_level):.3e} [{per_level}]",
             highlight=False,
         )
+        out.print(f"subspace distance (whole learned span) {d.whole:.3e}", highlight=False)
         out.print(
-            f"subspace distance (whole learned span) {report['subspace_distance_all']:.3e}",
-            highlight=False,
-        )
-        out.print(
-            f"angle distance (mean over modes, radians) {report['angle_distance']:.3e}",
+            f"angle distance (mean over modes, radians) {np.mean(d.angles):.3e}",
             highlight=False,
         )
     for side in ("left", "right"):
-        distance = report.get(f"{side}_subspace_distance")
-        ortho = report.get(f"{side}_orthogonality")
+        distance = (report.side_distances or {}).get(side)
+        ortho = (report.side_orthogonality or {}).get(side)
         if distance is not None or ortho is not None:
             parts = [
                 f"subspace distance {distance:.3e}" if distance is not None else "",
@@ -182,11 +178,8 @@ def export_cmd(
         run = load_run(run_dir)
     except (RunFileError, ProblemError, ValueError) as exc:
         raise fail(str(exc)) from None
-    sides = [len(run.problem.coordinates)]
-    if run.problem.singular_values_wanted:  # left and right functions
-        sides.append(len(run.problem.input_coordinates) or sides[0])
-    if run.problem.wanted == "smallest-singular":  # left and right on the same grid
-        sides = [sides[0], sides[0]]
+    families = run.kind.sides(run)
+    sides = [len(side.coordinates) for side in families]
     if file_format == "vtkhdf":
         try:
             for dim in sides:
@@ -197,7 +190,7 @@ def export_cmd(
     settings = run.compiled.settings
     modes = run.problem.modes
     points = min(grid ** max(sides), 65536)  # export_grid's chunk
-    jets = run.problem.wanted == "smallest-singular"  # left functions u = A v / s
+    jets = any(side.jets for side in families)  # left functions u = A v / s
     workspace = network_workspace(points, max(sides), settings.hidden, jets)
     room = bound.bound.bytes - workspace
     fits = room >= export_bytes(sides, 2, modes)
@@ -209,63 +202,24 @@ def export_cmd(
     base = run_dir if run_dir.is_dir() else run_dir.parent
     target = output or base / f"eigenfunctions{EXPORT_FORMATS[file_format]}"
     try:
-        export = _export_data(run, grid)
+        exported = export(run, grid)
         if file_format == "vtkhdf":
-            written = _write_vtkhdf(export, target)
+            written = _write_vtkhdf(exported, target)
         else:
-            _write_h5(export, target)
+            _write_h5(exported, target)
             written = [target]
     except RunFileError as exc:
         raise fail(str(exc)) from None
     err.print(
         f"wrote {', '.join(map(str, written))} ({run.problem.modes} modes on "
         f"{grid}^{len(run.problem.coordinates)} points"
-        + (", and the right functions" if run.problem.singular_values_wanted else "")
+        + (", and the right functions" if len(families) > 1 else "")
         + ")",
         highlight=False,
     )
 
 
-@dataclass
-class _Export:
-    """What an export holds, before it is written in one format or another."""
-
-    eigenvalues: np.ndarray  # the file's /eigenvalues
-    # "eigenfunctions" first, then a singular problem's "right_functions": (axes, values)
-    functions: dict[str, tuple[dict[str, np.ndarray], np.ndarray]]
-    attrs: dict[str, Any]
-    singular_values: np.ndarray | None = None  # in mode order
-
-
-def _export_data(run: Run, grid: int) -> _Export:
-    attrs = {
-        "problem_name": run.problem.name,
-        "nsvd_version": __version__,
-        "normalization": "unit L2 norm over the domain",
-    }
-    if run.problem.is_singular:
-        sides, values = export_singular(run, grid)
-        attrs["normalization"] = "unit L2 norm in each side's measure"
-        return _Export(
-            values,  # in the functions' (mode) order, largest first
-            {"eigenfunctions": sides["left"], "right_functions": sides["right"]},
-            attrs,
-            singular_values=values,
-        )
-    if run.problem.wanted == "smallest-singular":
-        # Same layout as an integral operator's: left functions u = A v / s first.
-        axes, right = export_grid(run, grid)
-        _, left = export_grid(run, grid, functions=left_functions)
-        return _Export(
-            run.results.eigenvalues,
-            {"eigenfunctions": (axes, left), "right_functions": (axes, right)},
-            attrs,
-            singular_values=np.asarray(run.results.eigenvalues),
-        )
-    return _Export(run.results.eigenvalues, {"eigenfunctions": export_grid(run, grid)}, attrs)
-
-
-def _write_h5(export: _Export, target: Path) -> None:
+def _write_h5(export: Export, target: Path) -> None:
     (axes, values), *others = export.functions.values()
     write_export(
         target,
@@ -282,7 +236,7 @@ def _write_h5(export: _Export, target: Path) -> None:
     )
 
 
-def _write_vtkhdf(export: _Export, target: Path) -> list[Path]:
+def _write_vtkhdf(export: Export, target: Path) -> list[Path]:
     """One image with every function set on it; a singular problem whose right functions
     live on another grid (other coordinates or domain) gets a second image,
     ``NAME-right.vtkhdf``. Returns the files written."""

@@ -40,8 +40,8 @@ from nsvd_cli.files.checkpoint import has_checkpoint
 from nsvd_cli.kinds import kind_of
 from nsvd_cli.kinds.schrodinger import check_region_bounds
 from nsvd_cli.references.closed_form import reference_eigenvalues, usable_reference
+from nsvd_cli.runs import prepare, resume_settings, solve
 from nsvd_cli.runs.logs import tensorboard_available
-from nsvd_cli.runs.runner import prepare, resume_settings, solve
 from nsvd_cli.spec.load import Problem, ProblemError, load_problem, located_error
 from nsvd_cli.spec.schema import problem_json_schema
 from nsvd_cli.training.distributed import Context, from_environment, local_device, rank_batch

@@ -3,14 +3,27 @@
 Each kind is one module: :mod:`.eigen` (the lowest eigenpairs of -kappa Laplacian + V),
 :mod:`.drift` (the smallest singular values of that operator plus a drift b . grad) and
 :mod:`.integral` (the largest singular values of an integral operator). A kind derives a
-problem's settings, builds its operator and declares the solver options it honours;
+problem's settings, builds its operator and objective, reads the trained networks out,
+reloads, evaluates and references a run, and declares the solver options it honours;
 :func:`kind_of` is the one place that reads the problem's ``want``. To add a kind, write a
-module with a class that satisfies :class:`Kind` and add its instance to ``KINDS``.
+module with a class that satisfies :class:`Kind` and add its instance to ``KINDS``
+(docs/architecture.md).
 """
 
-from nsvd_cli.kinds.base import PRECISION_NAMES, Kind, Refusal, SolverOptions, refusals
+from nsvd_cli.kinds.base import (
+    EVAL_SEED_OFFSET,
+    PRECISION_NAMES,
+    FunctionSide,
+    Kind,
+    MemoryNeed,
+    Refusal,
+    Run,
+    SolverOptions,
+    refusals,
+)
 from nsvd_cli.kinds.drift import DRIFT
 from nsvd_cli.kinds.eigen import EIGEN
+from nsvd_cli.kinds.evaluation import Distances, Evaluation, reference_callables
 from nsvd_cli.kinds.integral import INTEGRAL
 from nsvd_cli.spec import Problem
 
@@ -26,11 +39,18 @@ def kind_of(problem: Problem) -> Kind:
 
 
 __all__ = [
+    "EVAL_SEED_OFFSET",
     "KINDS",
     "PRECISION_NAMES",
+    "Distances",
+    "Evaluation",
+    "FunctionSide",
     "Kind",
+    "MemoryNeed",
     "Refusal",
+    "Run",
     "SolverOptions",
     "kind_of",
+    "reference_callables",
     "refusals",
 ]

@@ -1,18 +1,33 @@
-"""The Kind protocol: what every kind of operator provides, and how its options are checked.
+"""The Kind protocol: what every kind of operator provides, and the types it trades in.
 
-A kind turns a validated problem into settings and a compiled operator, and declares which
-solver options it can honour. Everything downstream asks the kind (``kinds.kind_of``), not
-the problem's ``want`` string: a new kind of operator is one module plus one registry line.
+A kind turns a validated problem into settings, a compiled operator, a training objective
+and a results record; it reloads a finished run, names the families of learned functions
+(eigenfunctions, or left and right singular functions), evaluates a run against its
+reference and computes a deterministic reference. It declares which solver options it
+honours. Nothing downstream reads the problem's ``want``: it asks the run's kind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+import torch
+
+from nsvd_cli.files import GridReference, Results
 from nsvd_cli.spec import Problem
+from nsvd_cli.training.distributed import Context
+from nsvd_cli.training.loop import Objective, TrainState
 from nsvd_cli.training.settings import Settings
 
+if TYPE_CHECKING:  # evaluation.py builds on this module
+    from nsvd_cli.kinds.evaluation import Evaluation
+
+# Read-out and evaluation draw their points from streams offset from the training seed, so
+# that no point of the training stream is reused.
+EVAL_SEED_OFFSET = 1_000_003
 # solver.dtype values, and the --precision names users type for them.
 PRECISION_NAMES = {"float32": "fp32", "tf32": "tf32", "bf16-mixed": "bf16-mixed", "float64": "fp64"}
 
@@ -46,46 +61,109 @@ class MemoryNeed:
     advice: str
 
 
-def element_bytes(settings: Settings) -> int:
-    """Bytes per number in training (bf16-mixed keeps float32 parameters and moments)."""
-    return 8 if settings.dtype == "float64" else 4
+@dataclass(frozen=True)
+class FunctionSide:
+    """One family of learned functions of a run: eigenfunctions, or left / right singular
+    functions; how to evaluate them and how to sample the space they live in."""
+
+    name: str  # "eigen" | "left" | "right"
+    coordinates: tuple[str, ...]
+    lo: tuple[float, ...]  # the export window
+    hi: tuple[float, ...]
+    functions: Callable[[torch.Tensor], torch.Tensor]  # (B, d) -> (B, modes), unit L2 norm
+    # n points and the factor that turns function values into sample-frame values (whose
+    # plain means are the L2 inner products).
+    sample: Callable[[int, torch.Generator], tuple[torch.Tensor, np.ndarray]]
+    inside: Callable[[torch.Tensor], torch.Tensor] | None = None  # region indicator > 0
+    eval_seed_offset: int = 2 * EVAL_SEED_OFFSET  # the stream ``nsvd eval`` samples
+    jets: bool = False  # evaluating the functions needs derivatives (A v / s)
+
+
+@dataclass
+class Run:
+    """A finished run reloaded from its results file, with the kind that made it."""
+
+    problem: Problem
+    compiled: Any  # the kind's compiled operator
+    network: torch.nn.Module  # float64, CPU
+    results: Results
+    kind: Kind
+
+    @property
+    def settings(self) -> Settings:
+        settings: Settings = self.compiled.settings
+        return settings
 
 
 class Kind(Protocol):
-    """One kind of operator: its name, what it computes, what it supports, how it is built."""
+    """One kind of operator, from settings to evaluation. See docs/architecture.md."""
 
     name: str  # registry key, e.g. "eigen"
     wanted: str  # the problem's ``want`` this kind computes
     description: str  # for messages, e.g. "an integral operator"
+    symbol: str  # "E" for eigenvalues, "s" for singular values
+    function_norm: str  # how exported functions are normalised
     options: SolverOptions
 
-    def derive_settings(self, problem: Problem) -> Settings: ...
+    def derive_settings(self, problem: Problem) -> Settings:
+        """Every default the problem file left open."""
+        ...
 
-    def build(self, problem: Problem, settings: Settings) -> Any: ...
+    def build(self, problem: Problem, settings: Settings) -> Any:
+        """The compiled operator (sampler, fields, networks); cheap and deterministic."""
+        ...
 
     def memory_needs(self, problem: Problem, settings: Settings) -> list[MemoryNeed]:
         """The training step and the read-out, checked against the memory bound up front."""
         ...
+
+    def objective(self, compiled: Any, device: torch.device, context: Context) -> Objective:
+        """The training loss of one batch."""
+        ...
+
+    def record(
+        self, compiled: Any, state: TrainState, device: torch.device, complete: bool
+    ) -> Results:
+        """Read out the trained networks on fresh points (float64) into a results record."""
+        ...
+
+    def load(self, problem: Problem, settings: Settings, results: Results) -> Run:
+        """A finished run, its networks rebuilt from the results file."""
+        ...
+
+    def sides(self, run: Run) -> list[FunctionSide]:
+        """The families of learned functions: what eval compares, plot draws, export writes."""
+        ...
+
+    def evaluate(self, run: Run, samples: int, against: GridReference | None) -> Evaluation:
+        """The comparison with the closed form, or with ``against``."""
+        ...
+
+    def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
+        """A deterministic reference spectrum (d <= 3) with its error estimate."""
+        ...
+
+
+def element_bytes(settings: Settings) -> int:
+    """Bytes per number in training (bf16-mixed keeps float32 parameters and moments)."""
+    return 8 if settings.dtype == "float64" else 4
 
 
 def refusals(kind: Kind, settings: Settings) -> list[Refusal]:
     """Every setting in ``settings`` that ``kind`` cannot honour (empty: all apply)."""
     opts, found = kind.options, []
     checks = (
-        ("method", settings.method, opts.methods, settings.method),
-        ("derivatives", settings.derivatives, opts.derivatives, settings.derivatives),
-        ("dtype", settings.dtype, opts.dtypes, PRECISION_NAMES.get(settings.dtype, settings.dtype)),
+        ("method", settings.method, opts.methods),
+        ("derivatives", settings.derivatives, opts.derivatives),
+        ("dtype", settings.dtype, opts.dtypes),
     )
-    for field, value, allowed, shown in checks:
+    for field, value, allowed in checks:
         if value not in allowed:
             names = [PRECISION_NAMES.get(v, v) for v in allowed] if field == "dtype" else allowed
-            found.append(
-                Refusal(field, shown, f"not supported for {kind.description} "
-                        f"(kind {kind.name!r}; supported: {', '.join(names)})")
-            )
+            shown = PRECISION_NAMES.get(value, value) if field == "dtype" else value
+            why = f"kind {kind.name!r}; supported: {', '.join(names)}"
+            found.append(Refusal(field, shown, f"not supported for {kind.description} ({why})"))
     if settings.compile and not opts.compile:
-        found.append(
-            Refusal("compile", "true", f"not supported for {kind.description} "
-                    f"(kind {kind.name!r}: its training step is not compiled)")
-        )
+        why = f"kind {kind.name!r}: its training step is not compiled"
+        found.append(Refusal("compile", "on", f"not supported for {kind.description} ({why})"))
     return found

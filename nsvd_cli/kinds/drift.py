@@ -1,13 +1,22 @@
 """The drift kind: the smallest singular values of A = -kappa Laplacian + V + b . grad (a
-convection-diffusion operator, not self-adjoint), trained on the quadratic form of A^*A."""
+convection-diffusion operator, not self-adjoint), trained on the quadratic form of A^*A.
+One network learns the right singular functions v; the left ones are u = A v / s."""
 
 from __future__ import annotations
 
-from nsvd_cli.kinds.base import MemoryNeed, SolverOptions
+import numpy as np
+import torch
+
+from nsvd_cli.files import GridReference, Results
+from nsvd_cli.kinds import differential
+from nsvd_cli.kinds.base import FunctionSide, MemoryNeed, Run, SolverOptions
+from nsvd_cli.kinds.eigen import _evaluation
+from nsvd_cli.kinds.evaluation import Evaluation, comparison_reference, side_distances
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, memory_needs
 from nsvd_cli.objectives.methods import METHODS
 from nsvd_cli.spec import Problem
-from nsvd_cli.training.loop import DTYPES
+from nsvd_cli.training.distributed import Context
+from nsvd_cli.training.loop import DTYPES, EigenObjective, Objective, TrainState
 from nsvd_cli.training.settings import Settings
 
 
@@ -15,6 +24,8 @@ class DriftKind:
     name = "drift"
     wanted = "smallest-singular"
     description = "the smallest singular values of a differential operator"
+    symbol = "s"
+    function_norm = "unit L2 norm over the domain"
     options = SolverOptions(
         methods=tuple(METHODS),
         # The quadratic form ||A v||^2 needs exact first and second derivatives of v: its
@@ -32,6 +43,46 @@ class DriftKind:
 
     def memory_needs(self, problem: Problem, settings: Settings) -> list[MemoryNeed]:
         return memory_needs(problem, settings)
+
+    def objective(
+        self, compiled: CompiledProblem, device: torch.device, context: Context
+    ) -> Objective:
+        return EigenObjective(compiled, device, context)
+
+    def record(
+        self, compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
+    ) -> Results:
+        return differential.record(compiled, state, device, complete)
+
+    def load(self, problem: Problem, settings: Settings, results: Results) -> Run:
+        return differential.load(problem, settings, results, self)
+
+    def sides(self, run: Run) -> list[FunctionSide]:
+        return differential.sides(run, ("right", "left"))
+
+    def evaluate(self, run: Run, samples: int, against: GridReference | None) -> Evaluation:
+        reference = comparison_reference(run, against)
+        found = {side.name: None for side in self.sides(run)}
+        if against is None:  # a grid reference holds no functions
+            found = {side.name: side_distances(run, side, reference, samples)
+                     for side in self.sides(run)}
+        fields = _evaluation(run, "smallest-singular", against, reference)
+        right, left = float(fields.pop("orthogonality")), differential.left_orthogonality(
+            run, samples
+        )
+        return Evaluation(
+            **fields,
+            orthogonality=max(right, left),
+            side_orthogonality={"right": right, "left": left},
+            distances=found["right"],  # the network's own functions v
+            side_distances={
+                name: None if d is None else float(np.mean(d.per_level))
+                for name, d in found.items()
+            },
+        )
+
+    def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
+        return differential.grid_reference(problem, points, extra)
 
 
 DRIFT = DriftKind()

@@ -18,46 +18,23 @@ means over the run's own sampler (importance-weighted), like ``nsvd eval``'s.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from nsvd_cli.files.reference import GridReference
+from nsvd_cli.files import GridReference
+from nsvd_cli.kinds import EVAL_SEED_OFFSET, FunctionSide, Run, reference_callables
 from nsvd_cli.objectives.readout import normalized_gram
-from nsvd_cli.references.closed_form import (
-    degenerate_levels,
-    eigenfunction_callable,
-    level_states,
-    singular_function_callable,
-    usable_reference,
-)
-from nsvd_cli.runs.record import EVAL_SEED_OFFSET, Run
-from nsvd_cli.runs.runner import left_functions, ritz_functions
-from nsvd_cli.runs.singular_runner import singular_functions
+from nsvd_cli.references.closed_form import degenerate_levels, usable_reference
 
 NumpyFunction = Callable[[np.ndarray], np.ndarray]
 # Monte-Carlo points for the alignment: its error is far below what a figure shows.
 ALIGN_SAMPLES = 1 << 14
 DEFAULT_POINTS = {1: 400, 2: 96}
 WHOLE_SPACE_MARGIN = 1.4  # the plot window over the export window, whole space
-
-
-@dataclass(frozen=True)
-class FunctionSide:
-    """One family of learned functions of a run: eigenfunctions, or left / right singular
-    functions; how to evaluate them and how to sample the space they live in."""
-
-    name: str  # "eigen" | "left" | "right"
-    coordinates: tuple[str, ...]
-    lo: tuple[float, ...]
-    hi: tuple[float, ...]
-    functions: Callable[[torch.Tensor], torch.Tensor]  # (B, d) -> (B, modes), unit L2 norm
-    # n points and the factor that turns function values into sample-frame values (whose
-    # plain means are the L2 inner products).
-    sample: Callable[[int, torch.Generator], tuple[torch.Tensor, np.ndarray]]
-    inside: Callable[[torch.Tensor], torch.Tensor] | None = None  # region indicator > 0
 
 
 @dataclass(frozen=True)
@@ -76,71 +53,20 @@ class FunctionPanels:
 
 
 def function_sides(run: Run) -> list[FunctionSide]:
-    """The families ``plot`` draws: one for an eigenproblem, left and right otherwise."""
-    problem = run.problem
-    coords = tuple(problem.coordinates)
-    if problem.is_singular:  # two networks, each side with its own measure and window
-        sides = []
-        for name, geometry, measure in (
-            ("left", run.compiled.left, run.compiled.operator.left),
-            ("right", run.compiled.right, run.compiled.operator.right),
-        ):
-
-            def funcs(x: torch.Tensor, side: str = name) -> torch.Tensor:
-                return singular_functions(run, side, x)
-
-            def draw(n: int, gen: torch.Generator, m=measure) -> tuple[torch.Tensor, np.ndarray]:
-                x = m.sampler.sample(n, gen)
-                return x, m.weights(x).sqrt().numpy()
-
-            sides.append(
-                FunctionSide(
-                    name,
-                    tuple(geometry.coordinates),
-                    tuple(geometry.window_lo),
-                    tuple(geometry.window_hi),
-                    funcs,
-                    draw,
-                )
-            )
+    """The families ``plot`` draws (the run's kind names them): one for an eigenproblem,
+    left and right otherwise; whole-space windows widened past the export window."""
+    sides = run.kind.sides(run)
+    if run.settings.domain != "whole-space":
         return sides
-    sampler = run.compiled.sampler
-    settings = run.compiled.settings
-
-    def sample(n: int, gen: torch.Generator) -> tuple[torch.Tensor, np.ndarray]:
-        x = sampler.sample(n, gen)
-        return x, torch.exp(-sampler.log_amplitude(x) + 0.5 * sampler.log_volume).numpy()
-
-    inside = None
-    if problem.region_expr() is not None and run.compiled.boundary is not None:
-        boundary = run.compiled.boundary
-
-        def inside(x: torch.Tensor) -> torch.Tensor:
-            return boundary(x).value
-
-    lo, hi = tuple(settings.export_lo), tuple(settings.export_hi)
-    if settings.domain == "whole-space":
+    widened = []
+    for side in sides:
         # The export window (+- 4 rms of the highest state) cuts a loosely bound state's
         # tail (Poschl-Teller's top one at 5% of its peak); images zoom in per mode anyway.
-        mid = [0.5 * (a + b) for a, b in zip(lo, hi)]
-        lo = tuple(m + WHOLE_SPACE_MARGIN * (a - m) for m, a in zip(mid, lo))
-        hi = tuple(m + WHOLE_SPACE_MARGIN * (b - m) for m, b in zip(mid, hi))
-
-    def eigen(x: torch.Tensor) -> torch.Tensor:
-        return ritz_functions(run, x)
-
-    if not problem.singular_values_wanted:
-        return [FunctionSide("eigen", coords, lo, hi, eigen, sample, inside)]
-
-    def left(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return left_functions(run, x).detach()
-
-    # One network holds the right functions v of A; the left ones are A v / s.
-    return [
-        FunctionSide("right", coords, lo, hi, eigen, sample, inside),
-        FunctionSide("left", coords, lo, hi, left, sample, inside),
-    ]
+        mid = [0.5 * (a + b) for a, b in zip(side.lo, side.hi)]
+        lo = tuple(m + WHOLE_SPACE_MARGIN * (a - m) for m, a in zip(mid, side.lo))
+        hi = tuple(m + WHOLE_SPACE_MARGIN * (b - m) for m, b in zip(mid, side.hi))
+        widened.append(dataclasses.replace(side, lo=lo, hi=hi))
+    return widened
 
 
 def reference_values(run: Run, against: GridReference | None = None) -> np.ndarray | None:
@@ -148,17 +74,6 @@ def reference_values(run: Run, against: GridReference | None = None) -> np.ndarr
     if against is not None:
         return np.asarray(against.eigenvalues[: run.problem.modes], dtype=np.float64)
     return usable_reference(run.problem)
-
-
-def _reference_callables(run: Run, side: str, value: float) -> list[NumpyFunction] | None:
-    states = level_states(run.problem, value)
-    if side == "eigen":
-        funcs = [eigenfunction_callable(run.problem, s) for s in states]
-    else:
-        funcs = [singular_function_callable(run.problem, s, side) for s in states]
-    if not funcs or any(f is None for f in funcs):
-        return None
-    return [f for f in funcs if f is not None]
 
 
 def procrustes_coefficients(learned: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -295,12 +210,13 @@ def function_panels(
         reference=reference,
         values=values[:shown],
         reference_values=None if ref_values is None else ref_values[:shown],
-        symbol="s" if run.problem.singular_values_wanted else "E",
+        symbol=run.kind.symbol,
     )
 
 
 def _values(run: Run) -> np.ndarray:
-    if run.results.singular is not None and run.problem.is_singular:
+    """The run's values in mode order (largest first for an integral operator)."""
+    if run.results.singular is not None:
         return np.asarray(run.results.singular.values)
     return np.asarray(run.results.eigenvalues)
 
@@ -311,10 +227,10 @@ def _aligned_reference(
     """The reference functions as ``points (n, d) -> (n, modes)``, each degenerate level
     rotated onto the learned functions (see the module docstring)."""
     levels = degenerate_levels(ref_values)
-    blocks = [_reference_callables(run, side.name, float(ref_values[idx[0]])) for idx in levels]
+    blocks = [reference_callables(run, side.name, float(ref_values[idx[0]])) for idx in levels]
     if any(b is None for b in blocks):
         return None
-    gen = torch.Generator().manual_seed(run.compiled.settings.seed + seed_offset * EVAL_SEED_OFFSET)
+    gen = torch.Generator().manual_seed(run.settings.seed + seed_offset * EVAL_SEED_OFFSET)
     x, frame = side.sample(ALIGN_SAMPLES, gen)
     learned = side.functions(x).numpy() * frame[:, None]
     xs = x.numpy()
@@ -350,15 +266,16 @@ def training_curves(run: Run, against: GridReference | None = None) -> TrainingC
         loss=np.asarray(h["loss"]),
         estimates=np.asarray(h["eigenvalues"]).reshape(len(h["step"]), -1),
         reference=reference_values(run, against),
-        symbol="s" if run.problem.singular_values_wanted else "E",
+        symbol=run.kind.symbol,
     )
 
 
 def gram_matrices(run: Run) -> dict[str, np.ndarray]:
     """The normalised Gram matrices of the trained functions: G_ij / sqrt(G_ii G_jj)
     (the identity for orthogonal functions); two for a two-network problem."""
-    out = {"left" if run.problem.is_singular else "functions": run.results.gram}
     sv = run.results.singular
-    if run.problem.is_singular and sv is not None and sv.right_gram is not None:
+    two_networks = sv is not None and sv.right_gram is not None
+    out = {"left" if two_networks else "functions": run.results.gram}
+    if sv is not None and sv.right_gram is not None:
         out["right"] = sv.right_gram
     return {k: normalized_gram(torch.from_numpy(np.asarray(g))).numpy() for k, g in out.items()}

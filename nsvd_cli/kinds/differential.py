@@ -1,0 +1,214 @@
+"""What the two differential kinds share (eigen: the lowest eigenpairs of
+H = -kappa Laplacian + V; drift: the smallest singular values of H + b . grad): one network,
+the Rayleigh-Ritz read-out, the learned functions, and the finite-difference reference.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from nsvd_cli.files import GridReference, Results, SingularArrays, network_state
+from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, FunctionSide, Kind, Run
+from nsvd_cli.kinds.records import build_results, reference_record
+from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, region_field
+from nsvd_cli.numerics.derivatives import hutchinson_variance
+from nsvd_cli.objectives.batch import evaluate_batch, sample_modes
+from nsvd_cli.objectives.methods import get_method
+from nsvd_cli.objectives.readout import Ritz, orthogonality, ritz, ritz_squared, unit_coefficients
+from nsvd_cli.references import grid
+from nsvd_cli.spec import Problem
+from nsvd_cli.training.guard import check_readout
+from nsvd_cli.training.loop import TrainState
+from nsvd_cli.training.settings import Settings
+
+DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
+
+
+def readout(
+    compiled: CompiledProblem, network: torch.nn.Module, settings: Settings, shift: float
+) -> tuple[Ritz, np.ndarray]:
+    """Rayleigh-Ritz in float64 on a fresh sample that training never saw, and the method's
+    own estimate of each learned function's energy on the same sample."""
+    net64 = copy.deepcopy(network).double()
+    device = next(net64.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
+    batch = sample_modes(compiled, net64, settings.eval_samples, gen)
+    n = batch.h.shape[0]
+    if settings.want == "smallest-singular":
+        r = ritz_squared(batch.h, batch.hh)
+        square = batch.hh.T @ batch.hh / n
+        native = native_energies(settings.method, shift, settings.scale, r.gram, square)
+        return r, native.clamp_min(0.0).sqrt().cpu().numpy()
+    r = ritz(batch.h, batch.hh)
+    energy = batch.h.T @ batch.hh / n
+    native = native_energies(settings.method, shift, settings.scale, r.gram, energy)
+    return r, native.cpu().numpy()
+
+
+def native_energies(
+    method: str, shift: float, scale: float, gram: torch.Tensor, energy: torch.Tensor
+) -> torch.Tensor:
+    """The method's reading of T's eigenvalues, mapped back to H: E = shift - lambda / scale."""
+    t = scale * (shift * gram - 0.5 * (energy + energy.T))
+    return shift - get_method(method).native_eigenvalues(gram, t) / scale
+
+
+def hutchinson_report(compiled: CompiledProblem, network: torch.nn.Module) -> float:
+    """Relative variance of the trained network's Hutchinson Laplacian (per point and draw)."""
+    s = compiled.settings
+    p = next(network.parameters())
+    gen = torch.Generator(device=p.device).manual_seed(s.seed + EVAL_SEED_OFFSET + 1)
+    x = compiled.sampler.to(p.device, p.dtype).sample(s.batch_size, gen)
+    return hutchinson_variance(network, x, s.hutchinson_probes, gen)
+
+
+def record(
+    compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
+) -> Results:
+    """The read-out of a trained network as a results record (values ascending: the lowest
+    eigenvalues, or the smallest singular values)."""
+    settings = compiled.settings
+    singular = settings.want == "smallest-singular"
+    ritz_result, native = readout(compiled, state.network, settings, state.shift)
+    if complete:  # an interrupted run's values are written as they are, marked incomplete
+        what = "singular value" if singular else "eigenvalue"
+        check_readout(ritz_result.eigenvalues, ritz_result.gram, what)
+    results = build_results(compiled.problem, settings, state, ritz_result, device, complete)
+    results.native = native
+    if singular:
+        results.singular = SingularArrays(results.eigenvalues, results.stderr)
+        results.attrs["kind"] = "smallest-singular"
+    if settings.derivatives == "hutchinson" and not singular:
+        results.attrs["hutchinson_relative_variance"] = hutchinson_report(compiled, state.network)
+    return results
+
+
+def load(problem: Problem, settings: Settings, results: Results, kind: Kind) -> Run:
+    """The run with its float64 network, rebuilt from a results file."""
+    compiled = build(problem, settings)
+    network = compiled.make_network().double()
+    network.load_state_dict(network_state(results.network))
+    network.eval()
+    return Run(problem, compiled, network, results, kind)
+
+
+def ritz_functions(run: Run, x: torch.Tensor) -> torch.Tensor:
+    """The learned eigenfunctions psi_l(x), unit L2 norm, ordered as run's eigenvalues."""
+    sampler = run.compiled.sampler
+    with torch.no_grad():
+        h = run.network(x)
+        b = run.compiled.boundary_jet(x)
+        if b is not None:
+            h = h * b.value.unsqueeze(-1)
+        u = h @ unit_coefficients(run.results.rotation, run.results.gram)
+        amplitude = torch.exp(sampler.log_amplitude(x) - 0.5 * sampler.log_volume)
+        return u * amplitude.unsqueeze(-1)
+
+
+def left_functions(run: Run, x: torch.Tensor) -> torch.Tensor:
+    """For the smallest singular values of A: u_l = A v_l / s_l at x (unit L2 norm), with
+    v_l the learned right functions (``ritz_functions``); exact derivatives."""
+    sampler = run.compiled.sampler
+    batch = evaluate_batch(run.compiled, sampler, run.network, x)
+    coefficients = unit_coefficients(run.results.rotation, run.results.gram)
+    s = torch.from_numpy(np.asarray(run.results.eigenvalues))
+    amplitude = torch.exp(sampler.log_amplitude(x) - 0.5 * sampler.log_volume)
+    return batch.hh @ coefficients / s * amplitude.unsqueeze(-1)
+
+
+def sides(run: Run, names: tuple[str, ...]) -> list[FunctionSide]:
+    """The run's function families over its export window: "eigen", or "right" (the
+    network's functions v) and "left" (A v / s)."""
+    sampler = run.compiled.sampler
+    settings = run.settings
+
+    def sample(n: int, gen: torch.Generator) -> tuple[torch.Tensor, np.ndarray]:
+        x = sampler.sample(n, gen)
+        return x, torch.exp(-sampler.log_amplitude(x) + 0.5 * sampler.log_volume).numpy()
+
+    inside = None
+    if run.problem.region_expr() is not None and run.compiled.boundary is not None:
+        boundary = run.compiled.boundary
+
+        def inside(x: torch.Tensor) -> torch.Tensor:
+            return boundary(x).value
+
+    def left(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return left_functions(run, x).detach()
+
+    def right(x: torch.Tensor) -> torch.Tensor:
+        return ritz_functions(run, x)
+
+    functions: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "eigen": right, "right": right, "left": left,
+    }
+    coords = tuple(run.problem.coordinates)
+    lo, hi = tuple(settings.export_lo), tuple(settings.export_hi)
+    return [
+        FunctionSide(n, coords, lo, hi, functions[n], sample, inside, jets=n == "left")
+        for n in names
+    ]
+
+
+def left_orthogonality(run: Run, samples: int) -> float:
+    """Orthogonality of the left functions u = A v / s, on fresh points of the sampler."""
+    sampler = run.compiled.sampler
+    gen = torch.Generator().manual_seed(run.settings.seed + 3 * EVAL_SEED_OFFSET)
+    x = sampler.sample(samples, gen)
+    inv_sqrt_p = torch.exp(-sampler.log_amplitude(x) + 0.5 * sampler.log_volume)
+    u = left_functions(run, x) * inv_sqrt_p.unsqueeze(-1)
+    return orthogonality(u.T @ u / u.shape[0])
+
+
+def grid_reference(problem: Problem, points: int | None, extra: int) -> GridReference:
+    """The finite-difference spectrum of a problem (d <= 3), ``modes + extra`` values."""
+    dim = len(problem.coordinates)
+    grid.check_dimension(dim)  # before deriving settings, which samples the potential
+    settings = derive_settings(problem)
+    compiled = build(problem, settings)
+    if settings.domain == "whole-space":
+        # 1.5x the export window (centre +- 6 rms radii of the highest wanted state).
+        centre = [0.5 * (lo + hi) for lo, hi in zip(settings.export_lo, settings.export_hi)]
+        lo = [c + 1.5 * (v - c) for c, v in zip(centre, settings.export_lo)]
+        hi = [c + 1.5 * (v - c) for c, v in zip(centre, settings.export_hi)]
+    else:
+        lo, hi = settings.bounds_lo, settings.bounds_hi
+
+    def numpy_field(field: Callable[[torch.Tensor], torch.Tensor]) -> grid.PointField:
+        def call(x: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return field(torch.from_numpy(x)).numpy()
+
+        return call
+
+    inside = numpy_field(region_field(problem)) if settings.domain == "region" else None
+    drift = compiled.operator.drift
+    spec = grid.GridProblem(
+        kinetic=compiled.operator.kinetic,
+        potential=numpy_field(compiled.operator.potential),
+        lo=tuple(lo),
+        hi=tuple(hi),
+        inside=inside,
+        drift=None if drift is None else numpy_field(drift),
+        singular=problem.wanted == "smallest-singular",
+    )
+    n = points or DEFAULT_GRID[dim]
+    started = time.perf_counter()
+    spectrum = grid.solve(spec, problem.modes + extra, n)
+    return reference_record(
+        problem,
+        spectrum,
+        "finite differences, 4th order, ARPACK shift-invert"
+        + (" on [[0, A], [A^T, 0]] (singular values)" if spec.singular else ""),
+        "smallest-singular" if spec.singular else "eigen",
+        started,
+        window_lo=json.dumps(list(lo)),
+        window_hi=json.dumps(list(hi)),
+    )

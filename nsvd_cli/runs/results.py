@@ -1,0 +1,101 @@
+"""A finished run: reload it, evaluate it against its reference, sample its functions on
+grids for export; and a problem's deterministic reference. No printing: the CLI does that.
+Every step asks the run's kind (``kinds``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nsvd_cli import __version__
+from nsvd_cli.errors import RunFileError
+from nsvd_cli.files import RESULTS_NAME, GridReference, read_results
+from nsvd_cli.kinds import Evaluation, FunctionSide, Run, kind_of
+from nsvd_cli.kinds.records import first_line
+from nsvd_cli.spec import Problem, parse_problem
+from nsvd_cli.training import Settings
+
+EXPORT_CHUNK = 65536  # points per network call of an export
+
+
+def load_run(run_dir: Path) -> Run:
+    """A run folder (or its results.h5) with its networks rebuilt."""
+    path = run_dir / RESULTS_NAME if run_dir.is_dir() else run_dir
+    results = read_results(path)
+    problem = parse_problem(results.problem_yaml, str(path) + ":/problem/yaml")
+    try:
+        settings = Settings.from_dict(results.settings)
+        return kind_of(problem).load(problem, settings, results)
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        raise RunFileError(
+            f"{path}: its stored network and settings do not fit its problem "
+            f"({first_line(exc)}); was the file edited or written by another program?"
+        ) from exc
+
+
+def evaluate(run: Run, samples: int = 1 << 16, against: GridReference | None = None) -> Evaluation:
+    """The comparison of ``nsvd eval``: errors, orthogonality and subspace distances, against
+    the problem's closed form or, with ``against``, a grid reference's values."""
+    return run.kind.evaluate(run, samples, against)
+
+
+def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) -> GridReference:
+    """The deterministic reference of ``nsvd reference`` (d <= 3): ``modes + extra`` values
+    with their estimated errors (finite differences, or quadrature for a kernel)."""
+    return kind_of(problem).reference(problem, points, extra)
+
+
+@dataclass(frozen=True)
+class Export:
+    """What an export holds, before it is written in one format or another."""
+
+    eigenvalues: np.ndarray  # the file's /eigenvalues
+    # "eigenfunctions" first, then a singular problem's "right_functions": (axes, values)
+    functions: dict[str, tuple[dict[str, np.ndarray], np.ndarray]]
+    attrs: dict[str, Any]
+    singular_values: np.ndarray | None = None  # in mode order
+
+
+def side_on_grid(
+    side: FunctionSide, points: int, modes: int, chunk: int = EXPORT_CHUNK
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One family of learned functions on a regular grid over its window: values of shape
+    (modes, N, ..., N), zero outside a region."""
+    axes = {
+        name: np.linspace(lo, hi, points)
+        for name, lo, hi in zip(side.coordinates, side.lo, side.hi)
+    }
+    mesh = np.meshgrid(*axes.values(), indexing="ij")
+    pts = torch.from_numpy(np.stack([m.ravel() for m in mesh], axis=1))
+    values = torch.cat([side.functions(pts[i : i + chunk]) for i in range(0, len(pts), chunk)])
+    if side.inside is not None:
+        values = values * (side.inside(pts) > 0).unsqueeze(-1)
+    shape = (modes,) + tuple(len(a) for a in axes.values())
+    return axes, values.T.reshape(shape).numpy()
+
+
+# Which file group holds which side: the left functions (or the eigenfunctions) under the
+# contract's /eigenfunctions, a singular problem's right functions beside them.
+EXPORT_GROUPS = {"eigen": "eigenfunctions", "left": "eigenfunctions", "right": "right_functions"}
+
+
+def export(run: Run, points: int) -> Export:
+    """Every family of the run's learned functions on a grid of ``points`` per axis."""
+    grids = {EXPORT_GROUPS[s.name]: side_on_grid(s, points, run.problem.modes)
+             for s in run.kind.sides(run)}
+    functions = {name: grids[name] for name in ("eigenfunctions", "right_functions")
+                 if name in grids}
+    attrs = {
+        "problem_name": run.problem.name,
+        "nsvd_version": __version__,
+        "normalization": run.kind.function_norm,
+    }
+    singular = run.results.singular
+    if singular is None:
+        return Export(run.results.eigenvalues, functions, attrs)
+    values = np.asarray(singular.values)  # mode order
+    return Export(values, functions, attrs, singular_values=values)
