@@ -9,11 +9,9 @@ problem file, then `nsvd eval`, for several seeds, and writes a table to docs/be
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import torch
-from common import ROOT, finish, fmt, main, medians
+from common import ROOT, finish, fmt, main, medians, provenance
 
 TARGETS = {"oscillator-2d": 1e-4, "hydrogen-2d": 5e-3}
 
@@ -22,9 +20,7 @@ def write_table(rows: list[dict], path: Path, command: str) -> str:
     lines = [
         "# Accuracy benchmark (default settings)",
         "",
-        f"Command: `{command}`  ",
-        f"Machine: {torch.get_num_threads()} CPU threads, torch {torch.__version__}, "
-        f"device {rows[0]['device'] if rows else 'cpu'}; produced {time.strftime('%Y-%m-%d')}.",
+        *provenance(command, rows[0]["device"] if rows else "cpu"),
         "",
         "Errors are relative eigenvalue errors |E - E_ref| / |E_ref| of the Rayleigh-Ritz "
         "eigenvalues against the closed form; `se` is the largest relative standard error of "

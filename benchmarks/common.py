@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -78,6 +81,48 @@ def run_one(
 NOTES = "## Reading these numbers"  # a hand-written section after this heading is kept
 
 
+def _git_commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" with uncommitted changes" if dirty else "")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(command: str, device: str = "cpu") -> list[str]:
+    """The header lines every generated doc carries: command, commit, machine, threads."""
+    import torch  # the benchmarks import it anyway; kept local so common stays light
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        where = f"device {torch.cuda.get_device_name(torch.device(device))}"
+    else:
+        where = "device cpu"
+    return [
+        f"Command: `{command}`  ",
+        f"Commit: {_git_commit()}  ",
+        f"Machine: {platform.system()} {platform.machine()}, {_cpu_model()}, "
+        f"{os.cpu_count()} cores; {torch.get_num_threads()} torch threads, torch "
+        f"{torch.__version__}, {where}; produced {time.strftime('%Y-%m-%d')}.",
+    ]
+
+
 def write_keeping_notes(out: Path, text: str) -> str:
     """Write a generated report, keeping the hand-written section of the one it replaces."""
     old = out.read_text() if out.exists() else ""
@@ -107,10 +152,7 @@ def finish(lines: list[str], rows: list[dict[str, Any]], path: Path) -> str:
         f"- {r['problem']} seed {r['seed']}: " + ", ".join(f"{e:.1e}" for e in r["errors"])
         for r in rows
     ]
-    text = "\n".join(lines) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return text
+    return write_keeping_notes(path, "\n".join(lines) + "\n")
 
 
 TableWriter = Callable[[list[dict[str, Any]], Path, str], str]

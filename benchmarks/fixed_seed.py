@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 import h5py
+from common import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 NSVD = [sys.executable, "-m", "nsvd_cli"]
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="JSON of every number")
     parser.add_argument("--compare", type=Path, help="an earlier --out to compare with")
     parser.add_argument("--only", nargs="*", help="labels of the cases to run")
+    parser.add_argument("--doc", type=Path, help="also write the comparison as markdown here")
     args = parser.parse_args()
     numbers: dict[str, dict[str, list[str]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,12 +117,38 @@ def main() -> None:
                 removed.append(f"{label}/{name}")
             elif before[name] != fields[name]:
                 changed.append(f"{label}/{name}")
-    if added:
-        print("new fields (not compared): " + ", ".join(added))
-    print("identical to the bit" if not changed + removed else "CHANGED: " + ", ".join(changed))
+    verdict = "identical to the bit" if not changed + removed else "CHANGED: " + ", ".join(changed)
+    report = [*(["new fields (not compared): " + ", ".join(added)] if added else []), verdict]
     if removed:
-        print("MISSING: " + ", ".join(removed))
+        report.append("MISSING: " + ", ".join(removed))
+    print("\n".join(report))
+    if args.doc is not None:
+        _write_doc(args, numbers, report)
     sys.exit(1 if changed or removed else 0)
+
+
+def _write_doc(args: argparse.Namespace, numbers: dict[str, dict[str, list[str]]],
+               report: list[str]) -> None:
+    command = " ".join(["python benchmarks/fixed_seed.py", *sys.argv[1:]])
+    lines = [
+        "# Fixed-seed check: the same numbers before and after a change",
+        "",
+        *provenance(command),
+        "",
+        f"{len(CASES)} short runs ({STEPS} steps, seed {SEED}, one thread, CPU) of every kind; "
+        "every eigenvalue / singular value, its standard error, the method's own estimates "
+        f"and every number of `nsvd eval --json` compared as float.hex with `{args.compare}` "
+        "(the earlier code's output). Wall-clock time is not compared.",
+        "",
+        "| case | problem | options | values (first 4) |",
+        "|---|---|---|---|",
+    ]
+    for label, problem, extra in CASES:
+        if label in numbers:
+            shown = ", ".join(f"{float.fromhex(v):.10g}" for v in numbers[label]["eigenvalues"][:4])
+            lines.append(f"| {label} | {problem} | {' '.join(extra) or '-'} | {shown} |")
+    lines += ["", "Result:", "", *[f"- {line}" for line in report], ""]
+    args.doc.write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

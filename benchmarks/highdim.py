@@ -10,11 +10,9 @@ several seeds; writes a table to docs/highdim.md.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import torch
-from common import ROOT, finish, fmt, main, medians
+from common import ROOT, finish, fmt, main, medians, provenance
 
 DEFAULT_PROBLEMS = ["rotated-oscillator-4d", "rotated-oscillator-6d", "rotated-oscillator-10d"]
 DESCRIPTIONS = {
@@ -38,9 +36,7 @@ def write_table(rows: list[dict], path: Path, command: str) -> str:
     lines = [
         "# High-dimensional problems",
         "",
-        f"Command: `{command}`  ",
-        f"Machine: {torch.get_num_threads()} CPU threads, torch {torch.__version__}, "
-        f"device {rows[0]['device'] if rows else 'cpu'}; produced {time.strftime('%Y-%m-%d')}.",
+        *provenance(command, rows[0]["device"] if rows else "cpu"),
         "",
         *[
             text

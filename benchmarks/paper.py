@@ -20,12 +20,10 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from common import ROOT, run_one, write_keeping_notes
+from common import ROOT, provenance, run_one, write_keeping_notes
 
 from nsvd_cli import Settings
 
@@ -128,9 +126,7 @@ def write_report(rows: list[dict[str, Any]], out: Path, command: str) -> str:
     lines = [
         "# The paper's PDE comparison, reproduced by nsvd",
         "",
-        f"Command: `{command}`  ",
-        f"Machine: {torch.get_num_threads()} CPU threads, torch {torch.__version__}, "
-        f"device {device}; produced {time.strftime('%Y-%m-%d')}.",
+        *provenance(command, device),
         "",
         "Errors are relative eigenvalue errors of the Rayleigh-Ritz eigenvalues of each "
         "method's learned span against the closed form; `native` uses each method's own "

@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, write_keeping_notes
+from common import ROOT, provenance, write_keeping_notes
 
 from nsvd_cli import grid_reference, load_problem, reference_eigenvalues
 
@@ -43,8 +42,8 @@ def main() -> None:
     lines = [
         "# Grid references against closed forms",
         "",
-        "Command: `" + " ".join(["python benchmarks/reference.py", *sys.argv[1:]]) + "`  ",
-        f"Produced {time.strftime('%Y-%m-%d')} on 2 CPU cores. `true` is the largest "
+        *provenance(" ".join(["python benchmarks/reference.py", *sys.argv[1:]])),
+        "`true` is the largest "
         "|E_grid - E_exact| / |E_exact| over the problem's modes, `estimated` the largest "
         "relative error the reference claims for them; `within` says whether every true error "
         "is at most 3x its estimate; `unreliable` counts values whose grids converge slower "

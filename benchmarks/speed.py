@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 DIMS = (1, 2, 4, 8, 16, 32, 64)
@@ -179,9 +180,8 @@ def write_table(rows: list[dict], path: Path, command: str) -> str:
     lines = [
         "# Speed: cost of a training step per dimension",
         "",
-        f"Command: `{command}`  ",
-        f"Machine: {first['device']}, {first['threads']} threads, torch {torch.__version__}; "
-        f"produced {time.strftime('%Y-%m-%d')}.",
+        *provenance(command, str(first["device"])),
+        f"Threads per measured process: {first['threads']}.",
         "",
         f"Problem: oscillator V = |x|^2/2 in d dimensions, {MODES} modes, shared 3x128 SiLU "
         f"network, batch {BATCH}, float32. **ratio** = time of one full training step "

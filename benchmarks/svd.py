@@ -16,13 +16,11 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from common import ROOT, fmt, run_one, write_keeping_notes
+from common import ROOT, fmt, provenance, run_one, write_keeping_notes
 
 from nsvd_cli import grid_reference, load_problem
 
@@ -36,9 +34,8 @@ def write(rows: list[dict[str, Any]], out: Path, command: str) -> str:
     lines = [
         "# Singular values of integral operators",
         "",
-        f"Command: `{command}`  ",
-        f"Machine: {torch.get_num_threads()} CPU threads, torch {torch.__version__}; produced "
-        f"{time.strftime('%Y-%m-%d')}. Default settings of each problem file (NeuralSVD-"
+        *provenance(command),
+        "Default settings of each problem file (NeuralSVD-"
         "sequential, two networks). `max`/`mean`: relative errors of the Rayleigh-Ritz "
         "singular values; `se`: the largest standard error of the read-out, relative; "
         "`left`/`right`: mean subspace distance of the learned singular functions to the "

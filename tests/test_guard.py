@@ -8,25 +8,25 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import oscillator
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
 from nsvd_cli.kinds.schrodinger import build, derive_settings
 from nsvd_cli.spec.load import parse_problem
 from nsvd_cli.training.guard import Collapsed, Diverged, check_readout, diagnose, step_health
-from nsvd_cli.training.loop import EigenObjective, RollbackWarning, TrainState, init_state, train
+from nsvd_cli.training.loop import EigenObjective, RollbackWarning, init_state, train
 from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import TrainState
 
 CPU = torch.device("cpu")
 
-PROBLEM = """
-name: guard-oscillator
-coordinates: [x]
-operator: {potential: "x**2/2"}
-modes: 2
-solver: {steps: 200, batch_size: 128, eval_samples: 4096, checkpoint_every: 50, hidden: 16,
-         learning_rate: LR}
-"""
+PROBLEM = oscillator(
+    "guard-oscillator",
+    solver={"steps": 200, "batch_size": 128, "eval_samples": 4096, "checkpoint_every": 50,
+            "hidden": 16, "learning_rate": "LR"},
+    reference=False,
+)
 
 
 def _compiled(lr: float = 1e-3):

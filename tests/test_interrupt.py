@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import oscillator
 
 from nsvd_cli.files.atomic import CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, RESULTS_NAME
 from nsvd_cli.files.checkpoint import load_checkpoint, read_checkpoint
@@ -24,14 +25,12 @@ from nsvd_cli.files.results import read_results
 pytestmark = pytest.mark.slow
 
 # A wide network makes each checkpoint a few MB, so writes take long enough to be hit.
-PROBLEM = """
-name: kill-oscillator
-coordinates: [x]
-operator: {potential: "x**2/2"}
-modes: 2
-solver: {steps: STEPS, batch_size: 128, eval_samples: 4096, checkpoint_every: EVERY,
-         hidden: 384}
-"""
+PROBLEM = oscillator(
+    "kill-oscillator",
+    solver={"steps": "STEPS", "batch_size": 128, "eval_samples": 4096,
+            "checkpoint_every": "EVERY", "hidden": 384},
+    reference=False,
+)
 # One thread: identical arithmetic in every process, so resumed runs can match bit for bit.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"}
 

@@ -4,10 +4,12 @@ the option and the kind), never recorded in /settings as used."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from helpers import oscillator
+from typer.testing import CliRunner, Result
 
 from nsvd_cli.cli import app
 from nsvd_cli.files import read_results
@@ -18,18 +20,25 @@ ROOT = Path(__file__).resolve().parents[1]
 VOLTERRA = ROOT / "problems" / "volterra.yaml"
 DRIFT = ROOT / "problems" / "convection-diffusion-2d.yaml"
 
-TINY = """
-name: tiny-oscillator
-coordinates: [x]
-operator: {potential: "x**2/2"}
-modes: 2
-solver: {steps: 4, batch_size: 64, eval_samples: 1024, checkpoint_every: 2, hidden: 8}
-"""
+TINY = oscillator(
+    "tiny-oscillator",
+    solver={"steps": 4, "batch_size": 64, "eval_samples": 1024, "checkpoint_every": 2, "hidden": 8},
+    reference=False,
+)
 
 
 def _solve(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, ["solve", *args])
     return result.exit_code, result.output
+
+
+def test_the_shared_fixtures_solve_a_tiny_problem(
+    write_problem: Callable[[str, str], Path], nsvd: Callable[..., Result], tmp_path: Path
+) -> None:
+    path = write_problem(TINY, "tiny")
+    result = nsvd("solve", path, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "results.h5").is_file()
 
 
 def test_every_wanted_value_has_one_kind() -> None:

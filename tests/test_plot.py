@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import oscillator
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
@@ -25,17 +26,9 @@ from nsvd_cli.viz.plotting import functions_layout, gram_layout, pixels, trainin
 
 ROOT = Path(__file__).resolve().parents[1]
 
-OSCILLATOR = """
-name: plot-oscillator
-coordinates: [x]
-operator: {potential: "x**2/2"}
-modes: 3
-solver: {steps: 4000, eval_samples: 8192}
-reference:
-  eigenvalue: "n + 1/2"
-  quantum_numbers: {n: [0, 10]}
-  eigenfunction: "hermite(n, x)*exp(-x**2/2)"
-"""
+OSCILLATOR = oscillator(
+    "plot-oscillator", modes=3, solver={"steps": 4000, "eval_samples": 8192}, functions=True
+)
 
 # Levels 1, 2, 2, 3, 3, 3: a degenerate pair inside the first three modes.
 OSCILLATOR_2D = """

@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import oscillator
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
@@ -26,16 +27,11 @@ from nsvd_cli.runs.resources import export_bytes, largest_grid, parse_size
 from nsvd_cli.spec.load import load_problem
 
 CPU = torch.device("cpu")
-SMALL = """
-name: files-oscillator
-coordinates: [x]
-operator: {potential: "x**2/2"}
-modes: 2
-solver: {steps: 120, batch_size: 128, eval_samples: 4096, checkpoint_every: 50, hidden: 16}
-reference:
-  eigenvalue: "n + 1/2"
-  quantum_numbers: {n: [0, 10]}
-"""
+SMALL = oscillator(
+    "files-oscillator",
+    solver={"steps": 120, "batch_size": 128, "eval_samples": 4096, "checkpoint_every": 50,
+            "hidden": 16},
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import oscillator
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -19,18 +20,13 @@ from nsvd_cli.files.results import read_results
 from nsvd_cli.runs import prepare, solve
 from nsvd_cli.runs.logs import MetricsCsv, read_metrics
 from nsvd_cli.spec.load import parse_problem
-from nsvd_cli.training.loop import Snapshot, TrainState
+from nsvd_cli.training.state import Snapshot, TrainState
 
-SMALL = """
-name: logs-oscillator
-coordinates: [x]
-operator: {potential: "x**2/2"}
-modes: 2
-solver: {steps: 300, batch_size: 64, eval_samples: 2048, checkpoint_every: 100, hidden: 8}
-reference:
-  eigenvalue: "n + 1/2"
-  quantum_numbers: {n: [0, 10]}
-"""
+SMALL = oscillator(
+    "logs-oscillator",
+    solver={"steps": 300, "batch_size": 64, "eval_samples": 2048, "checkpoint_every": 100,
+            "hidden": 8},
+)
 
 
 def _problem(tmp_path: Path) -> Path:

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import oscillator
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
@@ -22,17 +23,12 @@ from nsvd_cli.spec.load import load_problem, parse_problem
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
-SMALL = """
-name: small-oscillator
-coordinates: [x]
-operator: {potential: "x**2/2"}
-modes: 2
-solver: {steps: 300, batch_size: 256, eval_samples: 4096, checkpoint_every: 100, hidden: 16}
-reference:
-  eigenvalue: "n + 1/2"
-  quantum_numbers: {n: [0, 10]}
-  eigenfunction: "hermite(n, x)*exp(-x**2/2)"
-"""
+SMALL = oscillator(
+    "small-oscillator",
+    solver={"steps": 300, "batch_size": 256, "eval_samples": 4096, "checkpoint_every": 100,
+            "hidden": 16},
+    functions=True,
+)
 
 
 def _small(tmp_path: Path) -> Path:

@@ -3,6 +3,8 @@ ends early (a bad problem file, a bad device, a memory bound) with one clear lin
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +13,7 @@ import typer
 from rich.console import Console
 
 from nsvd_cli import __version__
+from nsvd_cli.errors import NsvdError
 from nsvd_cli.runs.resources import Bound, MemoryBoundError
 from nsvd_cli.spec.load import Problem, ProblemError, load_problem
 from nsvd_cli.training.loop import resolve_device
@@ -18,6 +21,9 @@ from nsvd_cli.training.loop import resolve_device
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    # Plain help: Rich help showed every flag as "--json <bool>" (which fails when typed so)
+    # and read "[tensorboard]" in help text as markup, dropping it.
+    rich_markup_mode=None,
     help="Eigenpairs of PDE operators with neural networks (NeuralSVD).",
 )
 out = Console(emoji=False)
@@ -53,6 +59,18 @@ def problem_errors(exc: ProblemError) -> typer.Exit:
     for issue in exc.errors:
         err.print(str(issue))
     return typer.Exit(2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """An error the user must act on ends the command with its message and exit code: a
+    problem file's issues one ``FILE:LINE: key: message`` line each, others ``error: ...``."""
+    try:
+        yield
+    except ProblemError as exc:
+        raise problem_errors(exc) from None
+    except NsvdError as exc:
+        raise fail(str(exc), exc.exit_code) from None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -24,7 +24,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from nsvd_cli.training.loop import ProgressHook, TrainState
+from nsvd_cli.training.loop import ProgressHook
+from nsvd_cli.training.state import TrainState
 
 # A terminal shows this many modes; the rest are summarised in one row.
 MAX_ROWS = 24

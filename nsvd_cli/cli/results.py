@@ -27,7 +27,7 @@ from nsvd_cli.errors import RunFileError
 from nsvd_cli.files import vtkhdf
 from nsvd_cli.files.export import write_export
 from nsvd_cli.files.reference import read_reference, write_reference
-from nsvd_cli.kinds import Evaluation
+from nsvd_cli.kinds import Evaluation, kind_of
 from nsvd_cli.runs import Export, evaluate, export, grid_reference, load_run
 from nsvd_cli.runs.resources import export_bytes, largest_grid, network_workspace, readout_bytes
 from nsvd_cli.spec.load import ProblemError
@@ -286,7 +286,7 @@ def reference_cmd(
     except RunFileError as exc:
         raise fail(str(exc)) from None
     table = Table(title=f"{problem.name}: grid reference ({ref.attrs['points']} points per axis)")
-    value = "singular value" if problem.singular_values_wanted else "eigenvalue"
+    value = kind_of(problem).value_name
     for col in ("index", value, "est. abs. error", "observed order"):
         table.add_column(col, justify="right")
     orders = json.loads(ref.attrs["observed_order"])
@@ -298,7 +298,7 @@ def reference_cmd(
     if bad:
         err.print(
             f"warning: values {bad} converge slower than first order on these grids ("
-            + ("a discontinuous kernel?" if problem.is_singular else "a singular potential?")
+            + "a singular potential, or a discontinuous kernel?"
             + "): their error is not estimated; use a finer --grid or a closed form",
             highlight=False,
         )

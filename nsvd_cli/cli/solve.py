@@ -7,7 +7,9 @@ import contextlib
 import json
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from signal import SIGINT, SIGTERM
 from typing import Annotated, Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from nsvd_cli.cli.common import (
     memory_bound,
     out,
     problem_errors,
+    user_errors,
 )
 from nsvd_cli.cli.progress import training_progress
 from nsvd_cli.cli.solve_options import (
@@ -34,11 +37,11 @@ from nsvd_cli.cli.solve_options import (
     check_resume,
     refuse_unsupported,
 )
-from nsvd_cli.errors import NsvdError, RunFileError
+from nsvd_cli.errors import RunFileError
+from nsvd_cli.files import Results
 from nsvd_cli.files.atomic import CHECKPOINT_NAME, atomic_path
 from nsvd_cli.files.checkpoint import has_checkpoint
 from nsvd_cli.kinds import kind_of
-from nsvd_cli.kinds.schrodinger import check_region_bounds
 from nsvd_cli.references.closed_form import reference_eigenvalues, usable_reference
 from nsvd_cli.runs import prepare, resume_settings, solve
 from nsvd_cli.runs.logs import tensorboard_available
@@ -68,8 +71,7 @@ def check(
     try:
         problem = load_problem(problem_file)
         _check_reference(problem)
-        if not problem.is_singular:
-            check_region_bounds(problem)
+        kind_of(problem).check(problem)
     except ProblemError as exc:
         # Scripts and pipes read one line per error; a person at a terminal gets the table.
         if table or (table is None and err.is_terminal):
@@ -173,50 +175,85 @@ def solve_cmd(
         # A job killed before its first checkpoint is restarted by the same command.
         err.print(f"warning: {run_dir} has no checkpoint yet; starting from step 0")
         resume = False
-    try:
+    with user_errors():
         options = GivenOptions.parse(method, derivatives, precision, compile_step, seed)
-        if resume:
-            settings = resume_settings(run_dir, problem, steps)
-            check_resume(settings, options, run_dir)
-        else:
-            settings = prepare(problem, steps)
-            apply_options(settings, options)
-        refuse_unsupported(kind_of(problem), problem, settings, options)
-    except ProblemError as exc:  # found while deriving settings, or a file key not honoured
-        raise problem_errors(exc) from None
-    except NsvdError as exc:
-        raise fail(str(exc), exc.exit_code) from None
+        settings = _settings(problem, run_dir, resume, steps, options)
     if context.active:
         _check_distributable(problem_file, problem, settings, context)
     _check_memory(problem_file, problem, settings, memory_bound(max_memory, dev))
-    received: list[int] = []
-
-    def on_signal(signum: int, frame: Any) -> None:
-        # First Ctrl-C / SIGTERM: finish the step, checkpoint, write results. A second aborts.
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-        name = signal.Signals(signum).name
-        err.print(f"{name}: finishing the current step and saving (again to abort)")
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stops = StopRequests()
     if context.main:
         err.print(f"run folder: {run_dir}", highlight=False)
     try:
-        symbol = "s" if problem.singular_values_wanted else "E"
-        shown = training_progress(settings.steps, symbol=symbol, reference=_live_reference(problem))
-        with shown if context.main else contextlib.nullcontext() as hook:
-            results, complete = solve(
-                problem,
-                settings,
-                run_dir,
-                dev,
-                resume=resume,
-                on_progress=hook,
-                stop=lambda: bool(received),
-                context=context,
-                tensorboard=tensorboard,
+        with stops, user_errors(), _failed_training(problem_file, run_dir):
+            shown = training_progress(
+                settings.steps, symbol=kind_of(problem).symbol, reference=_live_reference(problem)
             )
+            with shown if context.main else contextlib.nullcontext() as hook:
+                results, complete = solve(
+                    problem, settings, run_dir, dev, resume=resume, on_progress=hook,
+                    stop=stops.requested, context=context, tensorboard=tensorboard,
+                )
+    finally:
+        context.close()
+    if results is not None:  # rank 0 reports
+        _report(problem_file, problem, settings, run_dir, results)
+    if not complete:  # the shell's convention: 128 + the signal (130 Ctrl-C, 143 SIGTERM)
+        raise typer.Exit(128 + stops.signal)
+    if results is not None:
+        err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
+
+
+def _settings(
+    problem: Problem, run_dir: Path, resume: bool, steps: int | None, options: GivenOptions
+) -> Settings:
+    """A fresh run's settings with the options applied, or the resumed run's own; refused
+    where the kind cannot honour them or they differ from the checkpoint's."""
+    if resume:
+        settings = resume_settings(run_dir, problem, steps)
+        check_resume(settings, options, run_dir)
+    else:
+        settings = prepare(problem, steps)
+        apply_options(settings, options)
+    refuse_unsupported(kind_of(problem), problem, settings, options)
+    return settings
+
+
+class StopRequests:
+    """SIGINT / SIGTERM while training: the first finishes the step, checkpoints and writes
+    results; a second aborts."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequests:
+        self.previous = {s: signal.signal(s, self._on_signal) for s in (SIGINT, SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+        self.received.append(signum)
+        name = signal.Signals(signum).name
+        err.print(f"{name}: finishing the current step and saving (again to abort)")
+
+    def requested(self) -> bool:
+        return bool(self.received)
+
+    @property
+    def signal(self) -> int:
+        return int(self.received[0] if self.received else SIGINT)
+
+
+@contextlib.contextmanager
+def _failed_training(problem_file: Path, run_dir: Path) -> Iterator[None]:
+    try:
+        yield
     except TrainingFailed as exc:
         kept = run_dir / CHECKPOINT_NAME
         where = f"checkpoint kept: {kept}" if kept.exists() else "no checkpoint saved"
@@ -224,16 +261,12 @@ def solve_cmd(
             f"{problem_file}: {exc}; results.h5 not written ({where}). Try a lower "
             "solver.learning_rate, or check the potential and domain for overflow"
         ) from None
-    except NsvdError as exc:  # a run folder that cannot be used, a mismatched --resume
-        raise fail(str(exc), exc.exit_code) from None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        context.close()
-    if results is None:  # a rank other than 0: rank 0 reports
-        if not complete:
-            raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
-        return
+
+
+def _report(
+    problem_file: Path, problem: Problem, settings: Settings, run_dir: Path, results: Results
+) -> None:
+    """The read-out table, and what the user should know about the run."""
     if results.singular is not None:
         _print_values(problem, results.singular.values, results.singular.stderr)
     else:
@@ -246,16 +279,13 @@ def solve_cmd(
             " for a batch mean",
             highlight=False,
         )
-    if not complete:
+    if not results.attrs.get("complete", True):
         err.print(
             f"interrupted at step {results.attrs['steps']}: results.h5 holds what was learned "
             f"so far (marked incomplete); continue with: nsvd solve {problem_file} "
             f"--out {run_dir} --resume",
             highlight=False,
         )
-        # The shell's convention: 128 + the signal (130 Ctrl-C, 143 SIGTERM).
-        raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
-    err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
 
 
 def _check_memory(
@@ -305,7 +335,7 @@ def _print_values(problem: Problem, values: np.ndarray, stderr: np.ndarray) -> N
         caption="read-out on fresh samples",
     )
     table.add_column("mode", justify="right")
-    column = "singular value" if problem.singular_values_wanted else "eigenvalue"
+    column = kind_of(problem).value_name
     table.add_column(column, justify="right")
     table.add_column("std. error", justify="right")
     for i, (v, s) in enumerate(zip(values, stderr)):

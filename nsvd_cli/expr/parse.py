@@ -17,20 +17,16 @@ from typing import Any
 
 import sympy as sp
 
-from nsvd_cli.expr.compiler import uncompilable_part
 from nsvd_cli.expr.rules import (
     ARITY,
     BASE_FUNCTIONS,
     CAPPED_ARGUMENTS,
     CONSTANTS,
     FLOAT_FUNCTIONS,
-    MAX_DEPTH,
     MAX_EXPANDED_DEGREE,
     MAX_EXPONENT,
     MAX_LITERAL,
-    MAX_NODES,
     MAX_SPECIAL_ARGUMENT,
-    MAX_TEXT_LENGTH,
     POLYNOMIAL_FUNCTIONS,
     SYMPY_FUNCTIONS,
     UNEVALUATED_FUNCTIONS,
@@ -38,18 +34,12 @@ from nsvd_cli.expr.rules import (
     float_call,
     float_op,
 )
+from nsvd_cli.expr.syntax import OPERATOR_GROUPS, parse_tree
+from nsvd_cli.expr.translate import uncompilable_part
 
 __all__ = ["parse_condition", "parse_expression"]
 
 # Operators that chain on a left spine (a + b - c, a * b / c % d).
-_GROUPS: dict[type[ast.operator], str] = {
-    ast.Add: "sum",
-    ast.Sub: "sum",
-    ast.Mult: "product",
-    ast.Div: "product",
-    ast.Mod: "product",
-}
-
 _COMPARISONS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Lt: sp.Lt,
     ast.LtE: sp.Le,
@@ -196,7 +186,7 @@ class _Parser:
     def _binop(self, node: ast.BinOp, in_exponent: bool) -> tuple[Any, float | None]:
         if isinstance(node.op, ast.Pow):
             return self._pow(node, in_exponent)
-        group = _GROUPS.get(type(node.op))
+        group = OPERATOR_GROUPS.get(type(node.op))
         if group is None:
             hint = (
                 "; '^' is XOR in Python syntax: write powers as x**2"
@@ -208,7 +198,7 @@ class _Parser:
         # and hand SymPy all terms at once (adding one term at a time is quadratic).
         spine: list[tuple[ast.operator, ast.expr]] = []
         head: ast.expr = node
-        while isinstance(head, ast.BinOp) and _GROUPS.get(type(head.op)) == group:
+        while isinstance(head, ast.BinOp) and OPERATOR_GROUPS.get(type(head.op)) == group:
             spine.append((head.op, head.right))
             head = head.left
         first, value = self.value(head, in_exponent)
@@ -289,16 +279,16 @@ class _Parser:
                     f"{name}(): argument {value:g} is too large (limit {MAX_SPECIAL_ARGUMENT})"
                 )
         values = [v for _, v in args]
-        value: float | None = None
+        result: float | None = None
         if name in FLOAT_FUNCTIONS and all(v is not None for v in values):
-            value = float_call(FLOAT_FUNCTIONS[name], values)
+            result = float_call(FLOAT_FUNCTIONS[name], values)
         make = SYMPY_FUNCTIONS[name]
         degree = values[0]
         if name in UNEVALUATED_FUNCTIONS or (
             name in POLYNOMIAL_FUNCTIONS and (degree is None or abs(degree) > MAX_EXPANDED_DEGREE)
         ):
-            return _sympy_call(_unevaluated(make), *(a for a, _ in args)), value
-        return _sympy_call(make, *(a for a, _ in args)), value
+            return _sympy_call(_unevaluated(make), *(a for a, _ in args)), result
+        return _sympy_call(make, *(a for a, _ in args)), result
 
     def _piecewise(self, node: ast.Call, in_exponent: bool) -> tuple[Any, float | None]:
         pairs = []
@@ -325,58 +315,6 @@ def _sympy_call(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     except (TypeError, ValueError, AttributeError, ZeroDivisionError) as error:
         raise ExpressionError(f"invalid expression: {error}") from None
-
-
-def _check_tree(tree: ast.AST) -> None:
-    """Bound size and nesting before the recursive translation walks the tree."""
-    count = 0
-    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, ast.expr):
-            count += 1
-        if count > MAX_NODES:
-            raise ExpressionError(f"expression is too large (more than {MAX_NODES} terms)")
-        if depth > MAX_DEPTH:
-            raise ExpressionError(f"expression is nested too deeply (limit {MAX_DEPTH})")
-        for child in ast.iter_child_nodes(node):
-            # A long sum or product is one level (it is walked in a loop), not many.
-            same_chain = (
-                isinstance(node, ast.BinOp)
-                and child is node.left
-                and isinstance(child, ast.BinOp)
-                and _GROUPS.get(type(child.op)) is not None
-                and _GROUPS.get(type(child.op)) == _GROUPS.get(type(node.op))
-            )
-            stack.append((child, depth if same_chain else depth + 1))
-
-
-def _parse_tree(text: str) -> ast.expr:
-    if not isinstance(text, str):
-        raise ExpressionError(f"expected an expression string, got {type(text).__name__}")
-    if len(text) > MAX_TEXT_LENGTH:
-        raise ExpressionError(
-            f"expression is too long ({len(text)} characters, limit {MAX_TEXT_LENGTH})"
-        )
-    if not text.strip():
-        raise ExpressionError("expression is empty")
-    for column, char in enumerate(text, 1):
-        if not char.isascii():
-            # Python would read a fullwidth or italic 'x' as x (NFKC) and a Cyrillic one as
-            # an unknown name; refuse both, showing what is there.
-            raise ExpressionError(
-                f"non-ASCII character {ascii(char)} (U+{ord(char):04X}) at column {column}: "
-                "expressions are written in ASCII"
-            )
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as error:
-        where = f" at column {error.offset}" if error.offset else ""
-        raise ExpressionError(f"syntax error{where}: {error.msg}") from None
-    except (RecursionError, MemoryError, ValueError):
-        raise ExpressionError("expression is too complex to parse") from None
-    _check_tree(tree)
-    return tree.body
 
 
 def _allowed_functions(extra_functions: Collection[str]) -> list[str]:
@@ -406,7 +344,7 @@ def parse_expression(
     if isinstance(text, (int, float)):
         tree: ast.expr = ast.Constant(value=text)
     else:
-        tree = _parse_tree(text)
+        tree = parse_tree(text)
     parser = _Parser(names, _allowed_functions(extra_functions), integer_names, values or {})
     expr, _ = parser.value(tree)
     if not isinstance(expr, sp.Expr):
@@ -445,7 +383,7 @@ def parse_condition(
     """Parse a condition such as ``"abs(m) <= l"`` into a SymPy boolean."""
     if isinstance(text, bool):
         return sp.true if text else sp.false
-    tree = _parse_tree(text)
+    tree = parse_tree(text)
     parser = _Parser(names, _allowed_functions(extra_functions), integer_names, values or {})
     condition = parser.condition(tree)
     _check_defined(condition)

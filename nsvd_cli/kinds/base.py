@@ -19,8 +19,9 @@ import torch
 from nsvd_cli.files import GridReference, Results
 from nsvd_cli.spec import Problem
 from nsvd_cli.training.distributed import Context
-from nsvd_cli.training.loop import Objective, TrainState
+from nsvd_cli.training.loop import Objective
 from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import TrainState
 
 if TYPE_CHECKING:  # evaluation.py builds on this module
     from nsvd_cli.kinds.evaluation import Evaluation
@@ -102,8 +103,14 @@ class Kind(Protocol):
     wanted: str  # the problem's ``want`` this kind computes
     description: str  # for messages, e.g. "an integral operator"
     symbol: str  # "E" for eigenvalues, "s" for singular values
+    value_name: str  # "eigenvalue" | "singular value"
     function_norm: str  # how exported functions are normalised
     options: SolverOptions
+
+    def check(self, problem: Problem) -> None:
+        """What only this kind can find wrong in a valid file, cheaply (``nsvd check``);
+        raises a located ProblemError."""
+        ...
 
     def derive_settings(self, problem: Problem) -> Settings:
         """Every default the problem file left open."""

@@ -9,6 +9,7 @@ import copy
 import json
 import time
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 import torch
@@ -16,16 +17,18 @@ import torch
 from nsvd_cli.files import GridReference, Results, SingularArrays, network_state
 from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, FunctionSide, Kind, Run
 from nsvd_cli.kinds.records import build_results, reference_record
-from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, region_field
+from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
+from nsvd_cli.kinds.schrodinger_checks import region_field
 from nsvd_cli.numerics.derivatives import hutchinson_variance
+from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.objectives.batch import evaluate_batch, sample_modes
 from nsvd_cli.objectives.methods import get_method
 from nsvd_cli.objectives.readout import Ritz, orthogonality, ritz, ritz_squared, unit_coefficients
 from nsvd_cli.references import grid
 from nsvd_cli.spec import Problem
 from nsvd_cli.training.guard import check_readout
-from nsvd_cli.training.loop import TrainState
 from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import TrainState
 
 DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
 
@@ -65,7 +68,7 @@ def hutchinson_report(compiled: CompiledProblem, network: torch.nn.Module) -> fl
     p = next(network.parameters())
     gen = torch.Generator(device=p.device).manual_seed(s.seed + EVAL_SEED_OFFSET + 1)
     x = compiled.sampler.to(p.device, p.dtype).sample(s.batch_size, gen)
-    return hutchinson_variance(network, x, s.hutchinson_probes, gen)
+    return hutchinson_variance(cast(ModeNetwork, network), x, s.hutchinson_probes, gen)
 
 
 def record(

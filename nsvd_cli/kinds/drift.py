@@ -11,13 +11,20 @@ from nsvd_cli.files import GridReference, Results
 from nsvd_cli.kinds import differential
 from nsvd_cli.kinds.base import FunctionSide, MemoryNeed, Run, SolverOptions
 from nsvd_cli.kinds.eigen import _evaluation
-from nsvd_cli.kinds.evaluation import Evaluation, comparison_reference, side_distances
+from nsvd_cli.kinds.evaluation import (
+    Distances,
+    Evaluation,
+    comparison_reference,
+    side_distances,
+)
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, memory_needs
+from nsvd_cli.kinds.schrodinger_checks import check_region_bounds
 from nsvd_cli.objectives.methods import METHODS
 from nsvd_cli.spec import Problem
 from nsvd_cli.training.distributed import Context
-from nsvd_cli.training.loop import DTYPES, EigenObjective, Objective, TrainState
+from nsvd_cli.training.loop import EigenObjective, Objective
 from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import DTYPES, TrainState
 
 
 class DriftKind:
@@ -25,6 +32,7 @@ class DriftKind:
     wanted = "smallest-singular"
     description = "the smallest singular values of a differential operator"
     symbol = "s"
+    value_name = "singular value"
     function_norm = "unit L2 norm over the domain"
     options = SolverOptions(
         methods=tuple(METHODS),
@@ -34,6 +42,9 @@ class DriftKind:
         dtypes=tuple(DTYPES),
         compile=True,
     )
+
+    def check(self, problem: Problem) -> None:
+        check_region_bounds(problem)
 
     def derive_settings(self, problem: Problem) -> Settings:
         return derive_settings(problem)
@@ -62,7 +73,7 @@ class DriftKind:
 
     def evaluate(self, run: Run, samples: int, against: GridReference | None) -> Evaluation:
         reference = comparison_reference(run, against)
-        found = {side.name: None for side in self.sides(run)}
+        found: dict[str, Distances | None] = {side.name: None for side in self.sides(run)}
         if against is None:  # a grid reference holds no functions
             found = {side.name: side_distances(run, side, reference, samples)
                      for side in self.sides(run)}

@@ -3,6 +3,8 @@ on the whole space, a box or a region with Dirichlet walls."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -16,18 +18,20 @@ from nsvd_cli.kinds.evaluation import (
     side_distances,
 )
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, memory_needs
+from nsvd_cli.kinds.schrodinger_checks import check_region_bounds
 from nsvd_cli.objectives.formulations import FORMULATION_NAMES
 from nsvd_cli.objectives.methods import METHODS
 from nsvd_cli.objectives.readout import normalized_gram, orthogonality
 from nsvd_cli.spec import Problem
 from nsvd_cli.training.distributed import Context
-from nsvd_cli.training.loop import DTYPES, EigenObjective, Objective, TrainState
+from nsvd_cli.training.loop import EigenObjective, Objective
 from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import DTYPES, TrainState
 
 
 def _evaluation(
     run: Run, kind: str, against: GridReference | None, reference: np.ndarray
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The fields every differential kind's evaluation shares."""
     gram = torch.from_numpy(run.results.gram)
     native = run.results.native
@@ -52,6 +56,7 @@ class EigenKind:
     wanted = "lowest"
     description = "a Schrödinger eigenproblem"
     symbol = "E"
+    value_name = "eigenvalue"
     function_norm = "unit L2 norm over the domain"
     options = SolverOptions(
         methods=tuple(METHODS),
@@ -59,6 +64,9 @@ class EigenKind:
         dtypes=tuple(DTYPES),
         compile=True,
     )
+
+    def check(self, problem: Problem) -> None:
+        check_region_bounds(problem)
 
     def derive_settings(self, problem: Problem) -> Settings:
         return derive_settings(problem)

@@ -43,8 +43,9 @@ from nsvd_cli.references import nystrom
 from nsvd_cli.spec import BoxDomain, GaussianDomain, Problem
 from nsvd_cli.training.distributed import Context
 from nsvd_cli.training.guard import check_readout
-from nsvd_cli.training.loop import Objective, TrainState
+from nsvd_cli.training.loop import Objective
 from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import TrainState
 
 DEFAULT_QUADRATURE = {1: 2048, 2: 48, 3: 12}  # nodes per axis of the finest rule
 
@@ -58,6 +59,7 @@ def singular_functions(run: Run, side: str, points: torch.Tensor) -> torch.Tenso
         net, gram = run.network.left, run.results.gram
         rot = run.results.rotation[:, ::-1]
     else:
+        assert sv.right_rotation is not None and sv.right_gram is not None
         net, rot, gram = run.network.right, sv.right_rotation, sv.right_gram
     # The Gram matrix holds L2(measure) products: unit norm in that norm.
     with torch.no_grad():
@@ -107,6 +109,7 @@ class IntegralKind:
     wanted = "largest-singular"
     description = "an integral operator"
     symbol = "s"
+    value_name = "singular value"
     function_norm = "unit L2 norm in each side's measure"
     options = SolverOptions(
         methods=tuple(SVD_LOSSES),
@@ -116,6 +119,9 @@ class IntegralKind:
         dtypes=("float32", "tf32", "float64"),
         compile=False,
     )
+
+    def check(self, problem: Problem) -> None:
+        return None  # a kernel's domains are checked with the file
 
     def derive_settings(self, problem: Problem) -> Settings:
         return derive_singular_settings(problem)

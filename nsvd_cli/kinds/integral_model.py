@@ -29,8 +29,8 @@ from nsvd_cli.spec.load import BoxDomain, Problem
 from nsvd_cli.spec.models import GaussianDomain
 from nsvd_cli.training.distributed import LOCAL, Context, rank_batch
 from nsvd_cli.training.guard import Check
-from nsvd_cli.training.loop import DTYPES, MOMENT_DECAY, TrainState
 from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import DTYPES, MOMENT_DECAY, TrainState
 
 # Points per side in one read-out block: the cost grows with it (blocks x EVAL_BLOCK^2
 # kernel values), the variance does not (it is set by the total number of points).

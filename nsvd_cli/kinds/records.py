@@ -15,8 +15,8 @@ from nsvd_cli.files import GridReference, Results, network_arrays
 from nsvd_cli.objectives.readout import Ritz
 from nsvd_cli.references.grid import GridSpectrum
 from nsvd_cli.spec import Problem
-from nsvd_cli.training.loop import TrainState
 from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import TrainState
 
 
 def build_results(

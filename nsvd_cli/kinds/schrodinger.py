@@ -13,14 +13,20 @@ Two steps, kept apart so a finished run can be rebuilt exactly:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from nsvd_cli.expr import compile_torch
 from nsvd_cli.kinds.base import MemoryNeed, element_bytes
+from nsvd_cli.kinds.schrodinger_checks import (
+    check_estimate,
+    check_potential_values,
+    check_region_inside_bounds,
+    domain_bounds,
+    region_field,
+    unusable_potential,
+)
 from nsvd_cli.numerics import weyl as analysis
 from nsvd_cli.numerics.derivatives import reference_jet
 from nsvd_cli.numerics.jets import Jet
@@ -28,7 +34,7 @@ from nsvd_cli.numerics.memory import readout_bytes, training_step_bytes
 from nsvd_cli.numerics.networks import NetworkConfig, build_network
 from nsvd_cli.numerics.operators import JetField, Schrodinger, box_factor
 from nsvd_cli.numerics.sampling import GaussianMixture, Sampler, UniformBox, UniformRegion
-from nsvd_cli.spec.load import Problem, ProblemError, located_error
+from nsvd_cli.spec.load import Problem, located_error
 from nsvd_cli.training.settings import Settings
 
 ANALYSIS_SEED = 12345
@@ -83,20 +89,6 @@ def _drift_field(problem: Problem) -> analysis.Field | None:
     return lambda x: torch.stack([p(x) for p in parts], dim=-1)
 
 
-def region_field(problem: Problem) -> analysis.Field:
-    region = problem.region_expr()
-    assert region is not None
-    return compile_torch(region, problem.symbols(), problem.parameter_values())
-
-
-def _domain_bounds(problem: Problem) -> tuple[str, list[float], list[float]]:
-    bounds = problem.domain_bounds()
-    if bounds is None:
-        return "whole-space", [], []
-    kind = "region" if problem.region_expr() is not None else "box"
-    return kind, [float(lo) for lo, _ in bounds], [float(hi) for _, hi in bounds]
-
-
 def _geometric_scales(lo: list[float], hi: list[float], ratio: float = 3.0) -> list[list[float]]:
     """Mixture components from the ground state's extent to twice the top state's."""
     top = [2.0 * h for h in hi]
@@ -107,109 +99,8 @@ def _geometric_scales(lo: list[float], hi: list[float], ratio: float = 3.0) -> l
     return [[b * (t / b) ** (j / (k - 1)) for b, t in zip(lo, top)] for j in range(k)]
 
 
-# A tenth of the analysis sample's outer radius (1e4): wider estimated states are not bound.
-UNCONFINED_EXTENT = 1e3
-
-
 def _rms_mean(values: list[float]) -> float:
     return math.sqrt(sum(v * v for v in values) / len(values))
-
-
-_ESTIMATE_HINT = (
-    "the potential must be bounded below, grow at infinity in whole space and stay within "
-    "float64 where the states live (whole space is sampled at |x| from 1e-4 to 1e4)"
-)
-
-
-def _unusable_potential(problem: Problem, what: str) -> ProblemError:
-    return located_error(
-        problem,
-        ("operator", "potential"),
-        f"cannot derive the training settings: {what}; {_ESTIMATE_HINT}",
-    )
-
-
-def _check_potential_values(problem: Problem, v: torch.Tensor) -> None:
-    if not bool(torch.isfinite(v).any()):
-        raise _unusable_potential(
-            problem, f"it is not a finite number at any of {v.numel()} points of the domain"
-        )
-
-
-FACE_POINTS = 4096
-
-
-def check_region_bounds(problem: Problem) -> None:
-    """For ``nsvd check``: a region domain's bounds enclose its region (else a located
-    ``ProblemError``), without deriving the rest of the settings."""
-    kind, lo, hi = _domain_bounds(problem)
-    if kind == "region":
-        gen = torch.Generator().manual_seed(0)
-        _check_region_inside_bounds(problem, region_field(problem), lo, hi, gen)
-
-
-def _check_region_inside_bounds(
-    problem: Problem,
-    region: Callable[[torch.Tensor], torch.Tensor],
-    lo: list[float],
-    hi: list[float],
-    gen: torch.Generator,
-) -> None:
-    """The bounds must enclose the region (the contract): where the expression is still > 0
-    on a face of the bounds, the problem solved would be the region clipped by that face,
-    a different shape with other eigenvalues, and nothing would say so."""
-    d = len(lo)
-    lo_t = torch.tensor(lo, dtype=torch.float64)
-    hi_t = torch.tensor(hi, dtype=torch.float64)
-    for axis in range(d):
-        for side, value in (("lower", lo[axis]), ("upper", hi[axis])):
-            u = torch.rand(FACE_POINTS, d, generator=gen, dtype=torch.float64)
-            pts = lo_t + u * (hi_t - lo_t)
-            pts[:, axis] = value
-            g = region(pts)
-            scale = float(g.abs().max()) if g.numel() else 0.0
-            outside = g > 1e-9 * max(scale, 1e-300)
-            if bool(outside.any()):
-                name = problem.coordinates[axis]
-                where = ", ".join(
-                    f"{c} = {float(x):.4g}"
-                    for c, x in zip(problem.coordinates, pts[int(outside.nonzero()[0, 0])])
-                )
-                raise located_error(
-                    problem,
-                    ("domain", "bounds", name),
-                    f"the region reaches the {side} bound {name} = {value:g} (the expression is "
-                    f"> 0 at {where}): the bounds must enclose it; widen them, or write a cut "
-                    "into the expression (e.g. Min(..., y) for y > 0)",
-                )
-
-
-def _positive(values: Any) -> bool:
-    return all(math.isfinite(v) and v > 0 for v in values)
-
-
-def _check_estimate(problem: Problem, est: analysis.SpectrumEstimate, whole_space: bool) -> None:
-    """The Weyl estimate must give finite energies (and, in whole space, positive extents:
-    the sampling scales are made from them)."""
-    energies = (est.lowest, est.highest)
-    if not all(math.isfinite(e) for e in energies):
-        raise _unusable_potential(
-            problem, f"the estimated energies of the wanted states are {est.lowest}, {est.highest}"
-        )
-    extents = [*est.rms_lowest, *est.rms_highest, *est.axis_rms_lowest, *est.axis_rms_highest]
-    if whole_space and not (_positive(extents) and all(math.isfinite(c) for c in est.center)):
-        raise _unusable_potential(
-            problem, "the estimated extent of the wanted states is zero or not finite"
-        )
-    widest = max(extents)
-    if whole_space and widest > UNCONFINED_EXTENT:
-        # The semiclassical count then measures the sample's edge, not bound states (a
-        # potential that levels off below the wanted energies, e.g. exp(exp(x)) as x -> -oo).
-        raise _unusable_potential(
-            problem,
-            f"the wanted states would spread over |x| ~ {widest:.2g}, a good part of the "
-            "sampled space: the potential does not confine them",
-        )
 
 
 def derive_settings(problem: Problem) -> Settings:
@@ -218,70 +109,94 @@ def derive_settings(problem: Problem) -> Settings:
     Raises :class:`ProblemError` (file, line, key) when the potential or region gives
     nothing to derive the settings from: NaN everywhere, an empty region, a potential that
     overflows or is unbounded below."""
-    d = len(problem.coordinates)
-    modes = problem.modes
     kappa = problem.kinetic_value()
     potential = _potential_field(problem)
     gen = torch.Generator().manual_seed(ANALYSIS_SEED)
-    kind, lo, hi = _domain_bounds(problem)
+    kind, lo, hi = domain_bounds(problem)
     s = Settings(domain=kind)
     s.bounds_lo, s.bounds_hi = lo, hi
 
     if kind == "whole-space":
-        pts, log_w = analysis.log_radial_points(d, ANALYSIS_POINTS, gen)
-        _check_potential_values(problem, potential(pts))
-        est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
-        _check_estimate(problem, est, whole_space=True)
-        s.sampling_center = list(est.center)
-        # Gaussians aligned with the principal axes of the classically allowed region (the
-        # coordinate axes unless the coordinates are correlated): a rotated anisotropic
-        # problem then sees the same sampler as its separable twin.
-        rotated = any(est.axes[i][j] != float(i == j) for i in range(d) for j in range(d))
-        if rotated:
-            s.sampling_axes = [list(row) for row in est.axes]
-            lo_rms, hi_rms = list(est.axis_rms_lowest), list(est.axis_rms_highest)
-        else:
-            lo_rms, hi_rms = list(est.rms_lowest), list(est.rms_highest)
-        s.sampling_scales = _geometric_scales(lo_rms, hi_rms)
-        s.input_center = list(est.center)
-        # The geometric middle of the length scales: the smallest states (a Coulomb ground
-        # state) stay resolvable while the largest stay O(1) in input units.
-        span = [math.sqrt(a * b) for a, b in zip(s.sampling_scales[0], s.sampling_scales[-1])]
-        s.input_scale = span if not rotated else [_rms_mean(span)] * d
-        s.export_lo = [c - 4.0 * r for c, r in zip(est.center, est.rms_highest)]
-        s.export_hi = [c + 4.0 * r for c, r in zip(est.center, est.rms_highest)]
-        s.radial_feature = analysis.singular_at_origin(potential, d, gen)
-        v_inf = analysis.limit_at_infinity(potential, d, gen)
-        if v_inf is not None and est.highest < v_inf:
-            # Bound states below a continuum threshold: shift to the threshold, as the
-            # paper does for hydrogen (T = -H). Every bound state is then a positive
-            # eigenvalue of T and the continuum sits below all of them.
-            s.shift = 0.0 if abs(v_inf) < 1e-6 * max(abs(est.lowest), 1.0) else v_inf
+        est = _whole_space_settings(problem, s, potential, kappa, gen)
     else:
-        lo_t = torch.tensor(lo, dtype=torch.float64)
-        hi_t = torch.tensor(hi, dtype=torch.float64)
-        pts, log_w = analysis.uniform_points(lo_t, hi_t, ANALYSIS_POINTS, gen)
-        if kind == "region":
-            region = region_field(problem)
-            inside = region(pts) > 0
-            if not bool(inside.any()):
-                raise located_error(
-                    problem,
-                    ("domain", "region"),
-                    f"the region is empty: the expression is > 0 at none of {len(pts)} "
-                    "points of the bounds",
-                )
-            _check_region_inside_bounds(problem, region, lo, hi, gen)
-            s.region_acceptance = max(float(inside.double().mean()), 1e-6)
-            log_w = torch.where(inside, log_w, torch.full_like(log_w, -math.inf))
-            _check_potential_values(problem, potential(pts[inside]))
-        else:
-            _check_potential_values(problem, potential(pts))
-        est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
-        _check_estimate(problem, est, whole_space=False)
-        s.input_center = [(a + b) / 2 for a, b in zip(lo, hi)]
-        s.input_scale = [(b - a) / 2 for a, b in zip(lo, hi)]
-        s.export_lo, s.export_hi = lo, hi
+        est = _bounded_settings(problem, s, potential, kappa, gen)
+    _operator_scale(problem, s, est)
+    apply_solver_overrides(problem, s)
+    return s
+
+
+def _whole_space_settings(
+    problem: Problem, s: Settings, potential: analysis.Field, kappa: float, gen: torch.Generator
+) -> analysis.SpectrumEstimate:
+    """Sampling scales, input normalisation, export window and shift for the whole space."""
+    d, modes = len(problem.coordinates), problem.modes
+    pts, log_w = analysis.log_radial_points(d, ANALYSIS_POINTS, gen)
+    check_potential_values(problem, potential(pts))
+    est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
+    check_estimate(problem, est, whole_space=True)
+    s.sampling_center = list(est.center)
+    # Gaussians aligned with the principal axes of the classically allowed region (the
+    # coordinate axes unless the coordinates are correlated): a rotated anisotropic
+    # problem then sees the same sampler as its separable twin.
+    rotated = any(est.axes[i][j] != float(i == j) for i in range(d) for j in range(d))
+    if rotated:
+        s.sampling_axes = [list(row) for row in est.axes]
+        lo_rms, hi_rms = list(est.axis_rms_lowest), list(est.axis_rms_highest)
+    else:
+        lo_rms, hi_rms = list(est.rms_lowest), list(est.rms_highest)
+    s.sampling_scales = _geometric_scales(lo_rms, hi_rms)
+    s.input_center = list(est.center)
+    # The geometric middle of the length scales: the smallest states (a Coulomb ground
+    # state) stay resolvable while the largest stay O(1) in input units.
+    span = [math.sqrt(a * b) for a, b in zip(s.sampling_scales[0], s.sampling_scales[-1])]
+    s.input_scale = span if not rotated else [_rms_mean(span)] * d
+    s.export_lo = [c - 4.0 * r for c, r in zip(est.center, est.rms_highest)]
+    s.export_hi = [c + 4.0 * r for c, r in zip(est.center, est.rms_highest)]
+    s.radial_feature = analysis.singular_at_origin(potential, d, gen)
+    v_inf = analysis.limit_at_infinity(potential, d, gen)
+    if v_inf is not None and est.highest < v_inf:
+        # Bound states below a continuum threshold: shift to the threshold, as the
+        # paper does for hydrogen (T = -H). Every bound state is then a positive
+        # eigenvalue of T and the continuum sits below all of them.
+        s.shift = 0.0 if abs(v_inf) < 1e-6 * max(abs(est.lowest), 1.0) else v_inf
+    return est
+
+
+def _bounded_settings(
+    problem: Problem, s: Settings, potential: analysis.Field, kappa: float, gen: torch.Generator
+) -> analysis.SpectrumEstimate:
+    """The same for a box or a region (uniform sampling inside the bounds)."""
+    d, modes = len(problem.coordinates), problem.modes
+    kind, lo, hi = s.domain, s.bounds_lo, s.bounds_hi
+    lo_t = torch.tensor(lo, dtype=torch.float64)
+    hi_t = torch.tensor(hi, dtype=torch.float64)
+    pts, log_w = analysis.uniform_points(lo_t, hi_t, ANALYSIS_POINTS, gen)
+    if kind == "region":
+        region = region_field(problem)
+        inside = region(pts) > 0
+        if not bool(inside.any()):
+            raise located_error(
+                problem,
+                ("domain", "region"),
+                f"the region is empty: the expression is > 0 at none of {len(pts)} "
+                "points of the bounds",
+            )
+        check_region_inside_bounds(problem, region, lo, hi, gen)
+        s.region_acceptance = max(float(inside.double().mean()), 1e-6)
+        log_w = torch.where(inside, log_w, torch.full_like(log_w, -math.inf))
+        check_potential_values(problem, potential(pts[inside]))
+    else:
+        check_potential_values(problem, potential(pts))
+    est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
+    check_estimate(problem, est, whole_space=False)
+    s.input_center = [(a + b) / 2 for a, b in zip(lo, hi)]
+    s.input_scale = [(b - a) / 2 for a, b in zip(lo, hi)]
+    s.export_lo, s.export_hi = lo, hi
+    return est
+
+
+def _operator_scale(problem: Problem, s: Settings, est: analysis.SpectrumEstimate) -> None:
+    """T = scale * (shift - H): the scale that puts the wanted spectrum in (0, 1]."""
     s.energy_estimate = [est.lowest, est.highest]
     top = s.shift if s.shift is not None else est.highest + 0.5 * (est.highest - est.lowest)
     s.scale = 1.0 / max(top - est.lowest, 1e-12)
@@ -296,9 +211,7 @@ def derive_settings(problem: Problem) -> Settings:
         # estimate's square (above the wanted s_L^2 for moderate drifts).
         s.shift_floor = top * top
     if not (math.isfinite(s.scale) and s.scale > 0):
-        raise _unusable_potential(problem, f"the operator scale comes out as {s.scale}")
-    apply_solver_overrides(problem, s)
-    return s
+        raise unusable_potential(problem, f"the operator scale comes out as {s.scale}")
 
 
 def apply_solver_overrides(problem: Problem, s: Settings) -> None:

@@ -57,7 +57,7 @@ def _grad(out: torch.Tensor, x: torch.Tensor, **kwargs: bool) -> torch.Tensor:
     """d out / d x, zeros where ``out`` does not depend on ``x`` at all."""
     if not out.requires_grad:
         return torch.zeros_like(x)
-    (g,) = torch.autograd.grad(out, x, allow_unused=True, **kwargs)
+    (g,) = torch.autograd.grad(out, x, allow_unused=True, **kwargs)  # type: ignore[call-overload]
     return torch.zeros_like(x) if g is None else g
 
 

@@ -32,6 +32,8 @@ KernelField = Callable[[torch.Tensor], torch.Tensor]  # (..., d_x + d_y) -> (...
 class Density(Protocol):
     def log_density(self, x: torch.Tensor) -> torch.Tensor: ...
 
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> Density: ...
+
 
 @dataclass
 class Measure:
@@ -53,8 +55,8 @@ class Measure:
         return self.sampler.dim
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> Measure:
-        move = lambda m: None if m is None else m.to(device, dtype)  # noqa: E731
-        return Measure(move(self.sampler), self.mass, move(self.target))
+        target = None if self.target is None else self.target.to(device, dtype)
+        return Measure(self.sampler.to(device, dtype), self.mass, target)
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """Importance weights of points from the sampler (ones when it is the measure)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 from torch import nn
@@ -68,6 +68,12 @@ class _ModeMLP(nn.Module):
     The trunk maps features (B, n) to (B, L) in ``_trunk`` and does the same to a jet in
     ``_trunk_jet``; everything else (scaling, |x|, Fourier features, envelope) is here, once.
     """
+
+    # Buffers (registered in __init__), declared for the type checker.
+    center: torch.Tensor
+    inv_scale: torch.Tensor
+    radial_inv_scale: torch.Tensor
+    fourier_matrix: torch.Tensor
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
@@ -159,10 +165,10 @@ class SharedMLP(_ModeMLP):
         return self.layers[-1](u)
 
     def _trunk_jet(self, u: Jet) -> Jet:
-        for layer in self.layers[:-1]:
+        layers = [cast(nn.Linear, layer) for layer in self.layers]
+        for layer in layers[:-1]:
             u = u.linear(layer.weight, layer.bias).apply(self._activation)
-        last = self.layers[-1]
-        return u.linear(last.weight, last.bias)
+        return u.linear(layers[-1].weight, layers[-1].bias)
 
 
 class DisjointMLP(_ModeMLP):

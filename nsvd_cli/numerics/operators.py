@@ -56,6 +56,7 @@ class Schrodinger:
         assert h.lap is not None, "the strong form needs second-order jets"
         a = envelope.in_frame_of(h).unsqueeze_features()
         cross = 2.0 * h.dot(a)
+        assert envelope.lap is not None, "the envelope is an exact second-order jet"
         mult = envelope.lap + (envelope.grad * envelope.grad).sum(1)
         kin = h.lap + cross + mult.unsqueeze(-1) * h.value
         out = -self.kinetic * kin + v.unsqueeze(-1) * h.value

@@ -27,14 +27,19 @@ from nsvd_cli.numerics.jets import Jet
 
 
 class Sampler(Protocol):
-    dim: int
-    log_volume: float
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def log_volume(self) -> float: ...
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor: ...
 
     def envelope(self, x: torch.Tensor) -> Jet: ...
 
     def log_amplitude(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> Sampler: ...
 
 
 @dataclass

@@ -9,11 +9,12 @@ and energy matrices of the physical functions ``psi = e^a h``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 
 from nsvd_cli.numerics.jets import Jet
+from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.operators import Schrodinger, finite_potential
 from nsvd_cli.numerics.sampling import Sampler
 
@@ -22,6 +23,7 @@ class CompiledOperator(Protocol):
     """What a batch needs of a compiled differential problem (built in ``kinds``)."""
 
     operator: Schrodinger
+    sampler: Sampler
 
     def boundary_jet(self, x: torch.Tensor) -> Jet | None: ...
 
@@ -68,7 +70,7 @@ def evaluate_batch(
     """h and H~ h (with a drift: A~ h) at the points x (exact derivatives), no autograd graph."""
     envelope, v, b = batch_fields(compiled, sampler, x)
     with torch.no_grad():
-        h = with_boundary(b, network.jet(x))
+        h = with_boundary(b, cast(ModeNetwork, network).jet(x))
         hh = compiled.operator.apply(h, envelope, v, drift_values(compiled, x))
     return Batch(x, h.value, hh, None if b is None else b.value)
 
@@ -99,5 +101,5 @@ def sample_modes(
         torch.cat([b.x for b in parts]),
         torch.cat([b.h for b in parts]),
         torch.cat([b.hh for b in parts]),
-        None if parts[0].boundary is None else torch.cat([b.boundary for b in parts]),
+        None if parts[0].boundary is None else torch.cat([b.boundary for b in parts if b.boundary is not None]),  # noqa: E501
     )

@@ -26,11 +26,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 import torch
 
 from nsvd_cli.numerics import derivatives
 from nsvd_cli.numerics.derivatives import JetEngine
+from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.sampling import Sampler
 from nsvd_cli.objectives.batch import (
     CompiledOperator,
@@ -110,7 +112,7 @@ def strong_form(engine: JetEngine) -> Formulation:
     ) -> StepTerms:
         envelope, v, b = batch_fields(compiled, sampler, x)
         with torch.no_grad():
-            h = with_boundary(b, engine(network, x, generator))
+            h = with_boundary(b, engine(cast(ModeNetwork, network), x, generator))
             hh = compiled.operator.apply(h, envelope, v)
         f = mode_values(network, x, None if b is None else b.value)
         (f1, f2), (hh1, hh2) = halves(f), halves(hh)
@@ -127,7 +129,7 @@ def weak_form(
     generator: torch.Generator,
 ) -> StepTerms:
     envelope, v, b = batch_fields(compiled, sampler, x)
-    h = with_boundary(b, network.jet(x, order=1))
+    h = with_boundary(b, cast(ModeNetwork, network).jet(x, order=1))
     half = x.shape[0] // 2
     first, second = (
         compiled.operator.weak_energy(h.at(p), envelope.at(p), v[p])
@@ -148,7 +150,7 @@ def squared_form(
     so A^*A itself (fourth derivatives) is never formed. Rows per half batch carry the
     gradient into psi_l only, like every formulation."""
     envelope, v, b = batch_fields(compiled, sampler, x)
-    h = with_boundary(b, network.jet(x))
+    h = with_boundary(b, cast(ModeNetwork, network).jet(x))
     ah = compiled.operator.apply(h, envelope, v, drift_values(compiled, x))
     a1, a2 = halves(ah)
     return StepTerms(h.value, (row_products(a1, a1), row_products(a2, a2)))

@@ -47,6 +47,7 @@ def _all_states(problem: Problem) -> tuple[np.ndarray, np.ndarray, list[str]]:
         order = np.argsort(sign * values, kind="stable")
         return values[order], np.empty((len(values), 0), dtype=np.int64), []
     names = problem.quantum_number_names()
+    assert ref.quantum_numbers is not None  # the model requires values or quantum numbers
     ranges = [np.arange(lo, hi + 1, dtype=np.int64) for lo, hi in ref.quantum_numbers.values()]
     grids = np.meshgrid(*ranges, indexing="ij")
     numbers = np.stack([g.reshape(-1) for g in grids], axis=1)

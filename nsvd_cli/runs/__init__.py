@@ -5,7 +5,7 @@ for every kind of operator: each step asks the problem's or the run's kind.
 """
 
 from nsvd_cli.runs.results import Export, evaluate, export, grid_reference, load_run
-from nsvd_cli.runs.solve import prepare, resume_settings, solve
+from nsvd_cli.runs.solving import prepare, resume_settings, solve
 
 __all__ = [
     "Export",

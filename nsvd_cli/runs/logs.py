@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from nsvd_cli.errors import RunFileError
 from nsvd_cli.files.atomic import atomic_path
 from nsvd_cli.files.run_folder import METRICS_NAME, TENSORBOARD_DIR
-from nsvd_cli.training.loop import Snapshot, TrainState
+from nsvd_cli.training.state import Snapshot, TrainState
 
 
 class TrainingLog(Protocol):

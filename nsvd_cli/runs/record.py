@@ -15,7 +15,8 @@ from nsvd_cli.files.atomic import CHECKPOINT_NAME
 from nsvd_cli.files.checkpoint import load_checkpoint, save_checkpoint
 from nsvd_cli.kinds.records import first_line
 from nsvd_cli.training.distributed import LOCAL, Context, rank_seed
-from nsvd_cli.training.loop import Objective, ProgressHook, Trainable, TrainState, init_state, train
+from nsvd_cli.training.loop import Objective, ProgressHook, Trainable, init_state, train
+from nsvd_cli.training.state import TrainState
 
 
 @dataclass(frozen=True)

@@ -80,15 +80,23 @@ def side_on_grid(
 
 # Which file group holds which side: the left functions (or the eigenfunctions) under the
 # contract's /eigenfunctions, a singular problem's right functions beside them.
-EXPORT_GROUPS = {"eigen": "eigenfunctions", "left": "eigenfunctions", "right": "right_functions"}
+EXPORT_GROUPS: dict[str, str] = {
+    "eigen": "eigenfunctions",
+    "left": "eigenfunctions",
+    "right": "right_functions",
+}
+Grid = tuple[dict[str, np.ndarray], np.ndarray]  # axes by coordinate, values (modes, N, ...)
 
 
 def export(run: Run, points: int) -> Export:
     """Every family of the run's learned functions on a grid of ``points`` per axis."""
-    grids = {EXPORT_GROUPS[s.name]: side_on_grid(s, points, run.problem.modes)
-             for s in run.kind.sides(run)}
-    functions = {name: grids[name] for name in ("eigenfunctions", "right_functions")
-                 if name in grids}
+    modes = run.problem.modes
+    grids: dict[str, Grid] = {
+        EXPORT_GROUPS[s.name]: side_on_grid(s, points, modes) for s in run.kind.sides(run)
+    }
+    functions: dict[str, Grid] = {
+        name: grids[name] for name in ("eigenfunctions", "right_functions") if name in grids
+    }
     attrs = {
         "problem_name": run.problem.name,
         "nsvd_version": __version__,

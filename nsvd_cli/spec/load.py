@@ -23,7 +23,8 @@ from nsvd_cli.errors import NsvdError
 from nsvd_cli.spec.fields import show
 from nsvd_cli.spec.messages import structural_issue
 from nsvd_cli.spec.models import BoxDomain, Operator, Problem, Reference, RegionDomain, Solver
-from nsvd_cli.spec.semantics import MAX_STATES, expression_budget_issue, semantic_issues
+from nsvd_cli.spec.scope import MAX_STATES
+from nsvd_cli.spec.semantics import expression_budget_issue, semantic_issues
 from nsvd_cli.spec.yaml_reader import Key, YamlProblem, dotted, line_of, normalise_key, read_yaml
 
 __all__ = [
@@ -97,8 +98,8 @@ def parse_problem(text: str, path: str = "<string>") -> Problem:
     _check_size(path, len(text.encode("utf-8", errors="replace")))
     try:
         data, lines, duplicates = read_yaml(text)
-    except YamlProblem as problem:
-        raise _file_error(path, problem.message, problem.line) from None
+    except YamlProblem as bad:
+        raise _file_error(path, bad.message, bad.line) from None
     if data is None:
         raise _file_error(
             path, "file is empty (expected a mapping with name, coordinates, modes, ...)"

@@ -32,7 +32,8 @@ from nsvd_cli.spec.fields import (
     Text,
     integer_type,
 )
-from nsvd_cli.spec.semantics import MAX_PARAMETERS, ExpressionScope, semantic_issues
+from nsvd_cli.spec.scope import MAX_PARAMETERS, ExpressionScope
+from nsvd_cli.spec.semantics import semantic_issues
 from nsvd_cli.spec.yaml_reader import dotted
 
 MAX_COORDINATES = 64

@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -90,7 +91,7 @@ _DESCRIPTIONS: dict[tuple[str, str], str] = {
 
 def _closure(function: Callable[..., Any]) -> dict[str, Any]:
     """The settings a validator factory baked into ``function`` (``ge``, ``even``, ...)."""
-    return inspect.getclosurevars(function).nonlocals
+    return dict(inspect.getclosurevars(function).nonlocals)
 
 
 def _validator_schema(function: Callable[..., Any]) -> dict[str, Any] | None:
@@ -132,7 +133,9 @@ def problem_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a problem file."""
     schema = Problem.model_json_schema(schema_generator=_SchemaGenerator)
     defs = {"Problem": schema, **schema.get("$defs", {})}
-    models = {"Problem": Problem, "Operator": Operator, "Reference": Reference}
+    models: dict[str, type[BaseModel]] = {
+        "Problem": Problem, "Operator": Operator, "Reference": Reference,
+    }
     for (model, key), text in _DESCRIPTIONS.items():
         if models[model].model_fields[key].description is None:  # the model's own wins
             defs[model]["properties"][key]["description"] = text

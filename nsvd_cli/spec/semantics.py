@@ -8,30 +8,26 @@ accessors, so a file that passes the checks parses the same way later.
 
 from __future__ import annotations
 
-import keyword
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
-import sympy as sp
 from pydantic_core import PydanticCustomError
 
-from nsvd_cli.expr import (
-    BASE_FUNCTIONS,
-    CONSTANTS,
-    REFERENCE_FUNCTIONS,
-    ExpressionError,
-    evaluate_constant,
-    parse_condition,
-    parse_expression,
+from nsvd_cli.spec.fields import parameter_value, quote
+from nsvd_cli.spec.scope import (
+    MANY_STATES,
+    MAX_PARAMETERS,
+    MAX_STATES,
+    ExpressionScope,
+    Found,
+    check_expression,
+    check_limits,
+    check_names,
+    state_count,
 )
-from nsvd_cli.spec.fields import integer_value, parameter_value, quote
 from nsvd_cli.spec.yaml_reader import Key
 
-MAX_STATES = 100_000
-_MANY_STATES = 10**15
-MAX_PARAMETERS = 256
 # All expression text of one file together: SymPy may spend ~0.1 ms per character on
 # hostile text (exact trigonometry, polynomial expansion), so this bounds a check to well
 # under a second.  The shipped problems use at most ~1700.
@@ -46,152 +42,8 @@ _REFERENCE_EXPRESSIONS = (
     "right_function",
 )
 
-_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_RESERVED = frozenset(BASE_FUNCTIONS) | frozenset(REFERENCE_FUNCTIONS) | frozenset(CONSTANTS)
 
-Found = list[tuple[Key, str]]
-
-
-@dataclass(frozen=True)
-class ExpressionScope:
-    """The names each kind of expression in a problem may use, and the parameter values
-    (known values let the parser bound constant exponents that use parameters)."""
-
-    coordinates: Sequence[str]
-    parameters: Sequence[str]
-    values: Mapping[str, float]
-    quantum_numbers: Sequence[str] = ()
-    input_coordinates: Sequence[str] = ()
-
-    def kinetic(self, text: float | str) -> float:
-        """The kinetic coefficient: a constant over parameters."""
-        return evaluate_constant(
-            parse_expression(text, self.parameters, values=self.values), self.values
-        )
-
-    def over_space(self, text: float | str) -> sp.Expr:
-        """The potential or the region: coordinates and parameters."""
-        return parse_expression(text, [*self.coordinates, *self.parameters], values=self.values)
-
-    def kernel(self, text: float | str) -> sp.Expr:
-        """An integral kernel k(x, y): coordinates, input coordinates and parameters."""
-        return parse_expression(
-            text,
-            [*self.coordinates, *self.input_coordinates, *self.parameters],
-            values=self.values,
-        )
-
-    def eigenvalue(self, text: float | str) -> sp.Expr:
-        return parse_expression(
-            text,
-            [*self.quantum_numbers, *self.parameters],
-            integer_names=self.quantum_numbers,
-            values=self.values,
-        )
-
-    def where(self, text: float | str) -> sp.Basic:
-        if not isinstance(text, str):
-            raise ExpressionError("expected a condition such as 'abs(m) <= l'")
-        return parse_condition(
-            text,
-            [*self.quantum_numbers, *self.parameters],
-            integer_names=self.quantum_numbers,
-            values=self.values,
-        )
-
-    def eigenfunction(self, text: float | str) -> sp.Expr:
-        return parse_expression(
-            text,
-            [*self.coordinates, *self.quantum_numbers, *self.parameters],
-            extra_functions=REFERENCE_FUNCTIONS,
-            integer_names=self.quantum_numbers,
-            values=self.values,
-        )
-
-    def right_function(self, text: float | str) -> sp.Expr:
-        """A right singular function: input coordinates, quantum numbers and parameters."""
-        return parse_expression(
-            text,
-            [*self.input_coordinates, *self.quantum_numbers, *self.parameters],
-            extra_functions=REFERENCE_FUNCTIONS,
-            integer_names=self.quantum_numbers,
-            values=self.values,
-        )
-
-
-def _check_names(
-    names: Iterable[Any], where: Callable[[Any], Key], what: str, taken: Mapping[str, str]
-) -> Found:
-    found: Found = []
-    seen: set[str] = set()
-    for item in names:
-        if not isinstance(item, str):
-            continue
-        key = where(item)
-        if not _IDENTIFIER.fullmatch(item) or keyword.iskeyword(item):
-            found.append(
-                (
-                    key,
-                    f"invalid {what} name {quote(item)} (use letters, digits and '_', "
-                    "starting with a letter)",
-                )
-            )
-        elif item in _RESERVED:
-            found.append((key, f"{what} name {quote(item)} is reserved (a function or constant)"))
-        elif item in taken:
-            found.append((key, f"{what} name {quote(item)} is already used as a {taken[item]}"))
-        elif item in seen:
-            found.append((key, f"duplicate {what} name {quote(item)}"))
-        seen.add(item)
-    return found
-
-
-def _check_expression(key: Key, text: Any, make: Callable[[Any], Any], found: Found) -> Any:
-    if not isinstance(text, (str, int, float)) or isinstance(text, bool):
-        return None  # wrong type: the structural pass reports it
-    try:
-        return make(text)
-    except ExpressionError as error:
-        found.append((key, str(error)))
-        return None
-
-
-def _check_limits(key: Key, limits: Any, coordinates: list[str], found: Found) -> None:
-    if not isinstance(limits, Mapping):
-        return
-    for name in limits:
-        if isinstance(name, str) and name not in coordinates:
-            found.append(
-                (
-                    (*key, str(name)),
-                    f"unknown coordinate {quote(name)} (coordinates: {', '.join(coordinates)})",
-                )
-            )
-    missing = [c for c in coordinates if c not in limits]
-    if missing:
-        found.append(
-            (
-                key,
-                f"missing limits for coordinate{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)}",
-            )
-        )
-
-
-def _state_count(ranges: Mapping[Any, Any]) -> int | None:
-    count = 1
-    for value in ranges.values():
-        if not isinstance(value, (list, tuple)) or len(value) != 2:
-            return None
-        lo, hi = (integer_value(v) for v in value)
-        if lo is None or hi is None or lo > hi:
-            return None
-        # Capped: many ranges of huge integers would make a number too long to print.
-        count = min(count * (hi - lo + 1), _MANY_STATES)
-    return count
-
-
-def _expression_texts(data: Mapping[str, Any]) -> Iterator[tuple[Key, str]]:
+def _expression_texts(data: Mapping[str, Any]) -> Iterator[tuple[Key, Any]]:
     """Every expression string of the raw data, with its key path."""
 
     def section(name: str) -> Mapping[Any, Any]:
@@ -241,7 +93,7 @@ def semantic_issues(data: Mapping[str, Any]) -> Found:
             if isinstance(c, str) and positions[c] != i:
                 found.append((("coordinates", i), f"duplicate coordinate {quote(c)}"))
         found.extend(
-            _check_names(
+            check_names(
                 dict.fromkeys(coordinates),
                 lambda c: ("coordinates", positions[c]),
                 "coordinate",
@@ -254,7 +106,7 @@ def semantic_issues(data: Mapping[str, Any]) -> Found:
     parameters: dict[str, float] = {}
     if isinstance(raw_parameters, Mapping):
         taken = dict.fromkeys(coordinates, "coordinate")
-        found.extend(_check_names(raw_parameters, lambda p: ("parameters", p), "parameter", taken))
+        found.extend(check_names(raw_parameters, lambda p: ("parameters", p), "parameter", taken))
         # Past the limit (a structural error) the names would only slow every parse down.
         parameter_names = [p for p in raw_parameters if isinstance(p, str)][:MAX_PARAMETERS]
         for name in parameter_names:
@@ -308,15 +160,15 @@ def _differential_issues(
 ) -> None:
     if "kinetic" in operator:
         key: Key = ("operator", "kinetic")
-        value = _check_expression(key, operator["kinetic"], scope.kinetic, found)
+        value = check_expression(key, operator["kinetic"], scope.kinetic, found)
         if value is not None and not value > 0:
             found.append((key, f"kinetic must be > 0, got {value:g}"))
     if "potential" in operator:
-        _check_expression(("operator", "potential"), operator["potential"], scope.over_space, found)
+        check_expression(("operator", "potential"), operator["potential"], scope.over_space, found)
     drift = operator.get("drift")
     if isinstance(drift, list):
         for i, b in enumerate(drift):
-            _check_expression(("operator", "drift", i), b, scope.over_space, found)
+            check_expression(("operator", "drift", i), b, scope.over_space, found)
         if len(drift) != len(scope.coordinates):
             found.append(
                 (
@@ -332,10 +184,10 @@ def _differential_issues(
     coordinates = list(scope.coordinates)
     if isinstance(domain, Mapping):
         if "region" in domain:
-            _check_expression(("domain", "region"), domain["region"], scope.over_space, found)
-            _check_limits(("domain", "bounds"), domain.get("bounds"), coordinates, found)
+            check_expression(("domain", "region"), domain["region"], scope.over_space, found)
+            check_limits(("domain", "bounds"), domain.get("bounds"), coordinates, found)
         elif "box" in domain:
-            _check_limits(("domain", "box"), domain.get("box"), coordinates, found)
+            check_limits(("domain", "box"), domain.get("box"), coordinates, found)
         elif "gaussian" in domain:
             found.append(
                 (
@@ -377,7 +229,7 @@ def _integral_issues(
             **dict.fromkeys(coordinates, "coordinate"),
         }
         found.extend(
-            _check_names(
+            check_names(
                 inputs,
                 lambda c: ("operator", "input_coordinates", positions[c]),
                 "input coordinate",
@@ -385,11 +237,11 @@ def _integral_issues(
             )
         )
     scope = replace(scope, input_coordinates=inputs)
-    _check_expression(("operator", "kernel"), operator.get("kernel"), scope.kernel, found)
+    check_expression(("operator", "kernel"), operator.get("kernel"), scope.kernel, found)
 
     domain = data.get("domain", "whole-space")
     if isinstance(domain, Mapping) and "box" in domain:
-        _check_limits(("domain", "box"), domain.get("box"), coordinates, found)
+        check_limits(("domain", "box"), domain.get("box"), coordinates, found)
     elif not (isinstance(domain, Mapping) and "gaussian" in domain):
         found.append(
             (
@@ -400,7 +252,7 @@ def _integral_issues(
         )
     input_domain = operator.get("input_domain")
     if isinstance(input_domain, Mapping) and "box" in input_domain:
-        _check_limits(("operator", "input_domain", "box"), input_domain.get("box"), inputs, found)
+        check_limits(("operator", "input_domain", "box"), input_domain.get("box"), inputs, found)
     elif input_domain is None and isinstance(domain, Mapping) and "box" in domain:
         if inputs and len(inputs) != len(coordinates):
             found.append(
@@ -468,16 +320,16 @@ def _reference_issues(
         **dict.fromkeys(scope.coordinates, "coordinate"),
     }
     found.extend(
-        _check_names(ranges, lambda q: ("reference", "quantum_numbers", q), "quantum number", taken)
+        check_names(ranges, lambda q: ("reference", "quantum_numbers", q), "quantum number", taken)
     )
-    count = _state_count(ranges)
+    count = state_count(ranges)
     if not ranges:
         found.append((("reference", "quantum_numbers"), "needs at least one quantum number"))
     elif count is not None and count > MAX_STATES:
         found.append(
             (
                 ("reference", "quantum_numbers"),
-                f"the ranges give {'more than 10^15' if count >= _MANY_STATES else count} "
+                f"the ranges give {'more than 10^15' if count >= MANY_STATES else count} "
                 f"states (limit {MAX_STATES})",
             )
         )
@@ -490,5 +342,5 @@ def _reference_issues(
         ("right_function", scope.right_function),
     )
     for name, parse in checks:
-        _check_expression(("reference", name), reference.get(name), parse, found)
+        check_expression(("reference", name), reference.get(name), parse, found)
     return found

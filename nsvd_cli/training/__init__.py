@@ -7,16 +7,15 @@ layer passes hooks for checkpoints and progress).
 from nsvd_cli.training.distributed import LOCAL, Context
 from nsvd_cli.training.guard import Check, Collapsed, Diverged, TrainingFailed
 from nsvd_cli.training.loop import (
-    DTYPES,
     EigenObjective,
     Objective,
     ProgressHook,
-    TrainState,
     init_state,
     resolve_device,
     train,
 )
 from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import DTYPES, TrainState
 
 __all__ = [
     "DTYPES",

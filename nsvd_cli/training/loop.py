@@ -15,7 +15,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -41,90 +40,9 @@ from nsvd_cli.training.guard import (
     step_health,
 )
 from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import DTYPES, MOMENT_DECAY, Snapshot, TrainState
 
-# "tf32": float32 tensors with TensorFloat-32 matrix products on CUDA (about 10 mantissa
-# bits in products: faster on recent GPUs, for quick runs); on CPU it is float32.
-# "bf16-mixed": float32 parameters and loss; the network and the operator terms are
-# evaluated under bfloat16 autocast (8 mantissa bits). The read-out is float64 always.
-DTYPES = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "tf32": torch.float32,
-    "bf16-mixed": torch.float32,
-}
 SHIFT_EVERY = 50
-MOMENT_DECAY = 0.95
-
-
-@dataclass
-class Snapshot:
-    step: int
-    loss: float
-    shift: float
-    eigenvalues: list[float]
-    elapsed: float
-    # Checkpoints written before the learning rate was logged load with NaN.
-    learning_rate: float = float("nan")
-
-
-@dataclass
-class TrainState:
-    network: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
-    step: int = 0
-    shift: float = 0.0
-    gram: torch.Tensor | None = None  # running E[h h^T]
-    energy: torch.Tensor | None = None  # running E[h (H~h)^T]; singular problems: <f, T g^T>
-    right_gram: torch.Tensor | None = None  # singular problems: running <g, g^T>
-    method: Method | None = None  # built by init_state; may hold running averages (SpIN)
-    elapsed: float = 0.0
-    history: list[Snapshot] = field(default_factory=list)
-    # Divergence roll-backs so far, the learning-rate factor they left, and what blew up.
-    rollbacks: int = 0
-    lr_scale: float = 1.0
-    divergences: list[str] = field(default_factory=list)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "step": self.step,
-            "shift": self.shift,
-            "gram": self.gram,
-            "energy": self.energy,
-            "right_gram": self.right_gram,
-            "elapsed": self.elapsed,
-            "method": self.method.state_dict() if self.method is not None else {},
-            "history": [vars(s) for s in self.history],
-            "rollbacks": self.rollbacks,
-            "lr_scale": self.lr_scale,
-            "divergences": list(self.divergences),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.network.load_state_dict(state["network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"].cpu())
-        self.step = int(state["step"])
-        self.shift = float(state["shift"])
-        self.gram = state["gram"]
-        self.energy = state["energy"]
-        self.right_gram = state.get("right_gram")
-        self.elapsed = float(state["elapsed"])
-        if self.method is not None:
-            self.method.load_state_dict(state.get("method", {}))
-        self.history = [Snapshot(**s) for s in state["history"]]
-        self.rollbacks = int(state.get("rollbacks", 0))
-        self.lr_scale = float(state.get("lr_scale", 1.0))
-        self.divergences = list(state.get("divergences", []))
-
-    def current_eigenvalues(self) -> list[float]:
-        if self.gram is None or self.energy is None:
-            return []
-        e, _ = ritz_from_moments(self.gram.double(), self.energy.double())
-        return [float(v) for v in e]
 
 
 def learning_rate_factor(step: int, total: int) -> float:

@@ -129,8 +129,8 @@ def zoom_window(values: np.ndarray, grids: tuple[np.ndarray, ...], full: Window)
         other = tuple(i for i in range(weight.ndim) if i != axis)
         cdf = np.cumsum(weight.sum(axis=other))
         cdf /= cdf[-1]
-        lo = grid[min(np.searchsorted(cdf, (1 - ZOOM_MASS) / 2), len(grid) - 1)]
-        hi = grid[min(np.searchsorted(cdf, (1 + ZOOM_MASS) / 2), len(grid) - 1)]
+        lo = grid[min(int(np.searchsorted(cdf, (1 - ZOOM_MASS) / 2)), len(grid) - 1)]
+        hi = grid[min(int(np.searchsorted(cdf, (1 + ZOOM_MASS) / 2)), len(grid) - 1)]
         centre.append(0.5 * (lo + hi))
         half = max(half, 0.5 * (hi - lo))
     step = max((g[-1] - g[0]) / (len(g) - 1) for g in grids)
