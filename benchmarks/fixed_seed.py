@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 import h5py
-from common import provenance
+from common import provenance, write_keeping_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 NSVD = [sys.executable, "-m", "nsvd_cli"]
@@ -148,7 +148,7 @@ def _write_doc(args: argparse.Namespace, numbers: dict[str, dict[str, list[str]]
             shown = ", ".join(f"{float.fromhex(v):.10g}" for v in numbers[label]["eigenvalues"][:4])
             lines.append(f"| {label} | {problem} | {' '.join(extra) or '-'} | {shown} |")
     lines += ["", "Result:", "", *[f"- {line}" for line in report], ""]
-    args.doc.write_text("\n".join(lines))
+    write_keeping_notes(args.doc, "\n".join(lines))
 
 
 if __name__ == "__main__":
