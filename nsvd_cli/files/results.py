@@ -37,6 +37,15 @@ class SingularArrays:
 
 @dataclass
 class Results:
+    """A run's read-out, every per-mode array in the operator's mode order.
+
+    ``descending`` marks a spectrum whose mode order is largest first (the singular values
+    of an integral operator). The version-1 layout keeps /eigenvalues ascending, so the
+    writer reverses /eigenvalues, /eigenvalue_stderr, the columns of /readout/rotation,
+    /readout/quotients and /readout/native_eigenvalues for such a run, and the reader
+    reverses them back: nothing else knows the file's order.
+    """
+
     eigenvalues: np.ndarray
     stderr: np.ndarray
     problem_yaml: str
@@ -50,19 +59,45 @@ class Results:
     # The training method's own eigenvalue estimate per learned function (older files: None).
     native: np.ndarray | None = None
     singular: SingularArrays | None = None
+    descending: bool = False
+
+
+# A root attribute of files whose mode order is largest first; older files say so with
+# kind = "singular" (integral operators, the only descending kind).
+MODE_ORDER = "mode_order"
+
+
+def _in_file_order(
+    results: Results,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """eigenvalues, stderr, rotation, quotients, native as the version-1 layout stores them
+    (reversing is its own inverse: the reader uses it too)."""
+    values, stderr = np.asarray(results.eigenvalues), np.asarray(results.stderr)
+    rotation, quotients = np.asarray(results.rotation), np.asarray(results.quotients)
+    native = None if results.native is None else np.asarray(results.native)
+    if not results.descending:
+        return values, stderr, rotation, quotients, native
+    return (
+        values[::-1].copy(),
+        stderr[::-1].copy(),
+        rotation[:, ::-1].copy(),
+        quotients[::-1].copy(),
+        None if native is None else native[::-1].copy(),
+    )
 
 
 def write_results(path: Path, results: Results) -> None:
+    values, stderr, rotation, quotients, native = _in_file_order(results)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("eigenvalues", data=np.asarray(results.eigenvalues, dtype=np.float64))
-        f.create_dataset("eigenvalue_stderr", data=np.asarray(results.stderr, dtype=np.float64))
+        f.create_dataset("eigenvalues", data=np.asarray(values, dtype=np.float64))
+        f.create_dataset("eigenvalue_stderr", data=np.asarray(stderr, dtype=np.float64))
         f.create_dataset("problem/yaml", data=results.problem_yaml, dtype=h5py.string_dtype())
         f.create_dataset("settings", data=json.dumps(results.settings), dtype=h5py.string_dtype())
-        f.create_dataset("readout/rotation", data=results.rotation)
+        f.create_dataset("readout/rotation", data=rotation)
         f.create_dataset("readout/gram", data=results.gram)
-        f.create_dataset("readout/quotients", data=results.quotients)
-        if results.native is not None:
-            f.create_dataset("readout/native_eigenvalues", data=results.native)
+        f.create_dataset("readout/quotients", data=quotients)
+        if native is not None:
+            f.create_dataset("readout/native_eigenvalues", data=native)
         if results.singular is not None:
             sv = results.singular
             f.create_dataset("singular_values", data=np.asarray(sv.values, dtype=np.float64))
@@ -76,6 +111,7 @@ def write_results(path: Path, results: Results) -> None:
             f.create_dataset(f"network/{name}", data=value)
         for key, value in results.attrs.items():
             f.attrs[key] = value
+        f.attrs[MODE_ORDER] = "descending" if results.descending else "ascending"
 
 
 def read_results(path: Path) -> Results:
@@ -83,7 +119,7 @@ def read_results(path: Path) -> Results:
         raise RunFileError(f"{path}: no such results file")
     try:
         with h5py.File(path, "r") as f:
-            return Results(
+            stored = Results(
                 eigenvalues=f["eigenvalues"][()],
                 stderr=f["eigenvalue_stderr"][()],
                 problem_yaml=f["problem/yaml"][()].decode(),
@@ -103,6 +139,14 @@ def read_results(path: Path) -> Results:
             )
     except (OSError, KeyError, ValueError) as exc:
         raise RunFileError(f"{path}: not a readable nsvd results file ({exc})") from exc
+    order = stored.attrs.pop(MODE_ORDER, None)
+    stored.descending = order == "descending" or (
+        order is None and stored.attrs.get("kind") == "singular"
+    )
+    values, stderr, rotation, quotients, native = _in_file_order(stored)
+    stored.eigenvalues, stored.stderr, stored.rotation = values, stderr, rotation
+    stored.quotients, stored.native = quotients, native
+    return stored
 
 
 def _read_singular(f: h5py.File) -> SingularArrays | None:

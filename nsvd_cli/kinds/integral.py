@@ -55,9 +55,8 @@ def singular_functions(run: Run, side: str, points: torch.Tensor) -> torch.Tenso
     L2 of their side's measure, in mode order."""
     sv = run.results.singular
     assert sv is not None and isinstance(run.network, SingularPair)
-    if side == "left":  # the version-1 rotation is ascending: back to mode order
-        net, gram = run.network.left, run.results.gram
-        rot = run.results.rotation[:, ::-1]
+    if side == "left":
+        net, rot, gram = run.network.left, run.results.rotation, run.results.gram
     else:
         assert sv.right_rotation is not None and sv.right_gram is not None
         net, rot, gram = run.network.right, sv.right_rotation, sv.right_gram
@@ -165,17 +164,18 @@ class IntegralKind:
         if complete:
             gram = ro.gram_left if ro.gram_left.trace() < ro.gram_right.trace() else ro.gram_right
             check_readout(ro.values, gram, "singular value")
-        # The version-1 fields hold the left side with the singular values ascending, every
-        # per-mode array in that one order; the mode order (largest first) is /singular_*.
-        ascending = Ritz(
-            eigenvalues=ro.values.flip(0),
-            stderr=ro.stderr.flip(0),
-            rotation=ro.left_rotation.flip(1),
+        # The left side under the eigenproblem's names, in mode order (largest first); the
+        # results writer keeps the file's version-1 fields ascending.
+        left = Ritz(
+            eigenvalues=ro.values,
+            stderr=ro.stderr,
+            rotation=ro.left_rotation,
             gram=ro.gram_left,
-            quotients=ro.native.flip(0),
+            quotients=ro.native,
         )
-        results = build_results(compiled.problem, settings, state, ascending, device, complete)
-        results.native = ro.native.flip(0).cpu().numpy()
+        results = build_results(compiled.problem, settings, state, left, device, complete)
+        results.descending = True
+        results.native = ro.native.cpu().numpy()
         results.singular = SingularArrays(
             values=ro.values.cpu().numpy(),
             stderr=ro.stderr.cpu().numpy(),
@@ -246,7 +246,7 @@ class IntegralKind:
             orthogonality=max(orthogonality(gram_left), orthogonality(gram_right)),
             steps=int(run.results.attrs.get("steps", 0)),
             train_seconds=float(run.results.attrs.get("train_seconds", float("nan"))),
-            native=np.asarray(run.results.native, dtype=np.float64)[::-1],  # to mode order
+            native=np.asarray(run.results.native, dtype=np.float64),
             distances=Distances.averaged(left, right) if left and right else None,
             side_distances={
                 "left": float(np.mean(left.per_level)) if both and left else None,
