@@ -5,29 +5,22 @@ One network learns the right singular functions v; the left ones are u = A v / s
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from nsvd_cli.files import GridReference, Results
+from nsvd_cli.files import GridReference
 from nsvd_cli.kinds import differential
-from nsvd_cli.kinds.base import FunctionSide, MemoryNeed, Run, SolverOptions
-from nsvd_cli.kinds.eigen import _evaluation
+from nsvd_cli.kinds.base import FunctionSide, Run, SolverOptions
+from nsvd_cli.kinds.differential_kind import DifferentialKind, shared_evaluation
 from nsvd_cli.kinds.evaluation import (
     Distances,
     Evaluation,
     comparison_reference,
     side_distances,
 )
-from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, memory_needs
-from nsvd_cli.kinds.schrodinger_checks import check_region_bounds
 from nsvd_cli.objectives.methods import METHODS
-from nsvd_cli.spec import Problem
-from nsvd_cli.training.distributed import Context
-from nsvd_cli.training.loop import EigenObjective, Objective
-from nsvd_cli.training.settings import Settings
-from nsvd_cli.training.state import DTYPES, TrainState
+from nsvd_cli.training.state import DTYPES
 
 
-class DriftKind:
+class DriftKind(DifferentialKind):
     name = "drift"
     wanted = "smallest-singular"
     description = "the smallest singular values of a differential operator"
@@ -43,31 +36,6 @@ class DriftKind:
         compile=True,
     )
 
-    def check(self, problem: Problem) -> None:
-        check_region_bounds(problem)
-
-    def derive_settings(self, problem: Problem) -> Settings:
-        return derive_settings(problem)
-
-    def build(self, problem: Problem, settings: Settings) -> CompiledProblem:
-        return build(problem, settings)
-
-    def memory_needs(self, problem: Problem, settings: Settings) -> list[MemoryNeed]:
-        return memory_needs(problem, settings)
-
-    def objective(
-        self, compiled: CompiledProblem, device: torch.device, context: Context
-    ) -> Objective:
-        return EigenObjective(compiled, device, context)
-
-    def record(
-        self, compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
-    ) -> Results:
-        return differential.record(compiled, state, device, complete)
-
-    def load(self, problem: Problem, settings: Settings, results: Results) -> Run:
-        return differential.load(problem, settings, results, self)
-
     def sides(self, run: Run) -> list[FunctionSide]:
         return differential.sides(run, ("right", "left"))
 
@@ -77,7 +45,7 @@ class DriftKind:
         if against is None:  # a grid reference holds no functions
             found = {side.name: side_distances(run, side, reference, samples)
                      for side in self.sides(run)}
-        fields = _evaluation(run, "smallest-singular", against, reference)
+        fields = shared_evaluation(run, "smallest-singular", against, reference)
         right, left = float(fields.pop("orthogonality")), differential.left_orthogonality(
             run, samples
         )
@@ -91,9 +59,6 @@ class DriftKind:
                 for name, d in found.items()
             },
         )
-
-    def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
-        return differential.grid_reference(problem, points, extra)
 
 
 DRIFT = DriftKind()

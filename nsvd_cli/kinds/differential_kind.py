@@ -1,0 +1,80 @@
+"""The base of the two differential kinds (eigen, drift): the Kind members that do not
+depend on whether eigenvalues or singular values are wanted."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import numpy as np
+import torch
+
+from nsvd_cli.files import GridReference, Results
+from nsvd_cli.kinds import differential
+from nsvd_cli.kinds.base import Kind, MemoryNeed, Run
+from nsvd_cli.kinds.evaluation import against_fields
+from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, memory_needs
+from nsvd_cli.kinds.schrodinger_checks import check_region_bounds
+from nsvd_cli.objectives.readout import normalized_gram, orthogonality
+from nsvd_cli.spec import Problem
+from nsvd_cli.training.distributed import Context
+from nsvd_cli.training.loop import EigenObjective, Objective
+from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import TrainState
+
+
+class DifferentialKind:
+    """What the eigen and drift kinds share: one network on the same compiled operator, its
+    objective, read-out record, reload and finite-difference reference. Subclasses name
+    themselves, their options, their function families and their evaluation."""
+
+    def check(self, problem: Problem) -> None:
+        check_region_bounds(problem)
+
+    def derive_settings(self, problem: Problem) -> Settings:
+        return derive_settings(problem)
+
+    def build(self, problem: Problem, settings: Settings) -> CompiledProblem:
+        return build(problem, settings)
+
+    def memory_needs(self, problem: Problem, settings: Settings) -> list[MemoryNeed]:
+        return memory_needs(problem, settings)
+
+    def objective(
+        self, compiled: CompiledProblem, device: torch.device, context: Context
+    ) -> Objective:
+        return EigenObjective(compiled, device, context)
+
+    def record(
+        self, compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
+    ) -> Results:
+        return differential.record(compiled, state, device, complete)
+
+    def load(self, problem: Problem, settings: Settings, results: Results) -> Run:
+        return differential.load(problem, settings, results, cast(Kind, self))
+
+    def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
+        return differential.grid_reference(problem, points, extra)
+
+
+def shared_evaluation(
+    run: Run, kind: str, against: GridReference | None, reference: np.ndarray
+) -> dict[str, Any]:
+    """The fields every differential kind's evaluation shares."""
+    gram = torch.from_numpy(run.results.gram)
+    native = run.results.native
+    return {
+        "problem": run.problem.name,
+        "kind": kind,
+        "method": str(run.results.settings.get("method", "neuralsvd-sequential")),
+        "values": np.asarray(run.results.eigenvalues, dtype=np.float64),
+        "stderr": np.asarray(run.results.stderr),
+        "reference": reference,
+        "orthogonality": orthogonality(gram),
+        "steps": int(run.results.attrs.get("steps", 0)),
+        "train_seconds": float(run.results.attrs.get("train_seconds", float("nan"))),
+        "native": None if native is None else np.asarray(native, dtype=np.float64),
+        "normalized_gram": normalized_gram(gram).numpy(),
+        **against_fields(against, reference),
+    }
+
+
