@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def apply_overrides(settings: Any, overrides: dict[str, str]) -> None:
     """``key=value`` strings onto a Settings object, converted to the field's type."""
     for key, value in overrides.items():
-        current = getattr(settings, key)
-        setattr(settings, key, type(current)(value) if current is not None else float(value))
+        current = settings.get_flat(key)
+        settings.set_flat(key, type(current)(value) if current is not None else float(value))
 
 
 def run_one(
@@ -53,7 +53,7 @@ def run_one(
         "dim": len(problem.coordinates),
         "seed": seed,
         "modes": problem.modes,
-        "steps": settings.steps,
+        "steps": settings.optimiser.steps,
         "wall": wall,
         "total": total,
         "train": report["train_seconds"],
@@ -72,7 +72,7 @@ def run_one(
             else float(np.mean(report["native_relative_errors"]))
         ),
         "method": settings.method,
-        "batch": settings.batch_size,
+        "batch": settings.optimiser.batch_size,
         "errors": report["relative_errors"],
         "device": device,
     }

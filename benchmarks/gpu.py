@@ -55,7 +55,7 @@ def time_steps(
     """Median milliseconds per training step after a warm-up, in this process."""
     problem = load_problem(ROOT / "problems" / f"{name}.yaml")
     settings = prepare(problem, seed=0)
-    settings.batch_size, settings.dtype = batch, dtype
+    settings.optimiser.batch_size, settings.dtype = batch, dtype
     compiled = kind_of(problem).build(problem, settings)
     state = init_state(compiled, device)
 
@@ -64,7 +64,7 @@ def time_steps(
             torch.cuda.synchronize(device)
 
     def run_steps(n: int) -> None:
-        compiled.settings.steps = state.step + n
+        compiled.settings.optimiser.steps = state.step + n
         train(compiled, state, device, progress_every=10**9)
 
     if device.type == "cuda":

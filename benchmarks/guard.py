@@ -61,7 +61,7 @@ def time_guard(name: str, device: torch.device, steps: int, repeats: int) -> dic
             torch.cuda.synchronize(device)
 
     def run(n: int) -> float:
-        settings.steps = state.step + n
+        settings.optimiser.steps = state.step + n
         sync()
         t0 = time.perf_counter()
         train(compiled, state, device)
@@ -80,7 +80,7 @@ def time_guard(name: str, device: torch.device, steps: int, repeats: int) -> dic
     guard, none = statistics.median(times["guard"]), statistics.median(times["none"])
     return {
         "problem": name,
-        "batch": settings.batch_size,
+        "batch": settings.optimiser.batch_size,
         "guard_ms": guard,
         "none_ms": none,
         "ratio": guard / none,

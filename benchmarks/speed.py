@@ -15,7 +15,6 @@ resident set over the set-up; CUDA: torch's peak allocation).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import subprocess
@@ -70,8 +69,7 @@ def measure(d: int, formulation: str, repeats: int, steps: int, device_name: str
     device = resolve_device(device_name)
     problem = parse_problem(_problem_text(d))
     name, _, option = formulation.partition("+")
-    settings = dataclasses.replace(
-        kind_of(problem).derive_settings(problem),
+    settings = kind_of(problem).derive_settings(problem).replaced(
         derivatives=name,
         hutchinson_probes=PROBES,
         compile=option == "compile",
@@ -90,7 +88,7 @@ def measure(d: int, formulation: str, repeats: int, steps: int, device_name: str
         (net(x) ** 2).mean().backward()
 
     def run_steps(n: int) -> None:
-        compiled.settings.steps = state.step + n
+        compiled.settings.optimiser.steps = state.step + n
         train(compiled, state, device, progress_every=10**9)
 
     # Memory first, in a fresh process: later steps reuse what the allocator kept.

@@ -131,6 +131,20 @@ def test_modules_stay_small() -> None:
     assert not long, "\n".join(long)
 
 
+TESTS = Path(__file__).resolve().parent
+WHOLE_PROJECT_TESTS = {"test_architecture.py", "test_docs.py"}
+
+
+def test_tests_are_laid_out_like_the_package() -> None:
+    """A layer's tests live in tests/LAYER/; only whole-project checks sit at the top."""
+    layers = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    folders = {p.name for p in TESTS.iterdir() if p.is_dir() and p.name[0] not in "._"}
+    assert folders <= layers, f"test folders that are no layer: {sorted(folders - layers)}"
+    loose = {p.name for p in TESTS.glob("test_*.py")} - WHOLE_PROJECT_TESTS
+    assert not loose, f"put these in the folder of the layer they test: {sorted(loose)}"
+    assert all(any((TESTS / f).glob("test_*.py")) for f in folders)
+
+
 def test_functions_stay_short() -> None:
     """Signature and docstring included; a command's Typer options count too."""
     long = [

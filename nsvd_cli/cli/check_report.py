@@ -122,23 +122,23 @@ def summary(problem: Problem, derived: bool = False) -> list[tuple[str, str]]:
 
 def derived(settings: Settings) -> list[tuple[str, str]]:
     """The derived settings that decide a run's cost and accuracy."""
-    shift = "adaptive" if settings.shift is None else _number(settings.shift)
+    shift = "adaptive" if settings.transform.shift is None else _number(settings.transform.shift)
     return [
-        ("steps", str(settings.steps)),
-        ("batch size", str(settings.batch_size)),
-        ("learning rate", _number(settings.learning_rate)),
-        ("network", f"{settings.network}, {settings.depth} x {settings.hidden}"),
+        ("steps", str(settings.optimiser.steps)),
+        ("batch size", str(settings.optimiser.batch_size)),
+        ("learning rate", _number(settings.optimiser.learning_rate)),
+        ("network", f"{settings.network}, {settings.network.depth} x {settings.network.hidden}"),
         ("derivatives", settings.derivatives),
-        ("shift, scale", f"{shift}, {_number(settings.scale)}"),
+        ("shift, scale", f"{shift}, {_number(settings.transform.scale)}"),
         *_sampling(settings),
-        ("eval samples", str(settings.eval_samples)),
-        ("checkpoint every", f"{settings.checkpoint_every} steps"),
+        ("eval samples", str(settings.readout.eval_samples)),
+        ("checkpoint every", f"{settings.optimiser.checkpoint_every} steps"),
     ]
 
 
 def _sampling(settings: Settings) -> list[tuple[str, str]]:
     """Whole space: the Gaussian mixture's scales (per coordinate, shown as their rms)."""
-    if not settings.sampling_scales:
+    if not settings.sampler.scales:
         return []
-    rms = [math.sqrt(sum(v * v for v in c) / len(c)) for c in settings.sampling_scales]
+    rms = [math.sqrt(sum(v * v for v in c) / len(c)) for c in settings.sampler.scales]
     return [("sampling scales", ", ".join(_number(r) for r in rms) + " (rms over coordinates)")]

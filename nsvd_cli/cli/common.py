@@ -62,13 +62,16 @@ def problem_errors(exc: ProblemError) -> typer.Exit:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors(problem_exit: int = ProblemError.exit_code) -> Iterator[None]:
     """An error the user must act on ends the command with its message and exit code: a
-    problem file's issues one ``FILE:LINE: key: message`` line each, others ``error: ...``."""
+    problem file's issues one ``FILE:LINE: key: message`` line each (exit ``problem_exit``:
+    1 where the file is nsvd's own, not the user's), others ``error: ...``."""
     try:
         yield
     except ProblemError as exc:
-        raise problem_errors(exc) from None
+        for issue in exc.errors:
+            err.print(str(issue))
+        raise typer.Exit(problem_exit) from None
     except NsvdError as exc:
         raise fail(str(exc), exc.exit_code) from None
 

@@ -14,8 +14,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from nsvd_cli.cli.common import app, err, fail, out
-from nsvd_cli.errors import RunFileError
+from nsvd_cli.cli.common import app, err, fail, out, user_errors
 from nsvd_cli.files.atomic import atomic_path
 from nsvd_cli.spec.library import (
     LibraryEntry,
@@ -39,15 +38,9 @@ def problems_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list on stdout.")] = False,
 ) -> None:
     """List the shipped problems (copy one with `nsvd init NAME --from PROBLEM`)."""
-    try:
+    with user_errors(problem_exit=1):  # a library file that fails: a damaged installation
         folder = library_dir()
         entries = list_problems(folder)
-    except LibraryError as exc:
-        raise fail(str(exc)) from None
-    except ProblemError as exc:  # a damaged installation, not the user's file: exit 1
-        for issue in exc.errors:
-            err.print(str(issue))
-        raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps([e.to_json() for e in entries]))
         return
@@ -123,10 +116,8 @@ def init_cmd(
         target = target / f"{name}.yaml"
     if target.exists() and not force:
         raise fail(f"{target} exists; use --force to overwrite it", 2)
-    try:
+    with user_errors():
         with atomic_path(target) as tmp:
             tmp.write_text(text, encoding="utf-8")
-    except RunFileError as exc:
-        raise fail(str(exc)) from None
     what = f"a copy of {source}" if source else "a starter problem"
     err.print(f"wrote {target} ({what}); next: nsvd check {target}", highlight=False)

@@ -8,12 +8,11 @@ from typing import Annotated
 
 import typer
 
-from nsvd_cli.cli.common import app, err, fail, out
+from nsvd_cli.cli.common import app, err, fail, out, user_errors
 from nsvd_cli.errors import RunFileError
 from nsvd_cli.files.reference import read_reference
 from nsvd_cli.files.run_folder import PLOTS_DIR
 from nsvd_cli.runs import load_run
-from nsvd_cli.spec.load import ProblemError
 from nsvd_cli.viz.figures import function_panels, function_sides, gram_matrices, training_curves
 
 
@@ -42,11 +41,9 @@ def plot_cmd(
     # matplotlib takes a second to import: only this command pays for it.
     from nsvd_cli.viz.plotting import plot_functions, plot_gram, plot_training
 
-    try:
+    with user_errors():
         run = load_run(run_dir)
         ref = read_reference(against) if against is not None else None
-    except (RunFileError, ProblemError) as exc:
-        raise fail(str(exc)) from None
     folder = out_dir or (run_dir if run_dir.is_dir() else run_dir.parent) / PLOTS_DIR
     chosen = tuple(a.strip() for a in axes.split(",")) if axes else None
     title = run.problem.name

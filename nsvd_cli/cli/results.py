@@ -21,16 +21,15 @@ from nsvd_cli.cli.common import (
     load_or_exit,
     memory_bound,
     out,
-    problem_errors,
+    user_errors,
 )
-from nsvd_cli.errors import RunFileError
+from nsvd_cli.errors import UsageError
 from nsvd_cli.files import vtkhdf
 from nsvd_cli.files.export import write_export
 from nsvd_cli.files.reference import read_reference, write_reference
 from nsvd_cli.kinds import Evaluation, kind_of
 from nsvd_cli.runs import Export, evaluate, export, grid_reference, load_run
 from nsvd_cli.runs.resources import export_bytes, largest_grid, network_workspace, readout_bytes
-from nsvd_cli.spec.load import ProblemError
 
 
 @app.command("eval")
@@ -50,19 +49,17 @@ def eval_cmd(
     max_memory: MaxMemory = None,
 ) -> None:
     """Compare a run with its problem's reference spectrum (and eigenfunctions)."""
-    try:
+    with user_errors():
         run = load_run(run_dir)
-        settings = run.compiled.settings
+        settings = run.settings
         dim = max(len(run.problem.coordinates), len(run.problem.input_coordinates))
         memory_bound(max_memory, torch.device("cpu")).require(
             f"the evaluation sample (--samples {samples})",
-            readout_bytes(samples, dim, run.problem.modes, settings.hidden),
+            readout_bytes(samples, dim, run.problem.modes, settings.network.hidden),
             "lower --samples",
         )
         ref = read_reference(against) if against is not None else None
         report = evaluate(run, samples=samples, against=ref)
-    except (RunFileError, ProblemError, ValueError) as exc:
-        raise fail(str(exc)) from None
     if ref is not None and run.problem.region_expr() is not None:
         # A curved edge cuts the grid's cells: first-order convergence, and an error estimate
         # (from three grids) that a user's ellipse showed to be optimistic by 1.4x.
@@ -174,10 +171,8 @@ def export_cmd(
     """Sample the learned eigenfunctions on a regular grid and write them to HDF5."""
     if file_format not in EXPORT_FORMATS:
         raise fail(f"--format: unknown {file_format!r} (known: {' | '.join(EXPORT_FORMATS)})", 2)
-    try:
+    with user_errors():
         run = load_run(run_dir)
-    except (RunFileError, ProblemError, ValueError) as exc:
-        raise fail(str(exc)) from None
     families = run.kind.sides(run)
     sides = [len(side.coordinates) for side in families]
     if file_format == "vtkhdf":
@@ -187,11 +182,11 @@ def export_cmd(
         except ValueError as exc:
             raise fail(f"--format vtkhdf: {exc}", 2) from None
     bound = memory_bound(max_memory, torch.device("cpu"))
-    settings = run.compiled.settings
+    settings = run.settings
     modes = run.problem.modes
     points = min(grid ** max(sides), 65536)  # export_grid's chunk
     jets = any(side.jets for side in families)  # left functions u = A v / s
-    workspace = network_workspace(points, max(sides), settings.hidden, jets)
+    workspace = network_workspace(points, max(sides), settings.network.hidden, jets)
     room = bound.bound.bytes - workspace
     fits = room >= export_bytes(sides, 2, modes)
     bound.require(
@@ -201,15 +196,13 @@ def export_cmd(
     )
     base = run_dir if run_dir.is_dir() else run_dir.parent
     target = output or base / f"eigenfunctions{EXPORT_FORMATS[file_format]}"
-    try:
+    with user_errors():
         exported = export(run, grid)
         if file_format == "vtkhdf":
             written = _write_vtkhdf(exported, target)
         else:
             _write_h5(exported, target)
             written = [target]
-    except RunFileError as exc:
-        raise fail(str(exc)) from None
     err.print(
         f"wrote {', '.join(map(str, written))} ({run.problem.modes} modes on "
         f"{grid}^{len(run.problem.coordinates)} points"
@@ -274,17 +267,13 @@ def reference_cmd(
     """Reference values on grids (finite differences; quadrature for integral operators),
     with an error estimate from three resolutions."""
     problem = load_or_exit(problem_file)
-    try:
-        ref = grid_reference(problem, grid)
-    except ProblemError as exc:  # found while deriving the window (bounds, potential)
-        raise problem_errors(exc) from None
-    except ValueError as exc:
-        raise fail(f"{problem_file}: {exc}", 2) from None
-    target = output or problem_file.with_suffix(".reference.h5")
-    try:
+    with user_errors():  # a ProblemError here was found while deriving the window
+        try:
+            ref = grid_reference(problem, grid)
+        except ValueError as exc:  # no reference for this problem (d > 3, a missing grid)
+            raise UsageError(f"{problem_file}: {exc}") from None
+        target = output or problem_file.with_suffix(".reference.h5")
         write_reference(target, ref)
-    except RunFileError as exc:
-        raise fail(str(exc)) from None
     table = Table(title=f"{problem.name}: grid reference ({ref.attrs['points']} points per axis)")
     value = kind_of(problem).value_name
     for col in ("index", value, "est. abs. error", "observed order"):

@@ -37,7 +37,6 @@ from nsvd_cli.cli.solve_options import (
     check_resume,
     refuse_unsupported,
 )
-from nsvd_cli.errors import RunFileError
 from nsvd_cli.files import Results
 from nsvd_cli.files.atomic import CHECKPOINT_NAME, atomic_path
 from nsvd_cli.files.checkpoint import has_checkpoint
@@ -109,11 +108,9 @@ def schema_cmd(
     if output is None:
         typer.echo(text, nl=False)
         return
-    try:
+    with user_errors():
         with atomic_path(output) as tmp:
             tmp.write_text(text)
-    except RunFileError as exc:
-        raise fail(str(exc)) from None
     err.print(f"wrote {output}", highlight=False)
 
 
@@ -187,7 +184,9 @@ def solve_cmd(
     try:
         with stops, user_errors(), _failed_training(problem_file, run_dir):
             shown = training_progress(
-                settings.steps, symbol=kind_of(problem).symbol, reference=_live_reference(problem)
+                settings.optimiser.steps,
+                symbol=kind_of(problem).symbol,
+                reference=_live_reference(problem),
             )
             with shown if context.main else contextlib.nullcontext() as hook:
                 results, complete = solve(
@@ -275,7 +274,8 @@ def _report(
     if variance is not None:
         err.print(
             f"hutchinson: relative variance of the Laplacian estimate {variance:.3g} per point "
-            f"and draw ({settings.hutchinson_probes} probes), {variance / settings.batch_size:.2g}"
+            f"and draw ({settings.hutchinson_probes} probes), "
+            f"{variance / settings.optimiser.batch_size:.2g}"
             " for a batch mean",
             highlight=False,
         )
@@ -318,7 +318,7 @@ def _check_distributable(
     if settings.method == "spin":
         raise fail("spin keeps per-step Jacobian averages and trains in one process only", 2)
     try:
-        rank_batch(settings.batch_size, context)
+        rank_batch(settings.optimiser.batch_size, context)
     except ValueError as exc:
         raise fail(f"{problem_file}: solver.batch_size: {exc}", 2) from None
 

@@ -23,7 +23,7 @@ from nsvd_cli.kinds.base import (
 )
 from nsvd_cli.kinds.drift import DRIFT
 from nsvd_cli.kinds.eigen import EIGEN
-from nsvd_cli.kinds.evaluation import Distances, Evaluation, reference_callables
+from nsvd_cli.kinds.evaluation import Distances, Evaluation, NumpyFunction, reference_callables
 from nsvd_cli.kinds.integral import INTEGRAL
 from nsvd_cli.spec import Problem
 
@@ -51,6 +51,7 @@ __all__ = [
     "Run",
     "SolverOptions",
     "kind_of",
+    "NumpyFunction",
     "reference_callables",
     "refusals",
 ]

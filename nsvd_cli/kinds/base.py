@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from nsvd_cli.files import GridReference, Results
+from nsvd_cli.files import GridReference, Results, network_state
 from nsvd_cli.spec import Problem
 from nsvd_cli.training.distributed import Context
 from nsvd_cli.training.loop import Objective
@@ -94,6 +94,15 @@ class Run:
     def settings(self) -> Settings:
         settings: Settings = self.compiled.settings
         return settings
+
+    @staticmethod
+    def rebuilt(problem: Problem, compiled: Any, results: Results, kind: Kind) -> Run:
+        """The run with the compiled operator's network in float64, holding the stored
+        weights (every kind reloads its networks so)."""
+        network = compiled.make_network().double()
+        network.load_state_dict(network_state(results.network))
+        network.eval()
+        return Run(problem, compiled, network, results, kind)
 
 
 class Kind(Protocol):

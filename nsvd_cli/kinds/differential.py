@@ -14,7 +14,7 @@ from typing import cast
 import numpy as np
 import torch
 
-from nsvd_cli.files import GridReference, Results, SingularArrays, network_state
+from nsvd_cli.files import GridReference, Results, SingularArrays
 from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, FunctionSide, Kind, Run
 from nsvd_cli.kinds.records import build_results, reference_record
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
@@ -41,16 +41,16 @@ def readout(
     net64 = copy.deepcopy(network).double()
     device = next(net64.parameters()).device
     gen = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
-    batch = sample_modes(compiled, net64, settings.eval_samples, gen)
+    batch = sample_modes(compiled, net64, settings.readout.eval_samples, gen)
     n = batch.h.shape[0]
     if settings.want == "smallest-singular":
         r = ritz_squared(batch.h, batch.hh)
         square = batch.hh.T @ batch.hh / n
-        native = native_energies(settings.method, shift, settings.scale, r.gram, square)
+        native = native_energies(settings.method, shift, settings.transform.scale, r.gram, square)
         return r, native.clamp_min(0.0).sqrt().cpu().numpy()
     r = ritz(batch.h, batch.hh)
     energy = batch.h.T @ batch.hh / n
-    native = native_energies(settings.method, shift, settings.scale, r.gram, energy)
+    native = native_energies(settings.method, shift, settings.transform.scale, r.gram, energy)
     return r, native.cpu().numpy()
 
 
@@ -67,7 +67,7 @@ def hutchinson_report(compiled: CompiledProblem, network: torch.nn.Module) -> fl
     s = compiled.settings
     p = next(network.parameters())
     gen = torch.Generator(device=p.device).manual_seed(s.seed + EVAL_SEED_OFFSET + 1)
-    x = compiled.sampler.to(p.device, p.dtype).sample(s.batch_size, gen)
+    x = compiled.sampler.to(p.device, p.dtype).sample(s.optimiser.batch_size, gen)
     return hutchinson_variance(cast(ModeNetwork, network), x, s.hutchinson_probes, gen)
 
 
@@ -94,11 +94,7 @@ def record(
 
 def load(problem: Problem, settings: Settings, results: Results, kind: Kind) -> Run:
     """The run with its float64 network, rebuilt from a results file."""
-    compiled = build(problem, settings)
-    network = compiled.make_network().double()
-    network.load_state_dict(network_state(results.network))
-    network.eval()
-    return Run(problem, compiled, network, results, kind)
+    return Run.rebuilt(problem, build(problem, settings), results, kind)
 
 
 def ritz_functions(run: Run, x: torch.Tensor) -> torch.Tensor:
@@ -153,7 +149,7 @@ def sides(run: Run, names: tuple[str, ...]) -> list[FunctionSide]:
         "eigen": right, "right": right, "left": left,
     }
     coords = tuple(run.problem.coordinates)
-    lo, hi = tuple(settings.export_lo), tuple(settings.export_hi)
+    lo, hi = tuple(settings.readout.export_lo), tuple(settings.readout.export_hi)
     return [
         FunctionSide(n, coords, lo, hi, functions[n], sample, inside, jets=n == "left")
         for n in names
@@ -176,13 +172,14 @@ def grid_reference(problem: Problem, points: int | None, extra: int) -> GridRefe
     grid.check_dimension(dim)  # before deriving settings, which samples the potential
     settings = derive_settings(problem)
     compiled = build(problem, settings)
-    if settings.domain == "whole-space":
+    if settings.sampler.domain == "whole-space":
         # 1.5x the export window (centre +- 6 rms radii of the highest wanted state).
-        centre = [0.5 * (lo + hi) for lo, hi in zip(settings.export_lo, settings.export_hi)]
-        lo = [c + 1.5 * (v - c) for c, v in zip(centre, settings.export_lo)]
-        hi = [c + 1.5 * (v - c) for c, v in zip(centre, settings.export_hi)]
+        export_lo, export_hi = settings.readout.export_lo, settings.readout.export_hi
+        centre = [0.5 * (lo + hi) for lo, hi in zip(export_lo, export_hi)]
+        lo = [c + 1.5 * (v - c) for c, v in zip(centre, export_lo)]
+        hi = [c + 1.5 * (v - c) for c, v in zip(centre, export_hi)]
     else:
-        lo, hi = settings.bounds_lo, settings.bounds_hi
+        lo, hi = settings.sampler.bounds_lo, settings.sampler.bounds_hi
 
     def numpy_field(field: Callable[[torch.Tensor], torch.Tensor]) -> grid.PointField:
         def call(x: np.ndarray) -> np.ndarray:
@@ -191,7 +188,7 @@ def grid_reference(problem: Problem, points: int | None, extra: int) -> GridRefe
 
         return call
 
-    inside = numpy_field(region_field(problem)) if settings.domain == "region" else None
+    inside = numpy_field(region_field(problem)) if settings.sampler.domain == "region" else None
     drift = compiled.operator.drift
     spec = grid.GridProblem(
         kinetic=compiled.operator.kinetic,

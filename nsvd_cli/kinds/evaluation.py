@@ -9,6 +9,7 @@ integral operator); only :meth:`Evaluation.to_json` writes the version-1 keys, w
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,8 @@ from nsvd_cli.references.closed_form import (
     singular_function_callable,
 )
 
-NumpyFunction = Any  # Callable[[np.ndarray], np.ndarray]
+# A closed-form function (or a learned one) on points of shape (n, d), as numpy.
+NumpyFunction = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)

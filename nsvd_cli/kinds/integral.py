@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from nsvd_cli.expr import compile_numpy
-from nsvd_cli.files import GridReference, Results, SingularArrays, network_state
+from nsvd_cli.files import GridReference, Results, SingularArrays
 from nsvd_cli.kinds.base import (
     EVAL_SEED_OFFSET,
     FunctionSide,
@@ -133,19 +133,21 @@ class IntegralKind:
         dims = (len(problem.coordinates), len(problem.input_coordinates))
         element = element_bytes(s)
         networks = sum(
-            training_step_bytes(s.batch_size, d, problem.modes, s.hidden, s.depth, element)
+            training_step_bytes(
+                s.optimiser.batch_size, d, problem.modes, s.network.hidden, s.network.depth, element
+            )
             for d in dims
         )
-        step = kernel_step_bytes(s.batch_size, dims, element) + networks
+        step = kernel_step_bytes(s.optimiser.batch_size, dims, element) + networks
         # The read-out walks blocks of EVAL_BLOCK points per side, one block pair at a time.
-        readout = kernel_step_bytes(EVAL_BLOCK, dims, 8) + 2 * s.eval_samples * (
+        readout = kernel_step_bytes(EVAL_BLOCK, dims, 8) + 2 * s.readout.eval_samples * (
             max(dims) + 2 * problem.modes
         ) * 8
         return [
             MemoryNeed(
-                f"the training step (solver.batch_size = {s.batch_size}; the kernel on every "
-                "pair of points)", step, "lower solver.batch_size"),
-            MemoryNeed(f"the read-out (solver.eval_samples = {s.eval_samples})", readout,
+                f"the training step (solver.batch_size = {s.optimiser.batch_size}; the kernel on "
+                "every pair of points)", step, "lower solver.batch_size"),
+            MemoryNeed(f"the read-out (solver.eval_samples = {s.readout.eval_samples})", readout,
                        "lower solver.eval_samples"),
         ]
 
@@ -159,7 +161,7 @@ class IntegralKind:
     ) -> Results:
         settings = compiled.settings
         assert isinstance(state.network, SingularPair)
-        blocks = max(2, settings.eval_samples // EVAL_BLOCK)
+        blocks = max(2, settings.readout.eval_samples // EVAL_BLOCK)
         ro = singular_readout(compiled, state.network, settings.seed + EVAL_SEED_OFFSET, blocks)
         if complete:
             gram = ro.gram_left if ro.gram_left.trace() < ro.gram_right.trace() else ro.gram_right
@@ -187,11 +189,7 @@ class IntegralKind:
         return results
 
     def load(self, problem: Problem, settings: Settings, results: Results) -> Run:
-        compiled = build_singular(problem, settings)
-        network = compiled.make_network().double()
-        network.load_state_dict(network_state(results.network))
-        network.eval()
-        return Run(problem, compiled, network, results, self)
+        return Run.rebuilt(problem, build_singular(problem, settings), results, self)
 
     def sides(self, run: Run) -> list[FunctionSide]:
         """Left functions on x, right ones on y; each side its own measure and window."""

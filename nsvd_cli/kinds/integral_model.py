@@ -100,18 +100,18 @@ class CompiledSingular:
         return NetworkConfig(
             dim=len(side.coordinates),
             modes=self.problem.modes,
-            hidden=s.hidden,
-            depth=s.depth,
-            activation=s.activation,
+            hidden=s.network.hidden,
+            depth=s.network.depth,
+            activation=s.network.activation,
             center=side.center,
             scale=side.scale,
-            fourier_features=s.fourier_features,
-            fourier_scale=s.fourier_scale,
+            fourier_features=s.network.fourier_features,
+            fourier_scale=s.network.fourier_scale,
             fourier_seed=s.seed,
         )
 
     def make_network(self) -> SingularPair:
-        kind = self.settings.network
+        kind = self.settings.network.architecture
         return SingularPair(
             build_network(kind, self._config(self.left)),
             build_network(kind, self._config(self.right)),
@@ -120,13 +120,14 @@ class CompiledSingular:
 
 def derive_singular_settings(problem: Problem) -> Settings:
     """Defaults for an integral operator: no analysis needed, the measures fix the scales."""
-    s = Settings(domain="integral", want="largest-singular")
+    s = Settings(want="largest-singular")
+    s.sampler.domain = "integral"
     # Points per side of the read-out: 2^20 puts its standard error near 1e-3 of the
     # singular values on the shipped problems, in seconds (blocks of 256 x 256 pairs).
-    s.eval_samples = 1 << 20
+    s.readout.eval_samples = 1 << 20
     apply_solver_overrides(problem, s)
     if problem.solver.steps is None:
-        s.steps = 4000 + 1000 * problem.modes
+        s.optimiser.steps = 4000 + 1000 * problem.modes
     return s
 
 
@@ -156,7 +157,7 @@ class SingularObjective:
         self.settings = s
         self.operator = compiled.operator.to(device, DTYPES[s.dtype])
         self.context = context
-        self.batch = rank_batch(s.batch_size, context)
+        self.batch = rank_batch(s.optimiser.batch_size, context)
         self.last: list[Check] = []
         try:
             self.loss_fn = SVD_LOSSES[s.method]

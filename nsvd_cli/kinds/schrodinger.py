@@ -58,20 +58,20 @@ class CompiledProblem:
         return NetworkConfig(
             dim=self.dim,
             modes=self.problem.modes,
-            hidden=s.hidden,
-            depth=s.depth,
-            activation=s.activation,
-            center=tuple(s.input_center),
-            scale=tuple(s.input_scale),
-            radial_feature=s.radial_feature,
-            fourier_features=s.fourier_features,
-            fourier_scale=s.fourier_scale,
+            hidden=s.network.hidden,
+            depth=s.network.depth,
+            activation=s.network.activation,
+            center=tuple(s.network.input_center),
+            scale=tuple(s.network.input_scale),
+            radial_feature=s.network.radial_feature,
+            fourier_features=s.network.fourier_features,
+            fourier_scale=s.network.fourier_scale,
             fourier_seed=s.seed,
-            envelope=s.envelope,
+            envelope=s.network.envelope,
         )
 
     def make_network(self) -> torch.nn.Module:
-        return build_network(self.settings.network, self.network_config())
+        return build_network(self.settings.network.architecture, self.network_config())
 
     def boundary_jet(self, x: torch.Tensor) -> Jet | None:
         return None if self.boundary is None else self.boundary(x)
@@ -113,8 +113,9 @@ def derive_settings(problem: Problem) -> Settings:
     potential = _potential_field(problem)
     gen = torch.Generator().manual_seed(ANALYSIS_SEED)
     kind, lo, hi = domain_bounds(problem)
-    s = Settings(domain=kind)
-    s.bounds_lo, s.bounds_hi = lo, hi
+    s = Settings()
+    s.sampler.domain = kind
+    s.sampler.bounds_lo, s.sampler.bounds_hi = lo, hi
 
     if kind == "whole-space":
         est = _whole_space_settings(problem, s, potential, kappa, gen)
@@ -134,31 +135,31 @@ def _whole_space_settings(
     check_potential_values(problem, potential(pts))
     est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
     check_estimate(problem, est, whole_space=True)
-    s.sampling_center = list(est.center)
+    s.sampler.center = list(est.center)
     # Gaussians aligned with the principal axes of the classically allowed region (the
     # coordinate axes unless the coordinates are correlated): a rotated anisotropic
     # problem then sees the same sampler as its separable twin.
     rotated = any(est.axes[i][j] != float(i == j) for i in range(d) for j in range(d))
     if rotated:
-        s.sampling_axes = [list(row) for row in est.axes]
+        s.sampler.axes = [list(row) for row in est.axes]
         lo_rms, hi_rms = list(est.axis_rms_lowest), list(est.axis_rms_highest)
     else:
         lo_rms, hi_rms = list(est.rms_lowest), list(est.rms_highest)
-    s.sampling_scales = _geometric_scales(lo_rms, hi_rms)
-    s.input_center = list(est.center)
+    s.sampler.scales = _geometric_scales(lo_rms, hi_rms)
+    s.network.input_center = list(est.center)
     # The geometric middle of the length scales: the smallest states (a Coulomb ground
     # state) stay resolvable while the largest stay O(1) in input units.
-    span = [math.sqrt(a * b) for a, b in zip(s.sampling_scales[0], s.sampling_scales[-1])]
-    s.input_scale = span if not rotated else [_rms_mean(span)] * d
-    s.export_lo = [c - 4.0 * r for c, r in zip(est.center, est.rms_highest)]
-    s.export_hi = [c + 4.0 * r for c, r in zip(est.center, est.rms_highest)]
-    s.radial_feature = analysis.singular_at_origin(potential, d, gen)
+    span = [math.sqrt(a * b) for a, b in zip(s.sampler.scales[0], s.sampler.scales[-1])]
+    s.network.input_scale = span if not rotated else [_rms_mean(span)] * d
+    s.readout.export_lo = [c - 4.0 * r for c, r in zip(est.center, est.rms_highest)]
+    s.readout.export_hi = [c + 4.0 * r for c, r in zip(est.center, est.rms_highest)]
+    s.network.radial_feature = analysis.singular_at_origin(potential, d, gen)
     v_inf = analysis.limit_at_infinity(potential, d, gen)
     if v_inf is not None and est.highest < v_inf:
         # Bound states below a continuum threshold: shift to the threshold, as the
         # paper does for hydrogen (T = -H). Every bound state is then a positive
         # eigenvalue of T and the continuum sits below all of them.
-        s.shift = 0.0 if abs(v_inf) < 1e-6 * max(abs(est.lowest), 1.0) else v_inf
+        s.transform.shift = 0.0 if abs(v_inf) < 1e-6 * max(abs(est.lowest), 1.0) else v_inf
     return est
 
 
@@ -167,7 +168,7 @@ def _bounded_settings(
 ) -> analysis.SpectrumEstimate:
     """The same for a box or a region (uniform sampling inside the bounds)."""
     d, modes = len(problem.coordinates), problem.modes
-    kind, lo, hi = s.domain, s.bounds_lo, s.bounds_hi
+    kind, lo, hi = s.sampler.domain, s.sampler.bounds_lo, s.sampler.bounds_hi
     lo_t = torch.tensor(lo, dtype=torch.float64)
     hi_t = torch.tensor(hi, dtype=torch.float64)
     pts, log_w = analysis.uniform_points(lo_t, hi_t, ANALYSIS_POINTS, gen)
@@ -182,36 +183,37 @@ def _bounded_settings(
                 "points of the bounds",
             )
         check_region_inside_bounds(problem, region, lo, hi, gen)
-        s.region_acceptance = max(float(inside.double().mean()), 1e-6)
+        s.sampler.region_acceptance = max(float(inside.double().mean()), 1e-6)
         log_w = torch.where(inside, log_w, torch.full_like(log_w, -math.inf))
         check_potential_values(problem, potential(pts[inside]))
     else:
         check_potential_values(problem, potential(pts))
     est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
     check_estimate(problem, est, whole_space=False)
-    s.input_center = [(a + b) / 2 for a, b in zip(lo, hi)]
-    s.input_scale = [(b - a) / 2 for a, b in zip(lo, hi)]
-    s.export_lo, s.export_hi = lo, hi
+    s.network.input_center = [(a + b) / 2 for a, b in zip(lo, hi)]
+    s.network.input_scale = [(b - a) / 2 for a, b in zip(lo, hi)]
+    s.readout.export_lo, s.readout.export_hi = lo, hi
     return est
 
 
 def _operator_scale(problem: Problem, s: Settings, est: analysis.SpectrumEstimate) -> None:
     """T = scale * (shift - H): the scale that puts the wanted spectrum in (0, 1]."""
-    s.energy_estimate = [est.lowest, est.highest]
-    top = s.shift if s.shift is not None else est.highest + 0.5 * (est.highest - est.lowest)
-    s.scale = 1.0 / max(top - est.lowest, 1e-12)
+    s.transform.energy_estimate = [est.lowest, est.highest]
+    shift = s.transform.shift
+    top = shift if shift is not None else est.highest + 0.5 * (est.highest - est.lowest)
+    s.transform.scale = 1.0 / max(top - est.lowest, 1e-12)
     s.want = problem.wanted
     if s.want == "smallest-singular":
         # T = scale * (shift - A^*A): its eigenvalues are squares of H's scale (the drift
         # adds to them); the shift adapts to the learned span.
-        s.shift = None
-        s.scale = 1.0 / max(top * top, 1e-12)
+        s.transform.shift = None
+        s.transform.scale = 1.0 / max(top * top, 1e-12)
         # The squared spectrum spreads far more than H's, and a fresh network's smooth
         # functions have small A^*A Ritz values: floor the adaptive shift at the Weyl
         # estimate's square (above the wanted s_L^2 for moderate drifts).
-        s.shift_floor = top * top
-    if not (math.isfinite(s.scale) and s.scale > 0):
-        raise unusable_potential(problem, f"the operator scale comes out as {s.scale}")
+        s.transform.shift_floor = top * top
+    if not (math.isfinite(s.transform.scale) and s.transform.scale > 0):
+        raise unusable_potential(problem, f"the operator scale comes out as {s.transform.scale}")
 
 
 def apply_solver_overrides(problem: Problem, s: Settings) -> None:
@@ -220,26 +222,26 @@ def apply_solver_overrides(problem: Problem, s: Settings) -> None:
     modes = problem.modes
     s.method = solver.method
     s.seed = solver.seed
-    s.hidden = solver.hidden or (128 if modes > 4 else 64)
-    s.depth = solver.depth or 3
-    s.steps = solver.steps or _default_steps(problem)
-    s.batch_size = solver.batch_size or 1024
-    s.learning_rate = solver.learning_rate or 1e-3
+    s.network.hidden = solver.hidden or (128 if modes > 4 else 64)
+    s.network.depth = solver.depth or 3
+    s.optimiser.steps = solver.steps or _default_steps(problem)
+    s.optimiser.batch_size = solver.batch_size or 1024
+    s.optimiser.learning_rate = solver.learning_rate or 1e-3
     s.dtype = solver.dtype or "float32"
     if solver.eval_samples:
-        s.eval_samples = solver.eval_samples
+        s.readout.eval_samples = solver.eval_samples
     if solver.checkpoint_every:
-        s.checkpoint_every = solver.checkpoint_every
+        s.optimiser.checkpoint_every = solver.checkpoint_every
     s.derivatives = solver.derivatives
     s.hutchinson_probes = solver.hutchinson_probes
     s.compile = solver.compile
     s.spin_decay = solver.spin_decay
     if solver.shift is not None:
-        s.shift = solver.shift
+        s.transform.shift = solver.shift
     if solver.scale is not None:
-        s.scale = solver.scale
+        s.transform.scale = solver.scale
     if solver.sampling_scales:
-        s.sampling_scales = [[float(v)] * len(problem.coordinates) for v in solver.sampling_scales]
+        s.sampler.scales = [[float(v)] * len(problem.coordinates) for v in solver.sampling_scales]
     _apply_network(problem, s)
 
 
@@ -249,15 +251,15 @@ NETWORK_KINDS = {"shared": "shared-mlp", "disjoint": "disjoint-mlp"}
 def _apply_network(problem: Problem, s: Settings) -> None:
     """The ``network`` block; its hidden/depth win over the older ``solver`` keys."""
     net = problem.network
-    s.network = NETWORK_KINDS[net.kind]
-    s.hidden = net.hidden or s.hidden
-    s.depth = net.depth or s.depth
-    s.activation = net.activation
+    s.network.architecture = NETWORK_KINDS[net.kind]
+    s.network.hidden = net.hidden or s.network.hidden
+    s.network.depth = net.depth or s.network.depth
+    s.network.activation = net.activation
     if net.radial_feature is not None:
-        s.radial_feature = net.radial_feature
-    s.fourier_features = net.fourier_features
-    s.fourier_scale = net.fourier_scale
-    s.envelope = net.envelope
+        s.network.radial_feature = net.radial_feature
+    s.network.fourier_features = net.fourier_features
+    s.network.fourier_scale = net.fourier_scale
+    s.network.envelope = net.envelope
 
 
 def _default_steps(problem: Problem) -> int:
@@ -271,28 +273,30 @@ def build(problem: Problem, settings: Settings) -> CompiledProblem:
     operator = Schrodinger(problem.kinetic_value(), potential, _drift_field(problem))
     boundary: JetField | None = None
     sampler: Sampler
-    if settings.domain == "whole-space":
-        axes = settings.sampling_axes
+    if settings.sampler.domain == "whole-space":
+        axes = settings.sampler.axes
         sampler = GaussianMixture(
-            torch.tensor(settings.sampling_center, dtype=torch.float64),
-            torch.tensor(settings.sampling_scales, dtype=torch.float64),
+            torch.tensor(settings.sampler.center, dtype=torch.float64),
+            torch.tensor(settings.sampler.scales, dtype=torch.float64),
             torch.tensor(axes, dtype=torch.float64) if axes else None,
         )
     else:
-        lo = torch.tensor(settings.bounds_lo, dtype=torch.float64)
-        hi = torch.tensor(settings.bounds_hi, dtype=torch.float64)
+        lo = torch.tensor(settings.sampler.bounds_lo, dtype=torch.float64)
+        hi = torch.tensor(settings.sampler.bounds_hi, dtype=torch.float64)
         box = UniformBox(lo, hi)
-        if settings.domain == "box":
+        if settings.sampler.domain == "box":
             sampler = box
             boundary = box_factor(lo, hi)
         else:
             region = region_field(problem)
-            sampler = UniformRegion(box, region, settings.region_acceptance)
+            sampler = UniformRegion(box, region, settings.sampler.region_acceptance)
             # The region expression vanishes on the edge and is positive inside: it is the
             # boundary factor itself, normalised to an O(1) size at the bounds' scale.
             norm = (
                 float(
-                    region(torch.tensor([settings.input_center], dtype=torch.float64)).abs().max()
+                    region(torch.tensor([settings.network.input_center], dtype=torch.float64))
+                    .abs()
+                    .max()
                 )
                 or 1.0
             )
@@ -306,11 +310,14 @@ def build(problem: Problem, settings: Settings) -> CompiledProblem:
 def memory_needs(problem: Problem, settings: Settings) -> list[MemoryNeed]:
     """A differential problem's training step (the batch's jets and graph) and read-out."""
     d, modes, s = len(problem.coordinates), problem.modes, settings
-    step = training_step_bytes(s.batch_size, d, modes, s.hidden, s.depth, element_bytes(s))
-    readout = readout_bytes(s.eval_samples, d, modes, s.hidden)
+    net = s.network
+    step = training_step_bytes(
+        s.optimiser.batch_size, d, modes, net.hidden, net.depth, element_bytes(s)
+    )
+    readout = readout_bytes(s.readout.eval_samples, d, modes, s.network.hidden)
     return [
-        MemoryNeed(f"the training step (solver.batch_size = {s.batch_size})", step,
+        MemoryNeed(f"the training step (solver.batch_size = {s.optimiser.batch_size})", step,
                    "lower solver.batch_size"),
-        MemoryNeed(f"the read-out sample (solver.eval_samples = {s.eval_samples})", readout,
+        MemoryNeed(f"the read-out sample (solver.eval_samples = {s.readout.eval_samples})", readout,
                    "lower solver.eval_samples"),
     ]

@@ -35,8 +35,8 @@ class Session:
 def run_training(
     compiled: Trainable, session: Session, objective: Objective | None = None
 ) -> tuple[TrainState, bool]:
-    """Start or resume, train to ``settings.steps`` (or a stop), write the final checkpoint;
-    return the state and whether the run is complete."""
+    """Start or resume, train to ``settings.optimiser.steps`` (or a stop), write the final
+    checkpoint; return the state and whether the run is complete."""
     state = start_state(compiled, session.device, session.run_dir, session.resume, session.context)
     train(
         compiled,
@@ -49,7 +49,7 @@ def run_training(
         context=session.context,
     )
     session.checkpoint(state)
-    return state, state.step >= compiled.settings.steps
+    return state, state.step >= compiled.settings.optimiser.steps
 
 
 def start_state(

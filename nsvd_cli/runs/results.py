@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from nsvd_cli import __version__
-from nsvd_cli.errors import RunFileError
+from nsvd_cli.errors import NsvdError, RunFileError
 from nsvd_cli.files import RESULTS_NAME, GridReference, read_results
 from nsvd_cli.kinds import Evaluation, FunctionSide, Run, kind_of
 from nsvd_cli.kinds.records import first_line
-from nsvd_cli.spec import Problem, parse_problem
+from nsvd_cli.spec import Problem, ProblemError, parse_problem
 from nsvd_cli.training import Settings
 
 EXPORT_CHUNK = 65536  # points per network call of an export
@@ -26,7 +26,10 @@ def load_run(run_dir: Path) -> Run:
     """A run folder (or its results.h5) with its networks rebuilt."""
     path = run_dir / RESULTS_NAME if run_dir.is_dir() else run_dir
     results = read_results(path)
-    problem = parse_problem(results.problem_yaml, str(path) + ":/problem/yaml")
+    try:
+        problem = parse_problem(results.problem_yaml, str(path) + ":/problem/yaml")
+    except ProblemError as exc:  # the run's file, not the user's: a damaged run (exit 1)
+        raise RunFileError(str(exc)) from exc
     try:
         settings = Settings.from_dict(results.settings)
         return kind_of(problem).load(problem, settings, results)
@@ -40,7 +43,10 @@ def load_run(run_dir: Path) -> Run:
 def evaluate(run: Run, samples: int = 1 << 16, against: GridReference | None = None) -> Evaluation:
     """The comparison of ``nsvd eval``: errors, orthogonality and subspace distances, against
     the problem's closed form or, with ``against``, a grid reference's values."""
-    return run.kind.evaluate(run, samples, against)
+    try:
+        return run.kind.evaluate(run, samples, against)
+    except ValueError as exc:  # e.g. a closed form that is not finite for one of the states
+        raise NsvdError(str(exc)) from exc
 
 
 def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) -> GridReference:

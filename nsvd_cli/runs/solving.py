@@ -39,7 +39,7 @@ def prepare(problem: Problem, steps: int | None = None, seed: int | None = None)
     """The settings a fresh run of ``problem`` uses (derived by its kind)."""
     settings = kind_of(problem).derive_settings(problem)
     if steps is not None:
-        settings.steps = steps
+        settings.optimiser.steps = steps
     if seed is not None:
         settings.seed = seed
     return settings
@@ -57,7 +57,7 @@ def resume_settings(run_dir: Path, problem: Problem, steps: int | None = None) -
         )
     settings = Settings.from_dict(payload["settings"])
     if steps is not None:
-        settings.steps = steps
+        settings.optimiser.steps = steps
     return settings
 
 

@@ -192,7 +192,7 @@ def _require_valid(text: str, name: str) -> None:
         raise LibraryError(f"the file's name came out as {problem.name!r}, not {name!r}")
 
 
-# Values shown for the solver and network keys are their defaults (tests/test_library.py
+# Values shown for the solver and network keys are their defaults (tests/spec/test_library.py
 # compares them with what derive_settings fills in); "derived" ones say how they are chosen.
 _TEMPLATE = """\
 # @NAME@: an nsvd problem file, written by `nsvd init`.

@@ -19,7 +19,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from nsvd_cli.numerics.sampling import Sampler
 from nsvd_cli.objectives.batch import CompiledOperator
 from nsvd_cli.objectives.formulations import (
     Formulation,
@@ -72,22 +71,17 @@ class Trainable(Protocol):
 
 
 @runtime_checkable
-class DifferentialProblem(CompiledOperator, Protocol):
+class DifferentialProblem(CompiledOperator, Trainable, Protocol):
     """A compiled differential eigenproblem (``kinds.schrodinger``): the default objective."""
-
-    settings: Settings
-    sampler: Sampler
-
-    def make_network(self) -> torch.nn.Module: ...
 
 
 def init_state(compiled: Trainable, device: torch.device) -> TrainState:
     s = compiled.settings
     torch.manual_seed(s.seed)
     network = compiled.make_network().to(device=device, dtype=DTYPES[s.dtype])
-    optimizer = torch.optim.Adam(network.parameters(), lr=s.learning_rate)
+    optimizer = torch.optim.Adam(network.parameters(), lr=s.optimiser.learning_rate)
     generator = torch.Generator(device=device).manual_seed(s.seed)
-    shift = s.shift if s.shift is not None else 0.0
+    shift = s.transform.shift if s.transform.shift is not None else 0.0
     return TrainState(network, optimizer, generator, shift=shift, method=_method(s, network))
 
 
@@ -156,9 +150,9 @@ class EigenObjective:
         self.compiled = compiled
         self.sampler = compiled.sampler.to(device, DTYPES[s.dtype])
         self.formulation = make_formulation(s)
-        self.adaptive = s.shift is None
+        self.adaptive = s.transform.shift is None
         self.context = context
-        self.batch = rank_batch(s.batch_size, context)
+        self.batch = rank_batch(s.optimiser.batch_size, context)
         self.last: tuple[torch.Tensor, StepTerms] | None = None
 
     def loss(self, state: TrainState) -> torch.Tensor:
@@ -175,9 +169,9 @@ class EigenObjective:
         if self.adaptive and (state.step == 0 or state.gram is None):
             first = ritz_from_moments(gram.double(), energy.double())[0]
             state.shift = self._floored(_adaptive_shift([float(v) for v in first]), state)
-        t = s.scale * (state.shift * terms.gram - terms.energy)
+        t = s.transform.scale * (state.shift * terms.gram - terms.energy)
         assert state.method is not None
-        out = state.method(terms.f, t, operator_rows(terms, state.shift, s.scale))
+        out = state.method(terms.f, t, operator_rows(terms, state.shift, s.transform.scale))
         _update_moments(state, gram, energy)
         self.last = (x, terms)  # kept by reference; the checks are built only on failure
         return out.loss
@@ -198,11 +192,11 @@ class EigenObjective:
             state.shift = self._floored(_adaptive_shift(state.current_eigenvalues()), state)
 
     def _floored(self, shift: float | None, state: TrainState) -> float:
-        """The adaptive shift, kept above ``settings.shift_floor`` when one is set: a span
+        """The adaptive shift, kept above ``settings.transform.shift_floor`` when one is set: a span
         whose functions have collapsed onto the lowest states would otherwise pull the shift
         under the next wanted value, which then can never be learned (T's eigenvalue < 0)."""
         value = state.shift if shift is None else shift
-        floor = self.compiled.settings.shift_floor
+        floor = self.compiled.settings.transform.shift_floor
         return value if floor is None else max(value, floor)
 
     def values(self, state: TrainState) -> list[float]:
@@ -223,11 +217,12 @@ def train(
     objective: Objective | None = None,
     context: Context = LOCAL,
 ) -> TrainState:
-    """Run steps until ``settings.steps`` or ``stop()``; hooks see progress and checkpoints.
+    """Run steps until ``settings.optimiser.steps`` or ``stop()``; hooks see progress and
+    checkpoints.
 
     ``objective`` defaults to the eigenproblem of ``compiled``; singular problems pass theirs.
     A step that is not finite rolls the state back to the last checkpoint (or the start)
-    with the learning rate halved, at most ``settings.max_rollbacks`` times (a
+    with the learning rate halved, at most ``settings.optimiser.max_rollbacks`` times (a
     ``RollbackWarning`` each); after that ``Diverged`` says which term blew up, and where.
     """
     s = compiled.settings
@@ -250,7 +245,7 @@ def train(
                 return _loop(s, state, objective, on_progress, keep, progress_every, stop, context)
         except Diverged as exc:
             record = exc.divergence.describe()
-            if state.rollbacks >= s.max_rollbacks:
+            if state.rollbacks >= s.optimiser.max_rollbacks:
                 state.divergences.append(record)
                 good_step = int(good["step"])
                 raise Diverged(exc.divergence, state.rollbacks, good_step, state.lr_scale) from None
@@ -272,7 +267,7 @@ def _roll_back(
     state.generator.manual_seed(rank_seed(s.seed + ROLLBACK_SEED_STRIDE * rollbacks, context))
     warnings.warn(
         f"{record}; rolled back to step {state.step} with the learning rate x{lr_scale:g} "
-        f"(roll-back {rollbacks} of at most {s.max_rollbacks})",
+        f"(roll-back {rollbacks} of at most {s.optimiser.max_rollbacks})",
         RollbackWarning,
         stacklevel=3,
     )
@@ -298,7 +293,7 @@ def _loop(
 ) -> TrainState:
     optimizer = state.optimizer
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
-    total = s.steps
+    total = s.optimiser.steps
     started = time.perf_counter() - state.elapsed
     loss_value = float("nan")
     halt = False
@@ -306,7 +301,8 @@ def _loop(
     # and stops together (the ranks agree through the gradient all-reduce).
     while state.step < total and not halt and (context.active or not stop()):
         for group in optimizer.param_groups:
-            group["lr"] = s.learning_rate * state.lr_scale * learning_rate_factor(state.step, total)
+            factor = learning_rate_factor(state.step, total)
+            group["lr"] = s.optimiser.learning_rate * state.lr_scale * factor
         loss = objective.loss(state)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -335,7 +331,7 @@ def _loop(
             state.history.append(snap)
             if on_progress is not None:
                 on_progress(state, loss_value)
-        if on_checkpoint is not None and state.step % s.checkpoint_every == 0:
+        if on_checkpoint is not None and state.step % s.optimiser.checkpoint_every == 0:
             on_checkpoint(state)
     return state
 

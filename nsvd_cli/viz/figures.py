@@ -30,7 +30,6 @@ from nsvd_cli.kinds import EVAL_SEED_OFFSET, FunctionSide, Run, reference_callab
 from nsvd_cli.objectives.readout import normalized_gram
 from nsvd_cli.references.closed_form import degenerate_levels, usable_reference
 
-NumpyFunction = Callable[[np.ndarray], np.ndarray]
 # Monte-Carlo points for the alignment: its error is far below what a figure shows.
 ALIGN_SAMPLES = 1 << 14
 DEFAULT_POINTS = {1: 400, 2: 96}
@@ -56,7 +55,7 @@ def function_sides(run: Run) -> list[FunctionSide]:
     """The families ``plot`` draws (the run's kind names them): one for an eigenproblem,
     left and right otherwise; whole-space windows widened past the export window."""
     sides = run.kind.sides(run)
-    if run.settings.domain != "whole-space":
+    if run.settings.sampler.domain != "whole-space":
         return sides
     widened = []
     for side in sides:

@@ -19,7 +19,7 @@ from nsvd_cli.references.closed_form import (
 )
 from nsvd_cli.spec.load import Problem, load_problem, parse_problem
 
-ROOT = Path(__file__).resolve().parent.parent / "problems"
+ROOT = Path(__file__).resolve().parents[2] / "problems"
 # Problems without a closed form (checked with `nsvd reference` instead) are left out.
 PROBLEMS = sorted(p for p in ROOT.glob("*.yaml") if "\nreference:" in p.read_text())
 WITH_EIGENFUNCTION = [p for p in PROBLEMS if "eigenfunction:" in p.read_text()]

@@ -7,7 +7,6 @@ nested LoRA loss must recover the top eigenvectors in order, with ||f_l||^2 = la
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from nsvd_cli.references.metrics import relative_errors
 from nsvd_cli.spec.load import load_problem
 from nsvd_cli.training.loop import init_state, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 
 
@@ -154,9 +153,7 @@ def test_each_method_solves_the_oscillator_in_order(method: str) -> None:
     problem = load_problem(ROOT / "problems" / "oscillator-1d.yaml")
     # SpIN's default running averages (weight 0.01 on each new batch, as Pfau et al.) lag
     # far behind Adam at this step budget; without memory it converges like the others.
-    settings = dataclasses.replace(
-        derive_settings(problem), method=method, steps=3000, spin_decay=1.0
-    )
+    settings = derive_settings(problem).replaced(method=method, steps=3000, spin_decay=1.0)
     compiled = build(problem, settings)
     state = train(compiled, init_state(compiled, CPU), CPU)
     batch = sample_modes(compiled, state.network, 1 << 15, torch.Generator().manual_seed(3))

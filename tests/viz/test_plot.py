@@ -24,7 +24,7 @@ from nsvd_cli.viz.figures import (
 )
 from nsvd_cli.viz.plotting import functions_layout, gram_layout, pixels, training_layout
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 OSCILLATOR = oscillator(
     "plot-oscillator", modes=3, solver={"steps": 4000, "eval_samples": 8192}, functions=True

@@ -119,7 +119,7 @@ def test_live_view_during_solve_shows_current_estimates(tmp_path: Path) -> None:
     settings = prepare(problem)
     console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system=None)
     with training_progress(
-        settings.steps, enabled=True, reference=[0.5, 1.5], console=console
+        settings.optimiser.steps, enabled=True, reference=[0.5, 1.5], console=console
     ) as hook:
         results, complete = solve(
             problem, settings, tmp_path / "run", torch.device("cpu"), on_progress=hook

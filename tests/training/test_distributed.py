@@ -146,7 +146,7 @@ def _train_worker(rank: int, world: int, init: str, out: str, steps: int) -> Non
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
     try:
         compiled = _compiled("neuralsvd-sequential", "forward-laplacian", 64)
-        compiled.settings.steps = steps
+        compiled.settings.optimiser.steps = steps
         context = Context(rank, world)
         state = init_state(compiled, CPU)
         state.generator.manual_seed(rank_seed(compiled.settings.seed, context))
@@ -169,7 +169,7 @@ def test_training_steps_match_one_process_on_the_concatenated_batches(tmp_path: 
         join=True,
     )
     compiled = _compiled("neuralsvd-sequential", "forward-laplacian", 64)
-    compiled.settings.steps = steps
+    compiled.settings.optimiser.steps = steps
     sampler = compiled.sampler.to(CPU, torch.float64)
     gens = [
         torch.Generator().manual_seed(rank_seed(compiled.settings.seed, Context(r, world)))
@@ -191,7 +191,7 @@ def test_training_steps_match_one_process_on_the_concatenated_batches(tmp_path: 
             torch.testing.assert_close(weights[name], value, rtol=1e-9, atol=1e-11)
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The 1D oscillator's 4 modes with its default settings: 3000 steps learn every mode to
 # about 1e-2 from any seed (shorter or narrower runs sometimes leave a mode unformed).
 E2E = ROOT / "problems" / "oscillator-1d.yaml"
@@ -237,7 +237,7 @@ def _singular(context: Context, points: tuple[torch.Tensor, torch.Tensor] | None
     """One loss and gradient of the two-sided objective of problems/volterra.yaml."""
     problem = load_problem(ROOT / "problems" / "volterra.yaml")
     settings = derive_singular_settings(problem)
-    settings.batch_size, settings.dtype, settings.hidden = 64, "float64", 16
+    settings.optimiser.batch_size, settings.dtype, settings.network.hidden = 64, "float64", 16
     compiled = build_singular(problem, settings)
     state = init_state(compiled, CPU)
     state.generator.manual_seed(rank_seed(settings.seed, context))

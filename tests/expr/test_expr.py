@@ -335,7 +335,7 @@ def test_functorch_transforms(text: str) -> None:
     torch.testing.assert_close(hessian, forward)
 
 
-# -- hostile text (found by tests/test_fuzz_problems.py) ------------------------------------
+# -- hostile text (found by tests/spec/test_fuzz_problems.py) ------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from nsvd_cli.cli import app
 from nsvd_cli.spec.models import Operator, Problem, Reference, Solver
 from nsvd_cli.spec.schema import problem_json_schema
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "problems").glob("*.yaml"))
 RUNNER = CliRunner()
 

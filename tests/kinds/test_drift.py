@@ -20,7 +20,7 @@ from nsvd_cli.numerics.operators import Schrodinger
 from nsvd_cli.references import grid
 from nsvd_cli.spec.load import ProblemError, parse_problem
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 DRIFT = """
 name: drift-1d

@@ -16,7 +16,7 @@ from nsvd_cli.files import read_results
 from nsvd_cli.kinds import KINDS, kind_of, refusals
 from nsvd_cli.spec import load_problem, parse_problem
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VOLTERRA = ROOT / "problems" / "volterra.yaml"
 DRIFT = ROOT / "problems" / "convection-diffusion-2d.yaml"
 

@@ -20,7 +20,7 @@ from nsvd_cli.files.results import read_results
 from nsvd_cli.runs import evaluate, load_run, prepare, resume_settings, solve
 from nsvd_cli.spec.load import load_problem, parse_problem
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 
 SMALL = oscillator(
@@ -159,11 +159,11 @@ reference: {eigenvalue: "pi**2*k**2/8", quantum_numbers: {k: [1, 5]}}
 def test_coulomb_problem_trains_without_nan(tmp_path: Path) -> None:
     problem = load_problem(ROOT / "problems" / "hydrogen-2d.yaml")
     settings = prepare(problem, steps=50)
-    settings.eval_samples = 4096
+    settings.readout.eval_samples = 4096
     results, _ = solve(problem, settings, tmp_path / "r", CPU)
     assert np.all(np.isfinite(results.eigenvalues))
     assert np.all(np.isfinite(results.history["loss"]))
-    assert settings.radial_feature and settings.shift == 0.0
+    assert settings.network.radial_feature and settings.transform.shift == 0.0
 
 
 def test_bad_problem_file_exits_2_with_location(tmp_path: Path) -> None:
@@ -189,7 +189,8 @@ def test_shipped_problems_check_and_derive(name: str) -> None:
     result = CliRunner().invoke(app, ["check", str(ROOT / "problems" / f"{name}.yaml")])
     assert result.exit_code == 0, result.output
     settings = prepare(load_problem(ROOT / "problems" / f"{name}.yaml"))
-    assert settings.steps > 0 and settings.scale > 0 and math.isfinite(settings.scale)
+    scale = settings.transform.scale
+    assert settings.optimiser.steps > 0 and scale > 0 and math.isfinite(scale)
 
 
 def test_spin_trains_resumes_and_reports_its_own_eigenvalues(tmp_path: Path) -> None:
@@ -205,7 +206,7 @@ def test_spin_trains_resumes_and_reports_its_own_eigenvalues(tmp_path: Path) -> 
 
     def stop_half() -> bool:
         calls["n"] += 1
-        return calls["n"] > settings.steps // 2
+        return calls["n"] > settings.optimiser.steps // 2
 
     solve(problem, settings, tmp_path / "part", CPU, stop=stop_half)
     resumed, complete = solve(problem, settings, tmp_path / "part", CPU, resume=True)
@@ -247,7 +248,8 @@ def test_disjoint_network_with_features_trains_and_reloads(tmp_path: Path) -> No
     path.write_text(text)
     problem = load_problem(path)
     settings = prepare(problem)
-    assert (settings.network, settings.depth, settings.envelope) == ("disjoint-mlp", 2, True)
+    network = settings.network
+    assert (network.architecture, network.depth, network.envelope) == ("disjoint-mlp", 2, True)
     results, complete = solve(problem, settings, tmp_path / "run", CPU)
     assert complete and np.isfinite(results.eigenvalues).all()
     run = load_run(tmp_path / "run")

@@ -7,7 +7,6 @@ quadrature (weak form = strong form, values and parameter gradients), statistica
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -60,9 +59,7 @@ modes: 3
 
 def _compiled(text: str, **overrides: object) -> CompiledProblem:
     problem = parse_problem(text)
-    settings = dataclasses.replace(
-        derive_settings(problem), dtype="float64", hidden=12, depth=2, **overrides
-    )
+    settings = derive_settings(problem).replaced(dtype="float64", hidden=12, depth=2, **overrides)
     return build(problem, settings)
 
 
@@ -165,8 +162,7 @@ reference:
 """
     )
     problem = parse_problem(text)
-    settings = dataclasses.replace(
-        derive_settings(problem),
+    settings = derive_settings(problem).replaced(
         hidden=32,
         steps=4000,
         batch_size=512,

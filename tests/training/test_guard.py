@@ -131,7 +131,7 @@ def test_one_fault_rolls_back_once_and_the_run_completes() -> None:
 def test_a_persistent_fault_gives_up_with_a_diagnosis(where: str, term: str) -> None:
     compiled = _compiled()
     settings: Settings = compiled.settings
-    settings.max_rollbacks = 2
+    settings.optimiser.max_rollbacks = 2
     state = init_state(compiled, CPU)
     objective = Faulty(EigenObjective(compiled, CPU), {70}, where)
     with pytest.warns(RollbackWarning), pytest.raises(Diverged) as info:

@@ -25,7 +25,7 @@ from nsvd_cli.references.closed_form import (
 )
 from nsvd_cli.spec.load import load_problem, parse_problem
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("make_highdim", ROOT / "problems/make_highdim.py")
 assert spec is not None and spec.loader is not None
 make_highdim = importlib.util.module_from_spec(spec)
@@ -111,14 +111,14 @@ operator: {potential: "(x*cos(0.5) + y*sin(0.5))**2/2 + 9*(y*cos(0.5) - x*sin(0.
 modes: 3
 """
     s = derive_settings(parse_problem(rotated))
-    axes = np.array(s.sampling_axes)
+    axes = np.array(s.sampler.axes)
     # Widest axis first: the soft direction (cos 0.5, sin 0.5).
     assert abs(axes[:, 0] @ np.array([math.cos(0.5), math.sin(0.5)])) > 0.99
-    assert s.sampling_scales[0][0] > s.sampling_scales[0][1]
+    assert s.sampler.scales[0][0] > s.sampler.scales[0][1]
     aligned = rotated.replace("(x*cos(0.5) + y*sin(0.5))", "x").replace(
         "(y*cos(0.5) - x*sin(0.5))", "y"
     )
-    assert derive_settings(parse_problem(aligned)).sampling_axes == []
+    assert derive_settings(parse_problem(aligned)).sampler.axes == []
 
 
 def test_principal_axes_keep_coordinates_for_uncorrelated_covariance() -> None:

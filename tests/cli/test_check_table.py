@@ -14,7 +14,7 @@ from nsvd_cli.cli import solve as cli_solve
 from nsvd_cli.runs import prepare
 from nsvd_cli.spec.load import ProblemError, load_problem
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUNNER = CliRunner()
 
 # Four errors on four lines, one of them quoting brackets that Rich would take for markup.
@@ -127,8 +127,8 @@ def test_summary_of_an_integral_operator_with_derived_settings() -> None:
     assert "with left functions and right functions" in flat
     settings = prepare(load_problem(path))
     lines = {line.split("  ")[1].strip(): line.strip() for line in text.splitlines()[1:]}
-    assert lines["steps"].split()[-1] == str(settings.steps)
-    assert lines["batch size"].split()[-1] == str(settings.batch_size)
+    assert lines["steps"].split()[-1] == str(settings.optimiser.steps)
+    assert lines["batch size"].split()[-1] == str(settings.optimiser.batch_size)
 
 
 def test_check_refuses_a_reference_with_fewer_states_than_modes(tmp_path: Path) -> None:

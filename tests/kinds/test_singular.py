@@ -26,7 +26,7 @@ from nsvd_cli.references.closed_form import reference_eigenvalues
 from nsvd_cli.runs import prepare, resume_settings, solve
 from nsvd_cli.spec.load import ProblemError, load_problem, parse_problem
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 
 # A rank-2 kernel on [0, 1] x [-1, 1]: singular values 1 and 1/2 exactly.
@@ -251,7 +251,7 @@ def test_spin_is_refused_for_an_integral_operator(tmp_path: Path) -> None:
 def test_singular_resume_gives_the_uninterrupted_result(tmp_path: Path) -> None:
     problem = load_problem(_write(tmp_path, RANK2.replace("steps: 2000", "steps: 200")))
     full_settings = prepare(problem)
-    full_settings.checkpoint_every = 50
+    full_settings.optimiser.checkpoint_every = 50
     full, _ = solve(problem, full_settings, tmp_path / "full", CPU)
     calls = {"n": 0}
 
@@ -260,7 +260,7 @@ def test_singular_resume_gives_the_uninterrupted_result(tmp_path: Path) -> None:
         return calls["n"] > 90
 
     settings = prepare(problem)
-    settings.checkpoint_every = 50
+    settings.optimiser.checkpoint_every = 50
     _, complete = solve(problem, settings, tmp_path / "part", CPU, stop=stop_after_90)
     assert not complete
     settings = resume_settings(tmp_path / "part", problem)

@@ -20,8 +20,8 @@ from nsvd_cli.spec.load import (
     parse_problem,
 )
 
-PROBLEMS = sorted((Path(__file__).resolve().parent.parent / "problems").glob("*.yaml"))
-ROOT = Path(__file__).resolve().parents[1]
+PROBLEMS = sorted((Path(__file__).resolve().parents[2] / "problems").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[2]
 # The team's contract sits beside the checkout (../shared); the user's copy is in docs/.
 SHARED_FORMAT = ROOT.parent / "shared" / "problem-format.md"
 DOCS_FORMAT = ROOT / "docs" / "problem-format.md"
@@ -413,7 +413,7 @@ def test_derivative_settings_are_validated() -> None:
     assert (ok.solver.derivatives, ok.solver.compile, ok.solver.dtype) == ("weak", True, "tf32")
 
 
-# -- hostile files (found by tests/test_fuzz_problems.py) -----------------------------------
+# -- hostile files (found by tests/spec/test_fuzz_problems.py) -----------------------------------
 
 
 def test_keys_with_line_breaks_or_lookalikes_are_escaped_on_one_line() -> None:

@@ -44,7 +44,7 @@ from nsvd_cli.expr import BASE_FUNCTIONS, REFERENCE_FUNCTIONS
 from nsvd_cli.runs import prepare
 from nsvd_cli.spec.load import ProblemError, load_problem
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROBLEM_FILES = sorted((ROOT / "problems").glob("*.yaml"))
 PROBLEM_TEXTS = [p.read_text() for p in PROBLEM_FILES]
 PROBLEM_DATA = [yaml.safe_load(t) for t in PROBLEM_TEXTS]
@@ -242,8 +242,8 @@ def _prepare(path: Path) -> ProblemError | None:
         settings = prepare(load_problem(path))
     except ProblemError as error:
         return error
-    assert settings.steps > 0
-    assert math.isfinite(settings.scale) and settings.scale > 0
+    assert settings.optimiser.steps > 0
+    assert math.isfinite(settings.transform.scale) and settings.transform.scale > 0
     return None
 
 

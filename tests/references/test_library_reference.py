@@ -17,7 +17,7 @@ from nsvd_cli.references.closed_form import reference_eigenvalues, reference_sta
 from nsvd_cli.runs import grid_reference
 from nsvd_cli.spec.load import Problem, load_problem
 
-PROBLEMS = Path(__file__).resolve().parents[1] / "problems"
+PROBLEMS = Path(__file__).resolve().parents[2] / "problems"
 
 
 def reliable(ref: GridReference) -> list[bool]:

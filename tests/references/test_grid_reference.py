@@ -16,7 +16,7 @@ from nsvd_cli.references.grid import GridProblem, second_derivative, solve
 from nsvd_cli.runs import grid_reference
 from nsvd_cli.spec.load import load_problem, parse_problem
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_stencil_is_fourth_order_on_a_function_vanishing_at_the_walls() -> None:
