@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, fmt, run_one, write_keeping_notes  # noqa: E402
+from common import ROOT, fmt, provenance, run_one, write_keeping_notes  # noqa: E402
 
 from nsvd_cli import (  # noqa: E402
     init_state,
@@ -144,9 +144,9 @@ def write(
     lines = [
         "# GPU throughput and accuracy",
         "",
-        f"Device: **{label}**, torch {torch.__version__}. Written by "
-        f"`python benchmarks/gpu.py --device {args.device}` "
-        f"({time.strftime('%Y-%m-%d')}).",
+        *provenance(" ".join(["python benchmarks/gpu.py", *sys.argv[1:]]), args.device),
+        "",
+        f"Device: **{label}**, torch {torch.__version__}.",
         "",
         f"## Training step time (median of {args.repeats} x {args.steps} steps after a warm-up)",
         "",

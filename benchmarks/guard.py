@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, write_keeping_notes  # noqa: E402
+from common import ROOT, provenance, write_keeping_notes  # noqa: E402
 
 import nsvd_cli.training.loop as train_module  # noqa: E402
 from nsvd_cli import (  # noqa: E402
@@ -187,8 +187,9 @@ def main() -> None:
     lines = [
         "# Divergence guard: cost per step, and the failure paths",
         "",
-        f"Device: {label}; `python benchmarks/guard.py --device {device.type}"
-        f"{' --quick' if args.quick else ''}`. Milliseconds per training step (median of "
+        *provenance(" ".join(["python benchmarks/guard.py", *sys.argv[1:]]), str(device)),
+        "",
+        f"Device: {label}. Milliseconds per training step (median of "
         f"{repeats} interleaved repeats of {steps} steps, default settings), with the guard and "
         "with its check replaced by a constant.",
         "",
