@@ -23,6 +23,7 @@ from nsvd_cli.cli.common import (
     out,
     user_errors,
 )
+from nsvd_cli.cli.tables import interval_text
 from nsvd_cli.errors import UsageError
 from nsvd_cli.files import vtkhdf
 from nsvd_cli.files.export import write_export
@@ -82,7 +83,10 @@ def eval_cmd(
 
 def _print_evaluation(report: Evaluation, against: Path | None) -> None:
     table = Table(title=f"{report.problem}: learned vs reference")
-    for col in ("mode", "learned", "std. error", "reference", "rel. error"):
+    columns = ["mode", "learned", "s.e.", "reference", "rel. error"]
+    if report.intervals is not None:
+        columns[2:2] = ["95% interval"]
+    for col in columns:
         table.add_column(col, justify="right")
     if report.reference_reliable is not None and not all(report.reference_reliable):
         err.print(
@@ -95,10 +99,25 @@ def _print_evaluation(report: Evaluation, against: Path | None) -> None:
             f"{max(report.reference_error):.1e}",
             highlight=False,
         )
+    held = report.reference_in_interval()
     rows = zip(report.values, report.stderr, report.reference, report.relative_errors)
     for i, (v, s, r, e) in enumerate(rows):  # mode order
-        table.add_row(str(i), f"{v:.10g}", f"{s:.2g}", f"{r:.10g}", f"{e:.2e}")
+        cells = [str(i), f"{v:.10g}"]
+        if report.intervals is not None:
+            low, high = (float(x) for x in report.intervals[i])
+            cells.append(interval_text(low, high))
+        table.add_row(*cells, f"{s:.2g}", f"{r:.10g}", f"{e:.2e}")
     out.print(table)
+    if held is not None:
+        inside = [i for i, h in enumerate(held) if h]
+        outside = [i for i, h in enumerate(held) if h is False]
+        out.print(
+            f"the reference lies in {len(inside)} of {len(held)} intervals"
+            + (f" (not in modes {outside})" if outside else "")
+            + ("" if len(inside) + len(outside) == len(held) else "; the rest have none")
+            + "; s.e.: the read-out's Monte-Carlo standard error alone",
+            highlight=False,
+        )
     out.print(
         f"max relative error {report.relative_errors.max():.3e}, "
         f"mean {report.relative_errors.mean():.3e}, "

@@ -12,9 +12,7 @@ from pathlib import Path
 from signal import SIGINT, SIGTERM
 from typing import Annotated, Any
 
-import numpy as np
 import typer
-from rich.table import Table
 
 from nsvd_cli.cli import check_report
 from nsvd_cli.cli.common import (
@@ -37,6 +35,7 @@ from nsvd_cli.cli.solve_options import (
     check_resume,
     refuse_unsupported,
 )
+from nsvd_cli.cli.tables import interval_note, values_table
 from nsvd_cli.files import Results
 from nsvd_cli.files.atomic import CHECKPOINT_NAME, atomic_path
 from nsvd_cli.files.checkpoint import has_checkpoint
@@ -267,9 +266,12 @@ def _report(
 ) -> None:
     """The read-out table, and what the user should know about the run."""
     if results.singular is not None:
-        _print_values(problem, results.singular.values, results.singular.stderr)
+        out.print(values_table(problem, results.singular.values, results.singular.stderr, None))
     else:
-        _print_values(problem, results.eigenvalues, results.stderr)
+        out.print(values_table(problem, results.eigenvalues, results.stderr, results.intervals))
+        note = interval_note(results.intervals)
+        if note is not None:
+            err.print(note, highlight=False)
     variance = results.attrs.get("hutchinson_relative_variance")
     if variance is not None:
         err.print(
@@ -321,23 +323,3 @@ def _check_distributable(
         rank_batch(settings.optimiser.batch_size, context)
     except ValueError as exc:
         raise fail(f"{problem_file}: solver.batch_size: {exc}", 2) from None
-
-
-def _print_values(problem: Problem, values: np.ndarray, stderr: np.ndarray) -> None:
-    what = {
-        "lowest": "lowest eigenvalues",
-        "smallest-singular": "smallest singular values",
-        "largest-singular": "largest singular values",
-    }[problem.wanted]
-    table = Table(
-        title=f"{problem.name}: {what} ({problem.modes})",
-        # Rayleigh-Ritz on new points: why these differ from the last training estimates.
-        caption="read-out on fresh samples",
-    )
-    table.add_column("mode", justify="right")
-    column = kind_of(problem).value_name
-    table.add_column(column, justify="right")
-    table.add_column("std. error", justify="right")
-    for i, (v, s) in enumerate(zip(values, stderr)):
-        table.add_row(str(i), f"{v:.10g}", f"{s:.2g}")
-    out.print(table)

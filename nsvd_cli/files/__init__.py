@@ -21,6 +21,7 @@ from nsvd_cli.files.checkpoint import (
 from nsvd_cli.files.export import write_export
 from nsvd_cli.files.reference import GridReference, read_reference, write_reference
 from nsvd_cli.files.results import (
+    IntervalArrays,
     Results,
     SingularArrays,
     network_arrays,
@@ -45,6 +46,7 @@ __all__ = [
     "RESULTS_NAME",
     "TENSORBOARD_DIR",
     "GridReference",
+    "IntervalArrays",
     "PointArrays",
     "Results",
     "RunFileWarning",

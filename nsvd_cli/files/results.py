@@ -36,6 +36,70 @@ class SingularArrays:
 
 
 @dataclass
+class IntervalArrays:
+    """Residual error intervals of an eigen run, in mode order (``objectives.intervals``).
+
+    In the file: /eigenvalue_interval (modes x 2: low, high; nan where unavailable) and
+    /readout/residual, /readout/residual_stderr, /readout/residual_max_share,
+    /readout/interval_level, /readout/interval_method, with the root attribute
+    ``interval_confidence``.
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    residual: np.ndarray
+    residual_stderr: np.ndarray
+    max_share: np.ndarray
+    level: np.ndarray
+    methods: list[str]
+    confidence: float
+    reason: str | None = None  # why some mode has no interval
+
+    def reversed(self) -> IntervalArrays:
+        return IntervalArrays(
+            self.low[::-1].copy(), self.high[::-1].copy(), self.residual[::-1].copy(),
+            self.residual_stderr[::-1].copy(), self.max_share[::-1].copy(),
+            self.level[::-1].copy(), self.methods[::-1], self.confidence, self.reason,
+        )  # fmt: skip
+
+
+_INTERVAL_ARRAYS = ("residual", "residual_stderr", "max_share")
+
+
+def _write_intervals(f: h5py.File, intervals: IntervalArrays) -> None:
+    pairs = np.stack([intervals.low, intervals.high], axis=1).astype(np.float64)
+    f.create_dataset("eigenvalue_interval", data=pairs)
+    for name in _INTERVAL_ARRAYS:
+        stored = "residual_max_share" if name == "max_share" else name
+        f.create_dataset(f"readout/{stored}", data=np.asarray(getattr(intervals, name)))
+    f.create_dataset("readout/interval_level", data=np.asarray(intervals.level, dtype=np.int64))
+    f.create_dataset(
+        "readout/interval_method", data=list(intervals.methods), dtype=h5py.string_dtype()
+    )
+    f.attrs["interval_confidence"] = intervals.confidence
+    if intervals.reason is not None:
+        f.attrs["interval_unavailable"] = intervals.reason
+
+
+def _read_intervals(f: h5py.File) -> IntervalArrays | None:
+    if "eigenvalue_interval" not in f:  # older files, and kinds without intervals
+        return None
+    pairs = f["eigenvalue_interval"][()]
+    return IntervalArrays(
+        low=pairs[:, 0],
+        high=pairs[:, 1],
+        residual=f["readout/residual"][()],
+        residual_stderr=f["readout/residual_stderr"][()],
+        max_share=f["readout/residual_max_share"][()],
+        level=f["readout/interval_level"][()],
+        methods=[m.decode() if isinstance(m, bytes) else str(m)
+                 for m in f["readout/interval_method"][()]],
+        confidence=float(f.attrs.get("interval_confidence", 0.95)),
+        reason=str(f.attrs["interval_unavailable"]) if "interval_unavailable" in f.attrs else None,
+    )  # fmt: skip
+
+
+@dataclass
 class Results:
     """A run's read-out, every per-mode array in the operator's mode order.
 
@@ -59,6 +123,7 @@ class Results:
     # The training method's own eigenvalue estimate per learned function (older files: None).
     native: np.ndarray | None = None
     singular: SingularArrays | None = None
+    intervals: IntervalArrays | None = None
     descending: bool = False
 
 
@@ -105,6 +170,9 @@ def write_results(path: Path, results: Results) -> None:
             for name in ("right_rotation", "right_gram", "cross"):
                 if getattr(sv, name) is not None:
                     f.create_dataset(f"readout/{name}", data=getattr(sv, name))
+        if results.intervals is not None:
+            iv = results.intervals
+            _write_intervals(f, iv.reversed() if results.descending else iv)
         for name, value in results.history.items():
             f.create_dataset(f"history/{name}", data=value)
         for name, value in results.network.items():
@@ -136,9 +204,12 @@ def read_results(path: Path) -> Results:
                     else None
                 ),
                 singular=_read_singular(f),
+                intervals=_read_intervals(f),
             )
     except (OSError, KeyError, ValueError) as exc:
         raise RunFileError(f"{path}: not a readable nsvd results file ({exc})") from exc
+    for held in ("interval_confidence", "interval_unavailable"):  # in stored.intervals
+        stored.attrs.pop(held, None)
     order = stored.attrs.pop(MODE_ORDER, None)
     stored.descending = order == "descending" or (
         order is None and stored.attrs.get("kind") == "singular"
@@ -146,6 +217,8 @@ def read_results(path: Path) -> Results:
     values, stderr, rotation, quotients, native = _in_file_order(stored)
     stored.eigenvalues, stored.stderr, stored.rotation = values, stderr, rotation
     stored.quotients, stored.native = quotients, native
+    if stored.descending and stored.intervals is not None:
+        stored.intervals = stored.intervals.reversed()
     return stored
 
 

@@ -14,14 +14,16 @@ from typing import cast
 import numpy as np
 import torch
 
-from nsvd_cli.files import GridReference, Results, SingularArrays
+from nsvd_cli.files import GridReference, IntervalArrays, Results, SingularArrays
 from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, FunctionSide, Kind, Run
 from nsvd_cli.kinds.records import build_results, reference_record
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
 from nsvd_cli.kinds.schrodinger_checks import region_field
 from nsvd_cli.numerics.derivatives import hutchinson_variance
 from nsvd_cli.numerics.networks import ModeNetwork
+from nsvd_cli.numerics.weyl import residual_diverges
 from nsvd_cli.objectives.batch import evaluate_batch, sample_modes
+from nsvd_cli.objectives.intervals import Intervals, residual_intervals
 from nsvd_cli.objectives.methods import get_method
 from nsvd_cli.objectives.readout import Ritz, orthogonality, ritz, ritz_squared, unit_coefficients
 from nsvd_cli.references import grid
@@ -35,9 +37,10 @@ DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
 
 def readout(
     compiled: CompiledProblem, network: torch.nn.Module, settings: Settings, shift: float
-) -> tuple[Ritz, np.ndarray]:
-    """Rayleigh-Ritz in float64 on a fresh sample that training never saw, and the method's
-    own estimate of each learned function's energy on the same sample."""
+) -> tuple[Ritz, np.ndarray, Intervals | None]:
+    """Rayleigh-Ritz in float64 on a fresh sample that training never saw, the method's
+    own estimate of each learned function's energy on the same sample, and (eigenproblems)
+    the residual intervals of the Ritz values from the same sample."""
     net64 = copy.deepcopy(network).double()
     device = next(net64.parameters()).device
     gen = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
@@ -47,11 +50,29 @@ def readout(
         r = ritz_squared(batch.h, batch.hh)
         square = batch.hh.T @ batch.hh / n
         native = native_energies(settings.method, shift, settings.transform.scale, r.gram, square)
-        return r, native.clamp_min(0.0).sqrt().cpu().numpy()
+        return r, native.clamp_min(0.0).sqrt().cpu().numpy(), None
     r = ritz(batch.h, batch.hh)
     energy = batch.h.T @ batch.hh / n
     native = native_energies(settings.method, shift, settings.transform.scale, r.gram, energy)
-    return r, native.cpu().numpy()
+    u, hu = batch.h @ r.rotation, batch.hh @ r.rotation
+    diverges = residual_diverges(
+        compiled.operator.potential, compiled.dim, torch.Generator().manual_seed(settings.seed)
+    )
+    return r, native.cpu().numpy(), residual_intervals(u, hu, r.eigenvalues, r.stderr, diverges)
+
+
+def interval_arrays(intervals: Intervals) -> IntervalArrays:
+    return IntervalArrays(
+        low=intervals.low.cpu().numpy(),
+        high=intervals.high.cpu().numpy(),
+        residual=intervals.residual.cpu().numpy(),
+        residual_stderr=intervals.residual_stderr.cpu().numpy(),
+        max_share=intervals.max_share.cpu().numpy(),
+        level=intervals.level.cpu().numpy(),
+        methods=list(intervals.methods),
+        confidence=intervals.confidence,
+        reason=intervals.reason,
+    )
 
 
 def native_energies(
@@ -78,12 +99,14 @@ def record(
     eigenvalues, or the smallest singular values)."""
     settings = compiled.settings
     singular = settings.want == "smallest-singular"
-    ritz_result, native = readout(compiled, state.network, settings, state.shift)
+    ritz_result, native, intervals = readout(compiled, state.network, settings, state.shift)
     if complete:  # an interrupted run's values are written as they are, marked incomplete
         what = "singular value" if singular else "eigenvalue"
         check_readout(ritz_result.eigenvalues, ritz_result.gram, what)
     results = build_results(compiled.problem, settings, state, ritz_result, device, complete)
     results.native = native
+    if intervals is not None:
+        results.intervals = interval_arrays(intervals)
     if singular:
         results.singular = SingularArrays(results.eigenvalues, results.stderr)
         results.attrs["kind"] = "smallest-singular"

@@ -75,6 +75,17 @@ def shared_evaluation(
         "native": None if native is None else np.asarray(native, dtype=np.float64),
         "normalized_gram": normalized_gram(gram).numpy(),
         **against_fields(against, reference),
+        **interval_fields(run),
+    }
+
+
+def interval_fields(run: Run) -> dict[str, Any]:
+    intervals = run.results.intervals
+    if intervals is None:  # a singular problem, or a file from before intervals
+        return {}
+    return {
+        "intervals": np.stack([intervals.low, intervals.high], axis=1),
+        "interval_methods": list(intervals.methods),
     }
 
 

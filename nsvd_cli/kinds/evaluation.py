@@ -71,6 +71,30 @@ class Evaluation:
     side_orthogonality: dict[str, float] | None = None
     reference_error: list[float] | None = None  # a grid reference's own estimate, relative
     reference_reliable: list[bool] | None = None
+    intervals: np.ndarray | None = None  # (L, 2) residual intervals; nan rows: unavailable
+    interval_methods: list[str] | None = None
+
+    def reference_in_interval(self) -> list[bool | None] | None:
+        """Per mode: whether the reference value lies in its interval (None: unavailable)."""
+        if self.intervals is None:
+            return None
+        return [
+            None if not (np.isfinite(lo) and np.isfinite(hi)) else bool(lo <= ref <= hi)
+            for (lo, hi), ref in zip(self.intervals, self.reference)
+        ]
+
+    def _intervals_json(self) -> dict[str, Any]:
+        if self.intervals is None:
+            return {"intervals": None, "reference_in_interval": None, "interval_methods": None}
+        pairs = [
+            [float(lo), float(hi)] if np.isfinite(lo) and np.isfinite(hi) else [None, None]
+            for lo, hi in self.intervals
+        ]
+        return {
+            "intervals": pairs,
+            "reference_in_interval": self.reference_in_interval(),
+            "interval_methods": self.interval_methods,
+        }
 
     @property
     def relative_errors(self) -> np.ndarray:
@@ -108,6 +132,7 @@ class Evaluation:
             "reference_reliable": self.reference_reliable,
             **self._native_json(),
             **self._distances_json(),
+            **self._intervals_json(),
         }
         if self.normalized_gram is not None:
             out["normalized_gram"] = self.normalized_gram.tolist()

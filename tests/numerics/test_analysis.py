@@ -57,6 +57,20 @@ def test_limit_at_infinity_and_singularity() -> None:
     assert not analysis.singular_at_origin(shifted, 2, _gen())
 
 
+def test_a_residual_diverges_at_a_2d_coulomb_point_and_not_in_3d() -> None:
+    """|V u|^2 ~ r^-2a near the origin: infinite in d dimensions when 2a >= d."""
+    coulomb = lambda y: -1 / y.norm(dim=1)  # noqa: E731
+    inverse_square = lambda y: 1 / (y * y).sum(-1)  # noqa: E731
+    oscillator = lambda y: (y * y).sum(-1)  # noqa: E731
+    assert analysis.singularity_exponent(coulomb, 2, _gen()) == pytest.approx(1.0, abs=1e-6)
+    assert analysis.singularity_exponent(oscillator, 2, _gen()) == 0.0
+    reason = analysis.residual_diverges(coulomb, 2, _gen())
+    assert reason is not None and "r^-1 " in reason and "2-D" in reason
+    assert analysis.residual_diverges(coulomb, 3, _gen()) is None
+    assert analysis.residual_diverges(inverse_square, 3, _gen()) is not None
+    assert analysis.residual_diverges(oscillator, 1, _gen()) is None
+
+
 def test_weyl_count_survives_a_wall_whose_values_overflow_a_variance() -> None:
     """The bare Morse wall D (1 - exp(-(x - 1)))^2 reaches 1e300 on the far sample: the
     bracket once came from the standard deviation, which overflowed to inf."""

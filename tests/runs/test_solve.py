@@ -60,6 +60,9 @@ def test_oscillator_1d_end_to_end_accuracy(tmp_path: Path) -> None:
     # The read-out's own standard error must be well below the accuracy claimed.
     relative_se = [s / abs(r) for s, r in zip(report["stderr"], report["reference"])]
     assert max(relative_se) < 2.5e-4
+    # Residual intervals: every mode has one, and it holds the exact eigenvalue.
+    assert "unavailable" not in report["interval_methods"]
+    assert report["reference_in_interval"] == [True] * 4, report["intervals"]
 
 
 def test_results_file_round_trip(tmp_path: Path) -> None:
@@ -73,6 +76,11 @@ def test_results_file_round_trip(tmp_path: Path) -> None:
     assert back.problem_yaml == SMALL
     assert back.settings == settings.to_dict()
     assert back.attrs["steps"] == 300 and back.attrs["complete"]
+    assert results.intervals is not None and back.intervals is not None
+    np.testing.assert_array_equal(back.intervals.low, results.intervals.low)
+    np.testing.assert_array_equal(back.intervals.high, results.intervals.high)
+    assert back.intervals.methods == results.intervals.methods
+    assert bool((back.intervals.low <= back.intervals.high).all())
     with h5py.File(tmp_path / "run" / "results.h5") as f:
         assert f["eigenvalues"].dtype == np.float64
         assert f["eigenvalues"].shape == (2,)
