@@ -31,3 +31,8 @@ class ResumeMismatch(UsageError):
 
 class RunFileError(NsvdError):
     """A run folder or HDF5 file that cannot be used, with a message naming it."""
+
+
+class NoReference(NsvdError):
+    """``nsvd eval`` of a problem with no closed form and no ``--against`` file: nothing to
+    compare with (exit 1, as the contract asks; the run's own intervals are still shown)."""

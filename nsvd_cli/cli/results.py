@@ -23,12 +23,13 @@ from nsvd_cli.cli.common import (
     out,
     user_errors,
 )
-from nsvd_cli.cli.tables import interval_text
-from nsvd_cli.errors import UsageError
+from nsvd_cli.cli.tables import interval_note, interval_text, values_table
+from nsvd_cli.errors import NoReference, UsageError
 from nsvd_cli.files import vtkhdf
 from nsvd_cli.files.export import write_export
 from nsvd_cli.files.reference import read_reference, write_reference
-from nsvd_cli.kinds import Evaluation, kind_of
+from nsvd_cli.kinds import Evaluation, Run, kind_of
+from nsvd_cli.objectives.readout import normalized_gram, orthogonality
 from nsvd_cli.runs import Export, evaluate, export, grid_reference, load_run
 from nsvd_cli.runs.resources import export_bytes, largest_grid, network_workspace, readout_bytes
 
@@ -60,7 +61,11 @@ def eval_cmd(
             "lower --samples",
         )
         ref = read_reference(against) if against is not None else None
-        report = evaluate(run, samples=samples, against=ref)
+        try:
+            report = evaluate(run, samples=samples, against=ref)
+        except NoReference:
+            _print_own_report(run, as_json)
+            raise
     if ref is not None and run.problem.region_expr() is not None:
         # A curved edge cuts the grid's cells: first-order convergence, and an error estimate
         # (from three grids) that a user's ellipse showed to be optimistic by 1.4x.
@@ -79,6 +84,46 @@ def eval_cmd(
         typer.echo(json.dumps(_json_safe(report.to_json())))
         return
     _print_evaluation(report, against)
+
+
+def _print_own_report(run: Run, as_json: bool) -> None:
+    """What a run says of itself where there is nothing to compare with: its values, their
+    residual intervals and how orthogonal its functions are."""
+    results = run.results
+    gram = normalized_gram(torch.from_numpy(results.gram))
+    intervals = results.intervals
+    if as_json:
+        own: dict[str, Any] = {
+            "problem": run.problem.name,
+            "eigenvalues": np.sort(results.eigenvalues).tolist(),
+            "stderr": results.stderr[np.argsort(results.eigenvalues)].tolist(),
+            "reference": None,
+            "relative_errors": None,
+            "max_relative_error": None,
+            "mean_relative_error": None,
+            "subspace_distance": None,
+            "orthogonality": orthogonality(torch.from_numpy(results.gram)),
+            "normalized_gram": gram.tolist(),
+            "intervals": None,
+            "interval_methods": None,
+            "residuals": None,
+            "reference_in_interval": None,
+        }
+        if intervals is not None:  # eigen runs: already ascending
+            own["intervals"] = np.stack([intervals.low, intervals.high], axis=1).tolist()
+            own["interval_methods"] = list(intervals.methods)
+            own["residuals"] = intervals.residual.tolist()
+        typer.echo(json.dumps(_json_safe(own)))
+        return
+    out.print(values_table(run.problem, results.eigenvalues, results.stderr, intervals))
+    note = interval_note(intervals)
+    if note is not None:
+        out.print(note, highlight=False)
+    out.print(
+        f"orthogonality {orthogonality(torch.from_numpy(results.gram)):.3e} (largest "
+        "off-diagonal of the normalised Gram matrix)",
+        highlight=False,
+    )
 
 
 def _print_evaluation(report: Evaluation, against: Path | None) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nsvd_cli.errors import RunFileError
+from nsvd_cli.errors import NoReference, RunFileError
 from nsvd_cli.files import GridReference
 from nsvd_cli.kinds.base import FunctionSide, Run
 from nsvd_cli.references import metrics
@@ -185,7 +185,7 @@ def comparison_reference(run: Run, against: GridReference | None) -> np.ndarray:
         return np.asarray(against.eigenvalues[:modes], dtype=np.float64)
     reference = reference_eigenvalues(run.problem)
     if reference is None:
-        raise RunFileError(
+        raise NoReference(
             f"problem {run.problem.name!r} has no reference to compare with; compute one with"
             " `nsvd reference PROBLEM` and pass it to `nsvd eval --against FILE`"
         )

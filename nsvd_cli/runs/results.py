@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from nsvd_cli import __version__
-from nsvd_cli.errors import NsvdError, RunFileError
+from nsvd_cli.errors import NsvdError, RunFileError, UsageError
 from nsvd_cli.files import RESULTS_NAME, GridReference, read_results
 from nsvd_cli.kinds import Evaluation, FunctionSide, Run, kind_of
 from nsvd_cli.kinds.records import first_line
@@ -43,10 +43,28 @@ def load_run(run_dir: Path) -> Run:
 def evaluate(run: Run, samples: int = 1 << 16, against: GridReference | None = None) -> Evaluation:
     """The comparison of ``nsvd eval``: errors, orthogonality and subspace distances, against
     the problem's closed form or, with ``against``, a grid reference's values."""
+    if against is not None:
+        _check_reference_fits(run, against)
     try:
         return run.kind.evaluate(run, samples, against)
     except ValueError as exc:  # e.g. a closed form that is not finite for one of the states
         raise NsvdError(str(exc)) from exc
+
+
+def _check_reference_fits(run: Run, against: GridReference) -> None:
+    """A reference of another problem (another name or dimension) is refused: its values
+    would be compared with this run's as if they were its own."""
+    try:
+        theirs = parse_problem(against.problem_yaml, "the reference's /problem/yaml")
+    except ProblemError as exc:
+        raise RunFileError(f"the reference's stored problem does not validate: {exc}") from exc
+    ours = run.problem
+    if theirs.name != ours.name or len(theirs.coordinates) != len(ours.coordinates):
+        raise UsageError(
+            f"--against: the reference was computed for problem {theirs.name!r} "
+            f"({len(theirs.coordinates)}-D), this run solved {ours.name!r} "
+            f"({len(ours.coordinates)}-D)"
+        )
 
 
 def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) -> GridReference:

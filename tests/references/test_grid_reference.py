@@ -102,6 +102,13 @@ solver: {steps: 400, batch_size: 256, eval_samples: 4096, hidden: 16}
         report["relative_errors"], np.abs(learned - ref.eigenvalues[:2]) / ref.eigenvalues[:2]
     )
     assert max(report["reference_error"]) < 1e-5
+    # A reference of another problem is refused (exit 2), not compared with a warning.
+    other = tmp_path / "other.yaml"
+    other.write_text(text.replace("name: ", "name: other-", 1))
+    written = runner.invoke(app, ["reference", str(other), "-o", str(tmp_path / "o.h5")])
+    assert written.exit_code == 0, written.output
+    result = runner.invoke(app, ["eval", str(tmp_path / "r"), "--against", tmp_path / "o.h5"])
+    assert result.exit_code == 2 and "computed for problem 'other-" in result.stderr
 
 
 def test_coulomb_cusp_is_flagged_not_given_a_confident_error_bar(tmp_path: Path) -> None:

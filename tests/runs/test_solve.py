@@ -182,14 +182,26 @@ def test_bad_problem_file_exits_2_with_location(tmp_path: Path) -> None:
     assert "bad.yaml:3" in result.output and "operator.potential" in result.output
 
 
-def test_eval_without_reference_fails_clearly(tmp_path: Path) -> None:
+def test_eval_without_reference_fails_clearly_and_shows_the_runs_own_intervals(
+    tmp_path: Path,
+) -> None:
+    """Nothing to compare with: exit 1 (the contract), the message on stderr, and what the
+    run knows of itself on stdout (values, intervals, orthogonality)."""
     path = tmp_path / "noref.yaml"
     path.write_text(SMALL.split("reference:")[0])
     runner = CliRunner()
     assert runner.invoke(app, ["solve", str(path), "--out", str(tmp_path / "r")]).exit_code == 0
     result = runner.invoke(app, ["eval", str(tmp_path / "r"), "--json"])
     assert result.exit_code == 1
-    assert "no reference" in result.output
+    assert "no reference" in result.stderr
+    own = json.loads(result.stdout)
+    assert own["reference"] is None and own["relative_errors"] is None
+    assert own["eigenvalues"] == sorted(own["eigenvalues"]) and len(own["eigenvalues"]) == 2
+    assert len(own["intervals"]) == 2 and len(own["interval_methods"]) == 2
+    assert 0.0 <= own["orthogonality"] < 1.0
+    table = runner.invoke(app, ["eval", str(tmp_path / "r")])
+    assert table.exit_code == 1
+    assert "95% interval" in table.stdout and "orthogonality" in table.stdout
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "problems").glob("*.yaml")))
