@@ -75,6 +75,12 @@ def run_one(
         "batch": settings.optimiser.batch_size,
         "errors": report["relative_errors"],
         "device": device,
+        # Residual intervals (eigen runs; None for singular-value problems).
+        "reference_values": report["reference"],
+        "values": report["eigenvalues"],
+        "intervals": report.get("intervals"),
+        "interval_methods": report.get("interval_methods"),
+        "reference_in_interval": report.get("reference_in_interval"),
     }
 
 
