@@ -3,6 +3,8 @@ ends early (a bad problem file, a bad device, a memory bound) with one clear lin
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,8 @@ from nsvd_cli.runs.resources import Bound, MemoryBoundError
 from nsvd_cli.spec.load import Problem, ProblemError, load_problem
 from nsvd_cli.training.loop import resolve_device
 
+PIPED_WIDTH = 160
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -26,7 +30,13 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Eigenpairs of PDE operators with neural networks (NeuralSVD).",
 )
-out = Console(emoji=False)
+# Piped or redirected, tables are not wrapped at Rich's default 80 columns (a log or `tee`
+# keeps one row per line); COLUMNS still sets the width where given.
+_columns = os.environ.get("COLUMNS", "")
+out = Console(
+    emoji=False,
+    width=None if sys.stdout.isatty() else int(_columns) if _columns.isdigit() else PIPED_WIDTH,
+)
 # soft_wrap: a message stays one line (for grep and for tools that read stderr).
 # emoji=False: ":100:" in "FILE:100: key" is an emoji code to Rich.
 err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False, emoji=False)

@@ -86,7 +86,7 @@ def _plain_lines(total: int, symbol: str, console: Console) -> ProgressHook:
             return
         last["step"] = state.step
         values = state.history[-1].eigenvalues if state.history else []
-        shown = ", ".join(f"{v:.6g}" for v in values[:4]) + (", ..." if len(values) > 4 else "")
+        shown = ", ".join(f"{v:.6g}" for v in values)  # every mode: a log is read later
         console.print(
             f"step {state.step}/{total} ({100 * state.step // total}%): loss {loss:.5g}, "
             f"{symbol} ~ [{shown}], {state.elapsed:.0f} s",

@@ -108,6 +108,7 @@ def _print_own_report(run: Run, as_json: bool) -> None:
             "interval_methods": None,
             "residuals": None,
             "reference_in_interval": None,
+            "interval_unavailable": None if intervals is None else intervals.reason,
         }
         if intervals is not None:  # eigen runs: already ascending
             own["intervals"] = np.stack([intervals.low, intervals.high], axis=1).tolist()
@@ -163,6 +164,8 @@ def _print_evaluation(report: Evaluation, against: Path | None) -> None:
             + "; s.e.: the read-out's Monte-Carlo standard error alone",
             highlight=False,
         )
+    if report.interval_reason is not None:
+        out.print(f"no interval for some modes: {report.interval_reason}", highlight=False)
     out.print(
         f"max relative error {report.relative_errors.max():.3e}, "
         f"mean {report.relative_errors.mean():.3e}, "

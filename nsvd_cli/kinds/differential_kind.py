@@ -86,6 +86,7 @@ def interval_fields(run: Run) -> dict[str, Any]:
     return {
         "intervals": np.stack([intervals.low, intervals.high], axis=1),
         "interval_methods": list(intervals.methods),
+        "interval_reason": intervals.reason,
     }
 
 

@@ -73,6 +73,7 @@ class Evaluation:
     reference_reliable: list[bool] | None = None
     intervals: np.ndarray | None = None  # (L, 2) residual intervals; nan rows: unavailable
     interval_methods: list[str] | None = None
+    interval_reason: str | None = None  # why some mode has no interval
 
     def reference_in_interval(self) -> list[bool | None] | None:
         """Per mode: whether the reference value lies in its interval (None: unavailable)."""
@@ -85,7 +86,12 @@ class Evaluation:
 
     def _intervals_json(self) -> dict[str, Any]:
         if self.intervals is None:
-            return {"intervals": None, "reference_in_interval": None, "interval_methods": None}
+            return {
+                "intervals": None,
+                "reference_in_interval": None,
+                "interval_methods": None,
+                "interval_unavailable": None,
+            }
         pairs = [
             [float(lo), float(hi)] if np.isfinite(lo) and np.isfinite(hi) else [None, None]
             for lo, hi in self.intervals
@@ -94,6 +100,7 @@ class Evaluation:
             "intervals": pairs,
             "reference_in_interval": self.reference_in_interval(),
             "interval_methods": self.interval_methods,
+            "interval_unavailable": self.interval_reason,
         }
 
     @property

@@ -204,6 +204,24 @@ def test_eval_without_reference_fails_clearly_and_shows_the_runs_own_intervals(
     assert "95% interval" in table.stdout and "orthogonality" in table.stdout
 
 
+def test_a_2d_coulomb_problem_has_no_intervals_and_says_why(tmp_path: Path) -> None:
+    """||H u|| is infinite at a 2-D Coulomb point for any learned function: no number."""
+    path = tmp_path / "coulomb.yaml"
+    path.write_text(
+        "name: coulomb-2d\ncoordinates: [x, y]\n"
+        'operator: {potential: "-1/sqrt(x**2 + y**2)"}\nmodes: 2\n'
+        "solver: {steps: 40, batch_size: 256, eval_samples: 4096, hidden: 16}\n"
+    )
+    runner = CliRunner()
+    assert runner.invoke(app, ["solve", str(path), "--out", str(tmp_path / "r")]).exit_code == 0
+    stored = read_results(tmp_path / "r" / "results.h5")
+    assert stored.intervals is not None and stored.intervals.methods == ["unavailable"] * 2
+    assert bool(np.isnan(stored.intervals.low).all())
+    own = json.loads(runner.invoke(app, ["eval", str(tmp_path / "r"), "--json"]).stdout)
+    assert own["intervals"] == [[None, None], [None, None]]
+    assert "2-D" in own["interval_unavailable"] and "infinite" in own["interval_unavailable"]
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "problems").glob("*.yaml")))
 def test_shipped_problems_check_and_derive(name: str) -> None:
     result = CliRunner().invoke(app, ["check", str(ROOT / "problems" / f"{name}.yaml")])
