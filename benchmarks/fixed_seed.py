@@ -4,11 +4,13 @@ A refactor must leave every number the same bit for bit. This script solves a fe
 fixed-seed runs on the CPU with one thread, through the command line (so it works on any
 code shape), and records every eigenvalue / singular value and its standard error, and
 every number of ``nsvd eval --json``, with full precision (``float.hex``). Run it before a
-change and after, then compare:
+change and after, then compare (or compare with the output kept in benchmarks/baselines/):
 
     .venv/bin/python benchmarks/fixed_seed.py --out /tmp/before.json
     ... change the code ...
     .venv/bin/python benchmarks/fixed_seed.py --out /tmp/after.json --compare /tmp/before.json
+    .venv/bin/python benchmarks/fixed_seed.py --out /tmp/after.json \
+        --compare benchmarks/baselines/fixed-seed-142f5a7.json
 
 It is not an accuracy benchmark: 300 steps are far from converged on purpose (fast, and
 every step's arithmetic still reaches the numbers).
