@@ -35,7 +35,7 @@ from nsvd_cli.cli.solve_options import (
     check_resume,
     refuse_unsupported,
 )
-from nsvd_cli.cli.tables import interval_note, values_table
+from nsvd_cli.cli.tables import interval_note, run_warnings, values_table
 from nsvd_cli.files import Results
 from nsvd_cli.files.atomic import CHECKPOINT_NAME, atomic_path
 from nsvd_cli.files.checkpoint import has_checkpoint
@@ -272,6 +272,8 @@ def _report(
         note = interval_note(results.intervals)
         if note is not None:
             err.print(note, highlight=False)
+    for warning in run_warnings(results):
+        err.print(f"warning: {warning}", highlight=False)
     variance = results.attrs.get("hutchinson_relative_variance")
     if variance is not None:
         err.print(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 from rich.table import Table
 
-from nsvd_cli.files import IntervalArrays
+from nsvd_cli.files import IntervalArrays, Results
 from nsvd_cli.kinds import kind_of
+from nsvd_cli.objectives.readout import orthogonality
 from nsvd_cli.spec.load import Problem
 
 WANTED = {
@@ -75,3 +77,44 @@ def interval_note(intervals: IntervalArrays | None) -> str | None:
     if intervals.reason is not None:
         note += f"; some unavailable: {intervals.reason}"
     return note
+
+
+# Above these a run ends with a warning (relative half-width; normalised overlap; the live
+# estimates' relative distance from the read-out).
+WIDE_INTERVAL = 1e-2
+FAR_FROM_ORTHOGONAL = 0.1
+LIVE_DISAGREES = 5e-2
+
+
+def run_warnings(results: Results) -> list[str]:
+    """What a user should not miss about a finished run: wide intervals, functions far from
+    orthogonal, live estimates that disagree with the read-out; each with what to do."""
+    found = []
+    intervals = results.intervals
+    if intervals is not None:
+        centre = np.maximum(np.abs(0.5 * (intervals.low + intervals.high)), 1e-300)
+        half = 0.5 * (intervals.high - intervals.low) / centre
+        wide = [i for i, h in enumerate(half) if np.isfinite(h) and h > WIDE_INTERVAL]
+        if wide:
+            found.append(
+                f"modes {wide} have 95% intervals wider than {WIDE_INTERVAL:.0%} of their value: "
+                "their functions are still far from eigenfunctions; train longer (--steps) "
+                "(docs/method.md, Error intervals)"
+            )
+    overlap = orthogonality(torch.from_numpy(np.asarray(results.gram)))
+    if overlap > FAR_FROM_ORTHOGONAL:
+        found.append(
+            f"the learned functions are far from orthogonal (largest normalised overlap "
+            f"{overlap:.2f}): the network has not separated the modes yet; train longer"
+        )
+    live = results.history.get("eigenvalues")
+    if results.singular is None and live is not None and len(live):
+        final = np.asarray(results.eigenvalues)
+        gap = np.abs(np.asarray(live[-1]) - final) / np.maximum(np.abs(final), 1e-300)
+        gap = gap[np.isfinite(gap)]  # +inf: a direction the running moments still lack
+        if bool(np.any(gap > LIVE_DISAGREES)):
+            found.append(
+                f"the live estimates and the read-out differ by up to {np.nanmax(gap):.1%}: "
+                "the network was still moving when training ended; train longer"
+            )
+    return found

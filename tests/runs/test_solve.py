@@ -14,6 +14,7 @@ from helpers import oscillator
 from typer.testing import CliRunner
 
 from nsvd_cli.cli import app
+from nsvd_cli.cli.tables import run_warnings
 from nsvd_cli.errors import RunFileError
 from nsvd_cli.files.checkpoint import RunFileWarning, load_checkpoint
 from nsvd_cli.files.results import read_results
@@ -44,6 +45,7 @@ def test_oscillator_1d_end_to_end_accuracy(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = runner.invoke(app, ["solve", str(problem), "--out", str(run_dir), "--steps", "6000"])
     assert result.exit_code == 0, result.output
+    assert "far from orthogonal" not in result.stderr and "live estimates" not in result.stderr
     result = runner.invoke(app, ["eval", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -204,6 +206,18 @@ def test_eval_without_reference_fails_clearly_and_shows_the_runs_own_intervals(
     assert "95% interval" in table.stdout and "orthogonality" in table.stdout
 
 
+def test_a_short_run_ends_with_warnings_that_say_what_to_do(tmp_path: Path) -> None:
+    """Wide intervals and overlapping functions are named after the table (a converged run
+    gets neither: test_oscillator_1d_end_to_end_accuracy)."""
+    path = tmp_path / "osc.yaml"
+    path.write_text(oscillator("osc", modes=2, solver={"eval_samples": 16384, "hidden": 32}))
+    short = CliRunner().invoke(app, ["solve", str(path), "--out", tmp_path / "s", "--steps", 30])
+    assert short.exit_code == 0, short.output
+    assert "warning: modes [" in short.stderr and "train longer" in short.stderr
+    assert "far from orthogonal" in short.stderr
+    assert run_warnings(read_results(tmp_path / "s" / "results.h5"))
+
+
 def test_a_2d_coulomb_problem_has_no_intervals_and_says_why(tmp_path: Path) -> None:
     """||H u|| is infinite at a 2-D Coulomb point for any learned function: no number."""
     path = tmp_path / "coulomb.yaml"
@@ -216,6 +230,8 @@ def test_a_2d_coulomb_problem_has_no_intervals_and_says_why(tmp_path: Path) -> N
     assert runner.invoke(app, ["solve", str(path), "--out", str(tmp_path / "r")]).exit_code == 0
     stored = read_results(tmp_path / "r" / "results.h5")
     assert stored.intervals is not None and stored.intervals.methods == ["unavailable"] * 2
+    # 40 steps: nothing has converged, and the run says so with what to do.
+    assert any("train longer" in w for w in run_warnings(stored))
     assert bool(np.isnan(stored.intervals.low).all())
     own = json.loads(runner.invoke(app, ["eval", str(tmp_path / "r"), "--json"]).stdout)
     assert own["intervals"] == [[None, None], [None, None]]
