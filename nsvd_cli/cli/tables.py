@@ -30,12 +30,9 @@ def interval_text(low: float, high: float) -> str:
     return f"[{low:.{digits}g}, {high:.{digits}g}]"
 
 
-def half_width_text(low: float, high: float) -> str:
+def half_width_text(half: float) -> str:
     """The half-width relative to the centre, as a user compares it with a tolerance."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "-"
-    centre = 0.5 * (low + high)
-    return f"{0.5 * (high - low) / max(abs(centre), 1e-300):.1e}"
+    return f"{half:.1e}" if math.isfinite(half) else "-"
 
 
 def values_table(
@@ -54,11 +51,12 @@ def values_table(
         table.add_column(f"{intervals.confidence:.0%} interval", justify="right")
         table.add_column("rel. half-width", justify="right")
     table.add_column("read-out s.e.", justify="right")
+    half = None if intervals is None else intervals.relative_half_width()
     for i, (v, s) in enumerate(zip(values, stderr)):
         cells = [str(i), f"{v:.10g}"]
-        if intervals is not None:
+        if intervals is not None and half is not None:
             low, high = float(intervals.low[i]), float(intervals.high[i])
-            cells += [interval_text(low, high), half_width_text(low, high)]
+            cells += [interval_text(low, high), half_width_text(float(half[i]))]
         table.add_row(*cells, f"{s:.2g}")
     return table
 
@@ -92,8 +90,7 @@ def run_warnings(results: Results) -> list[str]:
     found = []
     intervals = results.intervals
     if intervals is not None:
-        centre = np.maximum(np.abs(0.5 * (intervals.low + intervals.high)), 1e-300)
-        half = 0.5 * (intervals.high - intervals.low) / centre
+        half = intervals.relative_half_width()
         wide = [i for i, h in enumerate(half) if np.isfinite(h) and h > WIDE_INTERVAL]
         if wide:
             found.append(

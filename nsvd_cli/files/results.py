@@ -55,6 +55,11 @@ class IntervalArrays:
     confidence: float
     reason: str | None = None  # why some mode has no interval
 
+    def relative_half_width(self) -> np.ndarray:
+        """Half of each interval over its centre's magnitude (nan where unavailable)."""
+        centre = np.maximum(np.abs(0.5 * (self.low + self.high)), 1e-300)
+        return 0.5 * (self.high - self.low) / centre
+
     def reversed(self) -> IntervalArrays:
         return IntervalArrays(
             self.low[::-1].copy(), self.high[::-1].copy(), self.residual[::-1].copy(),

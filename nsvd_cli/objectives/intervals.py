@@ -74,18 +74,11 @@ class Intervals:
     def available(self) -> torch.Tensor:
         return torch.tensor([m != UNAVAILABLE for m in self.methods])
 
-    def half_width(self) -> torch.Tensor:
-        """Half the interval, relative to its centre's magnitude (nan where unavailable)."""
-        centre = 0.5 * (self.low + self.high)
-        return 0.5 * (self.high - self.low) / centre.abs().clamp_min(1e-300)
 
-
-def residual_norms(
-    u: torch.Tensor, hu: torch.Tensor, values: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """eps^2 per column of u (n, L) and its standard error (delta method for a ratio)."""
+def residual_norms(u: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """eps^2 per column of u (n, L) with residuals r = H~u - E u, and its standard error
+    (delta method for a ratio)."""
     n = u.shape[0]
-    r = hu - u * values
     norm = (u * u).mean(0)
     eps2 = (r * r).mean(0) / norm
     spread = (r * r - eps2 * u * u).std(0)
@@ -135,8 +128,8 @@ def residual_intervals(
     ``diverges``: why ||H u|| is known to be infinite (then no mode gets an interval).
 
     Float64 in, float64 out, on u's device."""
-    eps2, eps2_se = residual_norms(u, hu, values)
     r = hu - u * values
+    eps2, eps2_se = residual_norms(u, r)
     max_share = largest_share(r * r)
     eps_up = (eps2 + Z_RESIDUAL * eps2_se).clamp_min(0.0).sqrt()
     lo_value, hi_value = values - Z_VALUE * stderr, values + Z_VALUE * stderr
