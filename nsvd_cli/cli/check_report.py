@@ -13,6 +13,7 @@ from rich.text import Text
 from nsvd_cli.spec.load import BoxDomain, Problem, ProblemIssue, RegionDomain
 from nsvd_cli.spec.models import GaussianDomain
 from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.tolerance import CHECK_EVERY
 
 # Expressions can be long; the summary shows their start (the file has the rest).
 SHOWN_CHARS = 60
@@ -123,17 +124,31 @@ def summary(problem: Problem, derived: bool = False) -> list[tuple[str, str]]:
 def derived(settings: Settings) -> list[tuple[str, str]]:
     """The derived settings that decide a run's cost and accuracy."""
     shift = "adaptive" if settings.transform.shift is None else _number(settings.transform.shift)
+    if settings.transform.shift is None and settings.transform.shift_floor is not None:
+        shift += f" (at least {_number(settings.transform.shift_floor)})"
+    network = settings.network
     return [
-        ("steps", str(settings.optimiser.steps)),
+        *_length(settings),
         ("batch size", str(settings.optimiser.batch_size)),
         ("learning rate", _number(settings.optimiser.learning_rate)),
-        ("network", f"{settings.network}, {settings.network.depth} x {settings.network.hidden}"),
+        ("network", f"{network.architecture}, {network.depth} x {network.hidden}"),
         ("derivatives", settings.derivatives),
         ("shift, scale", f"{shift}, {_number(settings.transform.scale)}"),
         *_sampling(settings),
         ("eval samples", str(settings.readout.eval_samples)),
         ("checkpoint every", f"{settings.optimiser.checkpoint_every} steps"),
     ]
+
+
+def _length(settings: Settings) -> list[tuple[str, str]]:
+    tol = settings.optimiser.tol
+    if tol is None:
+        return [("steps", str(settings.optimiser.steps))]
+    return [
+        ("tolerance", f"{_number(tol)} (relative interval half-width, checked every "
+                      f"{CHECK_EVERY} steps)"),
+        ("steps", f"at most {settings.optimiser.steps}"),
+    ]  # fmt: skip
 
 
 def _sampling(settings: Settings) -> list[tuple[str, str]]:

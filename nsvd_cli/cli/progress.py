@@ -26,6 +26,7 @@ from rich.table import Table
 
 from nsvd_cli.training.loop import ProgressHook
 from nsvd_cli.training.state import TrainState
+from nsvd_cli.training.tolerance import IntervalCheck
 
 # A terminal shows this many modes; the rest are summarised in one row.
 MAX_ROWS = 24
@@ -45,17 +46,26 @@ def estimates_table(
     symbol: str = "E",
     step: int | None = None,
     max_rows: int = MAX_ROWS,
+    check: IntervalCheck | None = None,
 ) -> Table:
-    """The current estimate of each mode (mode order), beside its reference if known."""
+    """The current estimate of each mode (mode order), beside its reference if known, and
+    (runs to a tolerance) the relative half-width of its interval at the last check."""
     title = "current estimates" + (f" at step {step}" if step is not None else "")
+    if check is not None:
+        title += f"; intervals at step {check.step}"
     table = Table(title=title, title_justify="left", expand=False)
     table.add_column("mode", justify="right")
     table.add_column(symbol, justify="right")
+    if check is not None:
+        table.add_column("interval ± (rel.)", justify="right")
     if reference is not None:
         table.add_column("reference", justify="right")
         table.add_column("rel. error", justify="right")
     for i, value in enumerate(values[:max_rows]):
         row = [str(i), f"{value:.8g}"]
+        if check is not None:
+            width = check.widths[i] if i < len(check.widths) else math.nan
+            row.append(f"{width:.2e}" if math.isfinite(width) else "none")
         if reference is not None and i < len(reference):
             ref = float(reference[i])
             rel = abs(value - ref) / abs(ref) if ref != 0 else abs(value)
@@ -67,8 +77,22 @@ def estimates_table(
         table.add_row(*row)
     if len(values) > max_rows:
         more = len(values) - max_rows
-        table.add_row("...", f"{more} more", *([""] * (2 if reference is not None else 0)))
+        blanks = (2 if reference is not None else 0) + (check is not None)
+        table.add_row("...", f"{more} more", *([""] * blanks))
     return table
+
+
+def last_check(state: TrainState) -> IntervalCheck | None:
+    tolerance = state.tolerance
+    return tolerance.checks[-1] if tolerance is not None and tolerance.checks else None
+
+
+def _tolerance_text(state: TrainState) -> str:
+    check = last_check(state)
+    if check is None or state.tolerance is None:
+        return ""
+    widest = f"{check.widest:.2g}" if math.isfinite(check.widest) else "none"
+    return f", widest interval {widest} at step {check.step} (tol {state.tolerance.tol:g})"
 
 
 def _silent(state: TrainState, loss: float) -> None:
@@ -89,7 +113,7 @@ def _plain_lines(total: int, symbol: str, console: Console) -> ProgressHook:
         shown = ", ".join(f"{v:.6g}" for v in values)  # every mode: a log is read later
         console.print(
             f"step {state.step}/{total} ({100 * state.step // total}%): loss {loss:.5g}, "
-            f"{symbol} ~ [{shown}], {state.elapsed:.0f} s",
+            f"{symbol} ~ [{shown}]{_tolerance_text(state)}, {state.elapsed:.0f} s",
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -132,7 +156,9 @@ def training_progress(
             progress.update(task, completed=state.step, loss=f"{loss:.5g}")
             # The objective's own reading (eigenvalues, or singular values).
             values = state.history[-1].eigenvalues if state.history else []
-            table = estimates_table(values, reference, symbol, state.step)
+            table = estimates_table(
+                values, reference, symbol, state.step, check=last_check(state)
+            )
             live.update(Group(progress, table))
 
         yield hook

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 import time
 from collections.abc import Iterator
@@ -33,9 +34,11 @@ from nsvd_cli.cli.solve_options import (
     GivenOptions,
     apply_options,
     check_resume,
+    refuse_unchecked_tolerance,
     refuse_unsupported,
 )
 from nsvd_cli.cli.tables import interval_note, run_warnings, values_table
+from nsvd_cli.errors import UsageError
 from nsvd_cli.files import Results
 from nsvd_cli.files.atomic import CHECKPOINT_NAME, atomic_path
 from nsvd_cli.files.checkpoint import has_checkpoint
@@ -122,6 +125,22 @@ def _default_run_dir(problem: Problem) -> Path:
     return path
 
 
+Tolerance = Annotated[
+    float | None,
+    typer.Option(
+        help="Train until every mode's 95% error interval has at most this relative "
+        "half-width (solver.tol); --steps is then the budget (default 4x the usual).",
+    ),
+]
+MaxTime = Annotated[
+    float | None,
+    typer.Option(
+        "--max-time",
+        help="With a tolerance: stop training after this many seconds (then read out).",
+    ),
+]
+
+
 @app.command("solve")
 def solve_cmd(
     problem_file: Annotated[Path, typer.Argument(help="Problem file (YAML).")],
@@ -154,6 +173,8 @@ def solve_cmd(
             help="Also log to RUN_DIR/tensorboard/ (pip install 'nsvd[tensorboard]').",
         ),
     ] = False,
+    tol: Tolerance = None,
+    max_time: MaxTime = None,
 ) -> None:
     """Train networks for the lowest eigenpairs and write RUN_DIR/results.h5 (and a
     metrics.csv of every recorded step)."""
@@ -172,8 +193,8 @@ def solve_cmd(
         err.print(f"warning: {run_dir} has no checkpoint yet; starting from step 0")
         resume = False
     with user_errors():
-        options = GivenOptions.parse(method, derivatives, precision, compile_step, seed)
-        settings = _settings(problem, run_dir, resume, steps, options)
+        options = GivenOptions.parse(method, derivatives, precision, compile_step, seed, tol)
+        settings = _settings(problem, run_dir, resume, steps, options, max_time)
     if context.active:
         _check_distributable(problem_file, problem, settings, context)
     _check_memory(problem_file, problem, settings, memory_bound(max_memory, dev))
@@ -191,6 +212,7 @@ def solve_cmd(
                 results, complete = solve(
                     problem, settings, run_dir, dev, resume=resume, on_progress=hook,
                     stop=stops.requested, context=context, tensorboard=tensorboard,
+                    max_time=max_time,
                 )
     finally:
         context.close()
@@ -203,18 +225,38 @@ def solve_cmd(
 
 
 def _settings(
-    problem: Problem, run_dir: Path, resume: bool, steps: int | None, options: GivenOptions
+    problem: Problem,
+    run_dir: Path,
+    resume: bool,
+    steps: int | None,
+    options: GivenOptions,
+    max_time: float | None,
 ) -> Settings:
     """A fresh run's settings with the options applied, or the resumed run's own; refused
     where the kind cannot honour them or they differ from the checkpoint's."""
+    _positive({"--tol": options.tol, "--max-time": max_time})
     if resume:
         settings = resume_settings(run_dir, problem, steps)
         check_resume(settings, options, run_dir)
     else:
-        settings = prepare(problem, steps)
+        settings = prepare(problem, steps, tol=options.tol)
         apply_options(settings, options)
-    refuse_unsupported(kind_of(problem), problem, settings, options)
+    kind = kind_of(problem)
+    refuse_unsupported(kind, problem, settings, options)
+    if settings.optimiser.tol is not None:
+        refuse_unchecked_tolerance(kind, problem, settings, options)
+    elif max_time is not None:
+        raise UsageError(
+            "--max-time applies to a run to a tolerance (--tol or solver.tol); a run of "
+            "fixed length is sized with --steps"
+        )
     return settings
+
+
+def _positive(values: dict[str, float | None]) -> None:
+    for flag, value in values.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{flag}: must be a positive number, got {value:g}")
 
 
 class StopRequests:
@@ -272,6 +314,10 @@ def _report(
         note = interval_note(results.intervals)
         if note is not None:
             err.print(note, highlight=False)
+    note = results.attrs.get("tol_note")
+    if note is not None:
+        prefix = "" if results.attrs.get("tol_met") else "warning: "
+        err.print(f"{prefix}{note}", highlight=False)
     for warning in run_warnings(results):
         err.print(f"warning: {warning}", highlight=False)
     variance = results.attrs.get("hutchinson_relative_variance")

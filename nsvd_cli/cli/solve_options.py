@@ -23,6 +23,7 @@ FLAGS = {
     "dtype": "--precision",
     "compile": "--compile",
     "seed": "--seed",
+    "tol": "--tol",
 }
 
 
@@ -35,6 +36,7 @@ class GivenOptions:
     dtype: str | None = None
     compile: bool | None = None
     seed: int | None = None
+    tol: float | None = None  # settings.optimiser.tol
 
     @staticmethod
     def parse(
@@ -43,6 +45,7 @@ class GivenOptions:
         precision: str | None,
         compile_step: bool | None,
         seed: int | None,
+        tol: float | None = None,
     ) -> GivenOptions:
         """Check the names (exit 2 naming the flag and the known values)."""
         if derivatives is not None and derivatives not in FORMULATION_NAMES:
@@ -57,7 +60,7 @@ class GivenOptions:
             except ValueError as exc:
                 raise UsageError(f"--method: {exc}") from None
         dtype = None if precision is None else PRECISIONS[precision]
-        return GivenOptions(method, derivatives, dtype, compile_step, seed)
+        return GivenOptions(method, derivatives, dtype, compile_step, seed, tol)
 
     def given(self) -> dict[str, str | bool | int]:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
@@ -75,7 +78,7 @@ def _shown(field: str, value: object) -> str:
 def check_resume(settings: Settings, options: GivenOptions, run_dir: Path) -> None:
     """A resumed run continues with its own settings: an option that differs is refused."""
     for field, value in options.given().items():
-        started = getattr(settings, field)
+        started = _value(settings, field)
         if value != started:
             raise ResumeMismatch(
                 f"{FLAGS[field]} {_shown(field, value)}: the run in {run_dir} was started with "
@@ -84,9 +87,14 @@ def check_resume(settings: Settings, options: GivenOptions, run_dir: Path) -> No
             )
 
 
+def _value(settings: Settings, field: str) -> object:
+    return settings.optimiser.tol if field == "tol" else getattr(settings, field)
+
+
 def apply_options(settings: Settings, options: GivenOptions) -> None:
     for field, value in options.given().items():
-        setattr(settings, field, value)
+        if field != "tol":  # ``prepare`` applied it (it also sets the step budget)
+            setattr(settings, field, value)
 
 
 def refuse_unsupported(
@@ -101,3 +109,17 @@ def refuse_unsupported(
             named = flag if refusal.setting == "compile" else f"{flag} {refusal.value}"
             raise UnsupportedOption(f"{named}: {refusal.message}")
         raise located_error(problem, ("solver", refusal.setting), refusal.message)
+
+
+def refuse_unchecked_tolerance(
+    kind: Kind, problem: Problem, settings: Settings, options: GivenOptions
+) -> None:
+    """A tolerance on a problem that can have no error intervals (a Coulomb potential in
+    2-D) is refused up front, naming --tol or the file's solver.tol."""
+    try:
+        kind.monitor(kind.build(problem, settings))
+    except ValueError as exc:
+        message = f"{exc}, so a tolerance cannot be checked; train a fixed --steps instead"
+        if options.tol is not None:
+            raise UnsupportedOption(f"--tol {options.tol:g}: {message}") from None
+        raise located_error(problem, ("solver", "tol"), message) from None

@@ -19,7 +19,7 @@ import torch
 from nsvd_cli.files import GridReference, Results, network_state
 from nsvd_cli.spec import Problem
 from nsvd_cli.training.distributed import Context
-from nsvd_cli.training.loop import Objective
+from nsvd_cli.training.loop import Monitor, Objective
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import TrainState
 
@@ -42,13 +42,14 @@ class SolverOptions:
     derivatives: tuple[str, ...]
     dtypes: tuple[str, ...]
     compile: bool
+    tol: bool = False  # trains to a tolerance on its error intervals (``monitor``)
 
 
 @dataclass(frozen=True)
 class Refusal:
     """One setting a kind cannot honour: the Settings field, its value and why."""
 
-    setting: str  # "method" | "derivatives" | "dtype" | "compile"
+    setting: str  # "method" | "derivatives" | "dtype" | "compile" | "tol"
     value: str
     message: str
 
@@ -137,6 +138,11 @@ class Kind(Protocol):
         """The training loss of one batch."""
         ...
 
+    def monitor(self, compiled: Any) -> Monitor:
+        """A run to a tolerance's interval check (only where ``options.tol``); raises
+        ValueError, saying why, where this problem can have no intervals."""
+        ...
+
     def record(
         self, compiled: Any, state: TrainState, device: torch.device, complete: bool
     ) -> Results:
@@ -182,4 +188,8 @@ def refusals(kind: Kind, settings: Settings) -> list[Refusal]:
     if settings.compile and not opts.compile:
         why = f"kind {kind.name!r}: its training step is not compiled"
         found.append(Refusal("compile", "on", f"not supported for {kind.description} ({why})"))
+    tol = settings.optimiser.tol
+    if tol is not None and not opts.tol:
+        why = f"kind {kind.name!r}: its {kind.value_name}s have no error intervals yet"
+        found.append(Refusal("tol", f"{tol:g}", f"not supported for {kind.description} ({why})"))
     return found

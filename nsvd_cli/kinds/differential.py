@@ -22,17 +22,22 @@ from nsvd_cli.kinds.schrodinger_checks import region_field
 from nsvd_cli.numerics.derivatives import hutchinson_variance
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.weyl import residual_diverges
-from nsvd_cli.objectives.batch import evaluate_batch, sample_modes
+from nsvd_cli.objectives.batch import Batch, evaluate_batch, sample_modes
 from nsvd_cli.objectives.intervals import Intervals, residual_intervals
 from nsvd_cli.objectives.methods import get_method
 from nsvd_cli.objectives.readout import Ritz, orthogonality, ritz, ritz_squared, unit_coefficients
 from nsvd_cli.references import grid
 from nsvd_cli.spec import Problem
 from nsvd_cli.training.guard import check_readout
+from nsvd_cli.training.loop import Monitor
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import TrainState
+from nsvd_cli.training.tolerance import CHECK_SAMPLES, IntervalCheck, explain
 
 DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
+# The checks of a run to a tolerance read points from streams apart from training's and
+# the final read-out's (+ the step: each check its own sample).
+CHECK_SEED_OFFSET = 7 * EVAL_SEED_OFFSET
 
 
 def readout(
@@ -41,10 +46,8 @@ def readout(
     """Rayleigh-Ritz in float64 on a fresh sample that training never saw, the method's
     own estimate of each learned function's energy on the same sample, and (eigenproblems)
     the residual intervals of the Ritz values from the same sample."""
-    net64 = copy.deepcopy(network).double()
-    device = next(net64.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
-    batch = sample_modes(compiled, net64, settings.readout.eval_samples, gen)
+    seed = settings.seed + EVAL_SEED_OFFSET
+    batch = _float64_batch(compiled, network, settings.readout.eval_samples, seed)
     n = batch.h.shape[0]
     if settings.want == "smallest-singular":
         r = ritz_squared(batch.h, batch.hh)
@@ -54,11 +57,48 @@ def readout(
     r = ritz(batch.h, batch.hh)
     energy = batch.h.T @ batch.hh / n
     native = native_energies(settings.method, shift, settings.transform.scale, r.gram, energy)
+    return r, native.cpu().numpy(), _intervals(batch, r, diverging(compiled))
+
+
+def _float64_batch(
+    compiled: CompiledProblem, network: torch.nn.Module, samples: int, seed: int
+) -> Batch:
+    net64 = copy.deepcopy(network).double()
+    device = next(net64.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    return sample_modes(compiled, net64, samples, gen)
+
+
+def _intervals(batch: Batch, r: Ritz, diverges: str | None) -> Intervals:
     u, hu = batch.h @ r.rotation, batch.hh @ r.rotation
-    diverges = residual_diverges(
-        compiled.operator.potential, compiled.dim, torch.Generator().manual_seed(settings.seed)
-    )
-    return r, native.cpu().numpy(), residual_intervals(u, hu, r.eigenvalues, r.stderr, diverges)
+    return residual_intervals(u, hu, r.eigenvalues, r.stderr, diverges)
+
+
+def diverging(compiled: CompiledProblem) -> str | None:
+    """Why ||H u|| is infinite for the problem's potential (no intervals then), or None."""
+    gen = torch.Generator().manual_seed(compiled.settings.seed)
+    return residual_diverges(compiled.operator.potential, compiled.dim, gen)
+
+
+def interval_check(compiled: CompiledProblem) -> Monitor:
+    """A run to a tolerance's check: the intervals of the current networks on a fresh
+    ``CHECK_SAMPLES``-point read-out (its own stream per step, apart from training's and
+    the final read-out's). Raises ValueError where the problem can have no intervals."""
+    if compiled.settings.want == "smallest-singular":
+        raise ValueError("singular values have no error intervals yet")
+    diverges = diverging(compiled)
+    if diverges is not None:
+        raise ValueError(f"no error intervals can be computed: {diverges}")
+
+    def check(state: TrainState) -> IntervalCheck:
+        seed = compiled.settings.seed + CHECK_SEED_OFFSET + state.step
+        batch = _float64_batch(compiled, state.network, CHECK_SAMPLES, seed)
+        r = ritz(batch.h, batch.hh)
+        arrays = interval_arrays(_intervals(batch, r, None))
+        widths = [float(w) for w in arrays.relative_half_width()]
+        return IntervalCheck(state.step, widths, [float(e) for e in arrays.residual])
+
+    return check
 
 
 def interval_arrays(intervals: Intervals) -> IntervalArrays:
@@ -73,6 +113,22 @@ def interval_arrays(intervals: Intervals) -> IntervalArrays:
         confidence=intervals.confidence,
         reason=intervals.reason,
     )
+
+
+def tolerance_attrs(state: TrainState, intervals: IntervalArrays | None) -> dict[str, object]:
+    """What a run to a tolerance records on ``/`` of results.h5: the tolerance, whether the
+    final read-out's intervals meet it (``tol_met``), how the run ended and why."""
+    tolerance = state.tolerance
+    assert tolerance is not None
+    widths = [] if intervals is None else list(intervals.relative_half_width())
+    widest = max(widths) if widths and all(np.isfinite(widths)) else float("inf")
+    return {
+        "tol": tolerance.tol,
+        "tol_met": bool(widest <= tolerance.tol),
+        "tol_outcome": tolerance.outcome or "interrupted",
+        "tol_checks": len(tolerance.checks),
+        "tol_note": explain(tolerance, widest, state.step),
+    }
 
 
 def native_energies(
@@ -107,6 +163,8 @@ def record(
     results.native = native
     if intervals is not None:
         results.intervals = interval_arrays(intervals)
+    if state.tolerance is not None:
+        results.attrs.update(tolerance_attrs(state, results.intervals))
     if singular:
         results.singular = SingularArrays(results.eigenvalues, results.stderr)
         results.attrs["kind"] = "smallest-singular"
@@ -169,7 +227,9 @@ def sides(run: Run, names: tuple[str, ...]) -> list[FunctionSide]:
         return ritz_functions(run, x)
 
     functions: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-        "eigen": right, "right": right, "left": left,
+        "eigen": right,
+        "right": right,
+        "left": left,
     }
     coords = tuple(run.problem.coordinates)
     lo, hi = tuple(settings.readout.export_lo), tuple(settings.readout.export_hi)

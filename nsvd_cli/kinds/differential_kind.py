@@ -17,7 +17,8 @@ from nsvd_cli.kinds.schrodinger_checks import check_region_bounds
 from nsvd_cli.objectives.readout import normalized_gram, orthogonality
 from nsvd_cli.spec import Problem
 from nsvd_cli.training.distributed import Context
-from nsvd_cli.training.loop import EigenObjective, Objective
+from nsvd_cli.training.eigen_objective import EigenObjective
+from nsvd_cli.training.loop import Monitor, Objective
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import TrainState
 
@@ -43,6 +44,9 @@ class DifferentialKind:
         self, compiled: CompiledProblem, device: torch.device, context: Context
     ) -> Objective:
         return EigenObjective(compiled, device, context)
+
+    def monitor(self, compiled: CompiledProblem) -> Monitor:
+        return differential.interval_check(compiled)
 
     def record(
         self, compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
@@ -88,5 +92,3 @@ def interval_fields(run: Run) -> dict[str, Any]:
         "interval_methods": list(intervals.methods),
         "interval_reason": intervals.reason,
     }
-
-

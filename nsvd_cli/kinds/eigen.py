@@ -29,6 +29,7 @@ class EigenKind(DifferentialKind):
         derivatives=tuple(FORMULATION_NAMES),
         dtypes=tuple(DTYPES),
         compile=True,
+        tol=True,
     )
 
     def sides(self, run: Run) -> list[FunctionSide]:
@@ -41,7 +42,6 @@ class EigenKind(DifferentialKind):
             distances = side_distances(run, self.sides(run)[0], reference, samples)
         fields = shared_evaluation(run, "eigen", against, reference)
         return Evaluation(**fields, distances=distances)
-
 
 
 EIGEN = EigenKind()

@@ -43,7 +43,7 @@ from nsvd_cli.references import nystrom
 from nsvd_cli.spec import BoxDomain, GaussianDomain, Problem
 from nsvd_cli.training.distributed import Context
 from nsvd_cli.training.guard import check_readout
-from nsvd_cli.training.loop import Objective
+from nsvd_cli.training.loop import Monitor, Objective
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import TrainState
 
@@ -155,6 +155,9 @@ class IntegralKind:
         self, compiled: CompiledSingular, device: torch.device, context: Context
     ) -> Objective:
         return SingularObjective(compiled, device, context)
+
+    def monitor(self, compiled: CompiledSingular) -> Monitor:
+        raise ValueError("singular values of integral operators have no error intervals yet")
 
     def record(
         self, compiled: CompiledSingular, state: TrainState, device: torch.device, complete: bool

@@ -203,6 +203,13 @@ def _operator_scale(problem: Problem, s: Settings, est: analysis.SpectrumEstimat
     top = shift if shift is not None else est.highest + 0.5 * (est.highest - est.lowest)
     s.transform.scale = 1.0 / max(top - est.lowest, 1e-12)
     s.want = problem.wanted
+    if s.want == "lowest" and shift is None:
+        # The adaptive shift follows the learned span's Ritz values. When two functions
+        # collapse onto one state (seen on a 2-mode oscillator) it would drop under the next
+        # wanted level, whose T-eigenvalue then turns negative: it can never be learned.
+        # The Weyl estimate of the top wanted level keeps it above (at convergence the shift
+        # sits higher anyway, so a good run does not feel the floor).
+        s.transform.shift_floor = est.highest
     if s.want == "smallest-singular":
         # T = scale * (shift - A^*A): its eigenvalues are squares of H's scale (the drift
         # adds to them); the shift adapts to the learned span.
@@ -236,6 +243,7 @@ def apply_solver_overrides(problem: Problem, s: Settings) -> None:
     s.hutchinson_probes = solver.hutchinson_probes
     s.compile = solver.compile
     s.spin_decay = solver.spin_decay
+    s.optimiser.tol = solver.tol
     if solver.shift is not None:
         s.transform.shift = solver.shift
     if solver.scale is not None:

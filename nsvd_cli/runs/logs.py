@@ -27,26 +27,37 @@ class TrainingLog(Protocol):
     def close(self) -> None: ...
 
 
-def metrics_header(modes: int, symbol: str) -> list[str]:
-    """Columns: step, loss, learning rate, operator shift, seconds, then one per mode."""
-    return ["step", "loss", "learning_rate", "shift", "elapsed_s"] + [
-        f"{symbol}_{i}" for i in range(modes)
-    ]
+def metrics_header(modes: int, symbol: str, checks: bool = False) -> list[str]:
+    """Columns: step, loss, learning rate, operator shift, seconds, then one per mode; a run
+    to a tolerance adds each mode's interval half-width (relative) and residual, filled at
+    the steps it checked them (nan elsewhere)."""
+    columns = ["step", "loss", "learning_rate", "shift", "elapsed_s"]
+    columns += [f"{symbol}_{i}" for i in range(modes)]
+    if checks:
+        columns += [f"width_{i}" for i in range(modes)] + [f"residual_{i}" for i in range(modes)]
+    return columns
 
 
-def _row(snapshot: Snapshot, modes: int) -> list[str]:
-    values = (list(snapshot.eigenvalues) + [math.nan] * modes)[:modes]
-    numbers = [snapshot.loss, snapshot.learning_rate, snapshot.shift, snapshot.elapsed, *values]
+def _padded(values: list[float], modes: int) -> list[float]:
+    return (list(values) + [math.nan] * modes)[:modes]
+
+
+def _row(snapshot: Snapshot, modes: int, checks: bool) -> list[str]:
+    numbers = [snapshot.loss, snapshot.learning_rate, snapshot.shift, snapshot.elapsed]
+    numbers += _padded(snapshot.eigenvalues, modes)
+    if checks:
+        numbers += _padded(snapshot.widths, modes) + _padded(snapshot.residuals, modes)
     return [str(snapshot.step)] + [repr(float(v)) for v in numbers]
 
 
 class MetricsCsv:
     """``RUN_DIR/metrics.csv``: one row per recorded step (every 100 steps, and the last)."""
 
-    def __init__(self, run_dir: Path, modes: int, symbol: str = "E") -> None:
+    def __init__(self, run_dir: Path, modes: int, symbol: str = "E", checks: bool = False) -> None:
         self.path = run_dir / METRICS_NAME
         self.modes = modes
-        self.header = metrics_header(modes, symbol)
+        self.checks = checks
+        self.header = metrics_header(modes, symbol, checks)
         self._steps: list[int] | None = None  # the steps in the file, None before the first
 
     def __call__(self, state: TrainState, loss: float) -> None:
@@ -54,12 +65,12 @@ class MetricsCsv:
         steps = [s.step for s in history]
         if self._steps is not None and steps[:-1] == self._steps:
             with open(self.path, "a", newline="") as f:
-                csv.writer(f).writerow(_row(history[-1], self.modes))
+                csv.writer(f).writerow(_row(history[-1], self.modes, self.checks))
         else:  # the first call (fresh or resumed) or after a roll-back shortened the history
             text = io.StringIO()
             writer = csv.writer(text)
             writer.writerow(self.header)
-            writer.writerows(_row(s, self.modes) for s in history)
+            writer.writerows(_row(s, self.modes, self.checks) for s in history)
             with atomic_path(self.path, durable=False) as tmp:
                 tmp.write_text(text.getvalue())
         self._steps = steps
@@ -109,6 +120,8 @@ class TensorBoardLog:
         w.add_scalar("shift", snap.shift, snap.step)
         for i, v in enumerate(snap.eigenvalues):
             w.add_scalar(f"{self.symbol}/{i}", v, snap.step)
+        for i, v in enumerate(snap.widths):
+            w.add_scalar(f"width/{i}", v, snap.step)
 
     def close(self) -> None:
         if self._writer is not None:

@@ -15,8 +15,16 @@ from nsvd_cli.files.atomic import CHECKPOINT_NAME
 from nsvd_cli.files.checkpoint import load_checkpoint, save_checkpoint
 from nsvd_cli.kinds.records import first_line
 from nsvd_cli.training.distributed import LOCAL, Context, rank_seed
-from nsvd_cli.training.loop import Objective, ProgressHook, Trainable, init_state, train
+from nsvd_cli.training.loop import (
+    Monitor,
+    Objective,
+    ProgressHook,
+    Trainable,
+    init_state,
+    train,
+)
 from nsvd_cli.training.state import TrainState
+from nsvd_cli.training.tolerance import BUDGET, TIME
 
 
 @dataclass(frozen=True)
@@ -30,13 +38,15 @@ class Session:
     stop: Callable[[], bool]
     checkpoint: Callable[[TrainState], None]
     context: Context = LOCAL
+    monitor: Monitor | None = None  # a run to a tolerance: the kind's interval check
+    deadline: float | None = None  # --max-time, as a time.perf_counter() value
 
 
 def run_training(
     compiled: Trainable, session: Session, objective: Objective | None = None
 ) -> tuple[TrainState, bool]:
-    """Start or resume, train to ``settings.optimiser.steps`` (or a stop), write the final
-    checkpoint; return the state and whether the run is complete."""
+    """Start or resume, train to ``settings.optimiser.steps`` (or a stop, or a tolerance's
+    end), write the final checkpoint; return the state and whether the run is complete."""
     state = start_state(compiled, session.device, session.run_dir, session.resume, session.context)
     train(
         compiled,
@@ -47,9 +57,12 @@ def run_training(
         stop=session.stop,
         objective=objective,
         context=session.context,
+        monitor=session.monitor,
+        deadline=session.deadline,
     )
     session.checkpoint(state)
-    return state, state.step >= compiled.settings.optimiser.steps
+    ended = state.tolerance is not None and state.tolerance.outcome is not None
+    return state, ended or state.step >= compiled.settings.optimiser.steps
 
 
 def start_state(
@@ -60,6 +73,9 @@ def start_state(
     state.generator.manual_seed(rank_seed(compiled.settings.seed, context))
     if resume:
         restore(state, run_dir, context)
+        tolerance = state.tolerance
+        if tolerance is not None and tolerance.outcome in (BUDGET, TIME):
+            tolerance.outcome = None  # resumed with more steps or time: keep checking
     return state
 
 

@@ -8,15 +8,17 @@ requests), and the kind reads the trained networks out into a results record.
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from nsvd_cli import __version__
-from nsvd_cli.errors import RunFileError
+from nsvd_cli.errors import RunFileError, UnsupportedOption
 from nsvd_cli.files import (
     CHECKPOINT_NAME,
     RESULTS_NAME,
@@ -28,16 +30,26 @@ from nsvd_cli.files import (
     set_aside_previous_run,
     write_results,
 )
-from nsvd_cli.kinds import kind_of
+from nsvd_cli.kinds import Kind, kind_of
 from nsvd_cli.runs.logs import MetricsCsv, TensorBoardLog, TrainingLog
 from nsvd_cli.runs.record import Session, checkpoint_hook, run_training
 from nsvd_cli.spec import Problem
 from nsvd_cli.training import LOCAL, Context, ProgressHook, Settings, TrainState
+from nsvd_cli.training.loop import Monitor
+from nsvd_cli.training.tolerance import BUDGET_FACTOR
 
 
-def prepare(problem: Problem, steps: int | None = None, seed: int | None = None) -> Settings:
-    """The settings a fresh run of ``problem`` uses (derived by its kind)."""
+def prepare(
+    problem: Problem, steps: int | None = None, seed: int | None = None, tol: float | None = None
+) -> Settings:
+    """The settings a fresh run of ``problem`` uses (derived by its kind). A run to a
+    tolerance (``tol``, or the file's ``solver.tol``) gets ``BUDGET_FACTOR`` times the
+    default step count as its budget unless the steps are given."""
     settings = kind_of(problem).derive_settings(problem)
+    if tol is not None:
+        settings.optimiser.tol = tol
+    if settings.optimiser.tol is not None and problem.solver.steps is None:
+        settings.optimiser.steps *= BUDGET_FACTOR
     if steps is not None:
         settings.optimiser.steps = steps
     if seed is not None:
@@ -71,11 +83,13 @@ def solve(
     stop: Callable[[], bool] = lambda: False,
     context: Context = LOCAL,
     tensorboard: bool = False,
+    max_time: float | None = None,
 ) -> tuple[Results | None, bool]:
     """Train (or continue) and write RUN_DIR/results.h5. Returns (results, complete); in a
     distributed job only rank 0 writes files and returns results (the others: None).
     Rank 0 logs every recorded step to RUN_DIR/metrics.csv (and, with ``tensorboard``, to
-    RUN_DIR/tensorboard/).
+    RUN_DIR/tensorboard/). A run to a tolerance (``settings.optimiser.tol``) also ends after
+    ``max_time`` seconds of this call's training.
 
     A fresh run in a folder that holds an earlier one first moves that one's files aside
     (``RunFileWarning``); temporaries left by a killed writer are deleted.
@@ -89,7 +103,8 @@ def solve(
                 # folder in use is refused without moving the running job's files.
                 stack.enter_context(run_lock(run_dir))
                 _prepare_folder(run_dir, resume)
-                logs = _training_logs(problem, run_dir, tensorboard)
+                checks = settings.optimiser.tol is not None
+                logs = _training_logs(problem, run_dir, tensorboard, checks)
                 for log in logs:
                     stack.callback(log.close)
                 on_progress = _chain(on_progress, *logs)
@@ -98,13 +113,32 @@ def solve(
         failure = context.broadcast_object(failure)  # every rank stops, or none
         if failure is not None:
             raise RunFileError(failure)
-        return _solve(problem, settings, run_dir, device, resume, on_progress, stop, context)
+        limits = Limits(stop, max_time)
+        return _solve(problem, settings, run_dir, device, resume, on_progress, limits, context)
     raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
 
 
-def _training_logs(problem: Problem, run_dir: Path, tensorboard: bool) -> list[TrainingLog]:
+@dataclass(frozen=True)
+class Limits:
+    """What ends training early: a stop request, and (runs to a tolerance) a time limit."""
+
+    stop: Callable[[], bool]
+    max_time: float | None = None
+
+
+def tolerance_monitor(kind: Kind, compiled: Any) -> Monitor:
+    """The kind's interval check for a run to a tolerance, or why there can be none."""
+    try:
+        return kind.monitor(compiled)
+    except ValueError as exc:
+        raise UnsupportedOption(f"solver.tol: {exc}") from None
+
+
+def _training_logs(
+    problem: Problem, run_dir: Path, tensorboard: bool, checks: bool
+) -> list[TrainingLog]:
     symbol = kind_of(problem).symbol
-    logs: list[TrainingLog] = [MetricsCsv(run_dir, problem.modes, symbol)]
+    logs: list[TrainingLog] = [MetricsCsv(run_dir, problem.modes, symbol, checks)]
     if tensorboard:
         logs.append(TensorBoardLog(run_dir, symbol))
     return logs
@@ -144,7 +178,7 @@ def _solve(
     device: torch.device,
     resume: bool,
     on_progress: Callable[[TrainState, float], None] | None,
-    stop: Callable[[], bool],
+    limits: Limits,
     context: Context,
 ) -> tuple[Results | None, bool]:
     def payload(s: TrainState) -> dict[str, Any]:
@@ -157,10 +191,14 @@ def _solve(
         }
 
     checkpoint = checkpoint_hook(run_dir, payload, context)
-    session = Session(run_dir, device, resume, on_progress, stop, checkpoint, context)
     kind = kind_of(problem)
     compiled = kind.build(problem, settings)
     objective = kind.objective(compiled, device, context)
+    monitor = tolerance_monitor(kind, compiled) if settings.optimiser.tol is not None else None
+    deadline = None if limits.max_time is None else time.perf_counter() + limits.max_time
+    session = Session(
+        run_dir, device, resume, on_progress, limits.stop, checkpoint, context, monitor, deadline
+    )
     state, complete = run_training(compiled, session, objective)
     if not context.main:
         return None, complete

@@ -261,6 +261,9 @@ modes: 4                           # required; how many eigenpairs (the lowest e
 #   hutchinson_probes: 8           # random directions per point for derivatives: hutchinson
 #   compile: false                 # torch.compile the training step
 #   spin_decay: 0.01               # spin only: weight of each new batch in its moving averages
+#   tol: 1.0e-4                    # train until every mode's 95% error interval is this narrow
+#                                  #   (relative half-width); the budget is then 4x the default
+#                                  #   steps, the learning rate decays on plateaus (eigen only)
 
 # network:                         # optional; the architecture
 #   kind: shared                   # shared: one MLP with `modes` outputs | disjoint: one MLP

@@ -130,6 +130,7 @@ class Solver(_Model):
     hutchinson_probes: PositiveInt = 8
     compile: StrictBool = False
     spin_decay: Fraction = SPIN_DECAY_DEFAULT
+    tol: PositiveNumber | None = None  # train to this relative interval half-width
 
 
 class Network(_Model):

@@ -8,28 +8,23 @@ bit-for-bit where it stopped (on the same device and threads).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
-from nsvd_cli.objectives.batch import CompiledOperator
-from nsvd_cli.objectives.formulations import (
-    Formulation,
-    StepTerms,
-    get_formulation,
-    operator_rows,
-    squared_form,
-)
 from nsvd_cli.objectives.methods import Method, MethodOptions, make_method
-from nsvd_cli.objectives.readout import ritz_from_moments
-from nsvd_cli.training.distributed import LOCAL, Context, rank_batch, rank_seed
+from nsvd_cli.training.distributed import LOCAL, Context, rank_seed
+from nsvd_cli.training.eigen_objective import (
+    DifferentialProblem,
+    EigenObjective,
+)
 from nsvd_cli.training.guard import (
     ROLLBACK_LR_FACTOR,
     ROLLBACK_SEED_STRIDE,
@@ -39,9 +34,14 @@ from nsvd_cli.training.guard import (
     step_health,
 )
 from nsvd_cli.training.settings import Settings
-from nsvd_cli.training.state import DTYPES, MOMENT_DECAY, Snapshot, TrainState
-
-SHIFT_EVERY = 50
+from nsvd_cli.training.state import DTYPES, Snapshot, Trainable, TrainState
+from nsvd_cli.training.tolerance import (
+    BUDGET,
+    TIME,
+    IntervalCheck,
+    ToleranceState,
+    is_check_step,
+)
 
 
 def learning_rate_factor(step: int, total: int) -> float:
@@ -62,19 +62,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-class Trainable(Protocol):
-    """What ``init_state`` needs: an eigenproblem or a singular problem, compiled."""
-
-    settings: Settings
-
-    def make_network(self) -> torch.nn.Module: ...
-
-
-@runtime_checkable
-class DifferentialProblem(CompiledOperator, Trainable, Protocol):
-    """A compiled differential eigenproblem (``kinds.schrodinger``): the default objective."""
-
-
 def init_state(compiled: Trainable, device: torch.device) -> TrainState:
     s = compiled.settings
     torch.manual_seed(s.seed)
@@ -82,25 +69,34 @@ def init_state(compiled: Trainable, device: torch.device) -> TrainState:
     optimizer = torch.optim.Adam(network.parameters(), lr=s.optimiser.learning_rate)
     generator = torch.Generator(device=device).manual_seed(s.seed)
     shift = s.transform.shift if s.transform.shift is not None else 0.0
-    return TrainState(network, optimizer, generator, shift=shift, method=_method(s, network))
+    state = TrainState(network, optimizer, generator, shift=shift, method=_method(s, network))
+    if s.optimiser.tol is not None:
+        state.tolerance = ToleranceState(s.optimiser.tol)
+    return state
 
 
 def _method(s: Settings, network: torch.nn.Module) -> Method:
     return make_method(s.method, network, MethodOptions(moving_average=s.spin_decay))
 
 
-def _adaptive_shift(eigenvalues: list[float]) -> float | None:
-    """Keep T's wanted eigenvalues positive: the Ritz values bound E_l from above."""
-    finite = [e for e in eigenvalues if math.isfinite(e)]
-    if len(finite) < len(eigenvalues) or not finite:
-        return None
-    lo, hi = finite[0], finite[-1]
-    margin = max(0.5 * (hi - lo), 0.05 * abs(hi), 1e-8)
-    return hi + margin
-
-
 ProgressHook = Callable[[TrainState, float], None]
 CheckpointHook = Callable[[TrainState], None]
+# A run to a tolerance: the kind's read-out of the current networks' intervals.
+Monitor = Callable[[TrainState], IntervalCheck]
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """When a run stops besides its step budget: a stop request (a signal: the run is
+    incomplete), and for a run to a tolerance the kind's check and a wall-clock deadline
+    (``time.perf_counter()`` value) after which the run ends complete."""
+
+    requested: Callable[[], bool] = lambda: False
+    monitor: Monitor | None = None
+    deadline: float | None = None
+
+    def timed_out(self) -> bool:
+        return self.deadline is not None and time.perf_counter() >= self.deadline
 
 
 @contextmanager
@@ -115,13 +111,6 @@ def matmul_precision(dtype: str, device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_float32_matmul_precision(previous)
-
-
-def autocast(dtype: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bfloat16 autocast for ``bf16-mixed``; nothing otherwise."""
-    if dtype != "bf16-mixed":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 class Objective(Protocol):
@@ -140,72 +129,6 @@ class Objective(Protocol):
         ...
 
 
-class EigenObjective:
-    """The lowest eigenpairs of H as the top eigenpairs of T = scale * (shift - H)."""
-
-    def __init__(
-        self, compiled: DifferentialProblem, device: torch.device, context: Context = LOCAL
-    ) -> None:
-        s = compiled.settings
-        self.compiled = compiled
-        self.sampler = compiled.sampler.to(device, DTYPES[s.dtype])
-        self.formulation = make_formulation(s)
-        self.adaptive = s.transform.shift is None
-        self.context = context
-        self.batch = rank_batch(s.optimiser.batch_size, context)
-        self.last: tuple[torch.Tensor, StepTerms] | None = None
-
-    def loss(self, state: TrainState) -> torch.Tensor:
-        s = self.compiled.settings
-        x = self.sampler.sample(self.batch, state.generator)
-        with autocast(s.dtype, x.device):
-            terms = self.formulation(self.compiled, self.sampler, state.network, x, state.generator)
-        if terms.f.dtype != x.dtype:  # the loss and its moments in the parameters' precision
-            terms = StepTerms(
-                terms.f.to(x.dtype), (terms.rows[0].to(x.dtype), terms.rows[1].to(x.dtype))
-            )
-        terms = self.context.globalize(terms)  # the whole job's batch (distributed.py)
-        gram, energy = terms.gram.detach(), terms.energy.detach()
-        if self.adaptive and (state.step == 0 or state.gram is None):
-            first = ritz_from_moments(gram.double(), energy.double())[0]
-            state.shift = self._floored(_adaptive_shift([float(v) for v in first]), state)
-        t = s.transform.scale * (state.shift * terms.gram - terms.energy)
-        assert state.method is not None
-        out = state.method(terms.f, t, operator_rows(terms, state.shift, s.transform.scale))
-        _update_moments(state, gram, energy)
-        self.last = (x, terms)  # kept by reference; the checks are built only on failure
-        return out.loss
-
-    def checks(self) -> list[Check]:
-        if self.last is None:
-            return []
-        x, terms = self.last
-        rows = torch.stack([r.detach() for r in terms.rows])
-        return [
-            ("sampled points", x),
-            ("network output", terms.f.detach()),
-            ("operator term H psi (per half batch)", rows),
-        ]
-
-    def after_step(self, state: TrainState) -> None:
-        if self.adaptive and state.step % SHIFT_EVERY == 0:
-            state.shift = self._floored(_adaptive_shift(state.current_eigenvalues()), state)
-
-    def _floored(self, shift: float | None, state: TrainState) -> float:
-        """The adaptive shift, kept above ``settings.transform.shift_floor`` when one is set: a span
-        whose functions have collapsed onto the lowest states would otherwise pull the shift
-        under the next wanted value, which then can never be learned (T's eigenvalue < 0)."""
-        value = state.shift if shift is None else shift
-        floor = self.compiled.settings.transform.shift_floor
-        return value if floor is None else max(value, floor)
-
-    def values(self, state: TrainState) -> list[float]:
-        values = state.current_eigenvalues()
-        if self.compiled.settings.want == "smallest-singular":  # Ritz values of A^*A: s^2
-            return [math.sqrt(max(v, 0.0)) for v in values]
-        return values
-
-
 def train(
     compiled: Trainable,
     state: TrainState,
@@ -216,9 +139,13 @@ def train(
     stop: Callable[[], bool] = lambda: False,
     objective: Objective | None = None,
     context: Context = LOCAL,
+    monitor: Monitor | None = None,
+    deadline: float | None = None,
 ) -> TrainState:
     """Run steps until ``settings.optimiser.steps`` or ``stop()``; hooks see progress and
-    checkpoints.
+    checkpoints. A run to a tolerance (``state.tolerance``) also ends when ``monitor``'s
+    check says so (training/tolerance.py) or at ``deadline`` (a ``time.perf_counter()``
+    value); its learning rate follows the checks instead of the cosine.
 
     ``objective`` defaults to the eigenproblem of ``compiled``; singular problems pass theirs.
     A step that is not finite rolls the state back to the last checkpoint (or the start)
@@ -231,6 +158,9 @@ def train(
     if objective is None:
         assert isinstance(compiled, DifferentialProblem)
         objective = EigenObjective(compiled, device, context)
+    if state.tolerance is not None and monitor is None:
+        raise ValueError("a run to a tolerance needs the kind's interval check (monitor)")
+    stopping = Stopping(stop, monitor if state.tolerance is not None else None, deadline)
     good = copy.deepcopy(state.state_dict())
 
     def keep(st: TrainState) -> None:
@@ -242,7 +172,9 @@ def train(
     while True:
         try:
             with matmul_precision(s.dtype, device):
-                return _loop(s, state, objective, on_progress, keep, progress_every, stop, context)
+                return _loop(
+                    s, state, objective, on_progress, keep, progress_every, stopping, context
+                )
         except Diverged as exc:
             record = exc.divergence.describe()
             if state.rollbacks >= s.optimiser.max_rollbacks:
@@ -288,7 +220,7 @@ def _loop(
     on_progress: ProgressHook | None,
     on_checkpoint: CheckpointHook | None,
     progress_every: int,
-    stop: Callable[[], bool],
+    stopping: Stopping,
     context: Context = LOCAL,
 ) -> TrainState:
     optimizer = state.optimizer
@@ -297,12 +229,15 @@ def _loop(
     started = time.perf_counter() - state.elapsed
     loss_value = float("nan")
     halt = False
+
+    def stop() -> bool:
+        return stopping.requested() or stopping.timed_out()
+
     # One process stops before a step; a distributed job finishes the step every rank is in
     # and stops together (the ranks agree through the gradient all-reduce).
-    while state.step < total and not halt and (context.active or not stop()):
+    while not _finished(state, total) and not halt and (context.active or not stop()):
         for group in optimizer.param_groups:
-            factor = learning_rate_factor(state.step, total)
-            group["lr"] = s.optimiser.learning_rate * state.lr_scale * factor
+            group["lr"] = s.optimiser.learning_rate * state.lr_scale * _rate(state, total)
         loss = objective.loss(state)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -318,38 +253,68 @@ def _loop(
         if record:
             loss_value = float(loss.detach())
         objective.after_step(state)
+        check = _check(state, stopping.monitor)
         state.elapsed = time.perf_counter() - started
-        if record:
-            snap = Snapshot(
-                state.step,
-                loss_value,
-                state.shift,
-                objective.values(state),
-                state.elapsed,
-                optimizer.param_groups[0]["lr"],
-            )
-            state.history.append(snap)
-            if on_progress is not None:
-                on_progress(state, loss_value)
+        if record or check is not None:
+            _snapshot(state, loss_value, objective, optimizer, check, on_progress)
         if on_checkpoint is not None and state.step % s.optimiser.checkpoint_every == 0:
             on_checkpoint(state)
+    _close_tolerance(state, total, stopping)
     return state
 
 
-def make_formulation(s: Settings) -> Formulation:
-    # The smallest singular values train on the quadratic form of A^*A (its own terms).
-    if s.want == "smallest-singular":
-        formulation: Formulation = squared_form
-    else:
-        formulation = get_formulation(s.derivatives, s.hutchinson_probes)
-    if s.compile:
-        formulation = torch.compile(formulation, dynamic=False)
-    return formulation
+def _rate(state: TrainState, total: int) -> float:
+    if state.tolerance is not None:
+        return state.tolerance.learning_rate_factor(state.step)
+    return learning_rate_factor(state.step, total)
 
 
-def _update_moments(state: TrainState, gram: torch.Tensor, energy: torch.Tensor) -> None:
-    if state.gram is None or state.energy is None:
-        state.gram, state.energy = gram.clone(), energy.clone()
-    else:
-        state.gram.mul_(MOMENT_DECAY).add_(gram, alpha=1 - MOMENT_DECAY)
-        state.energy.mul_(MOMENT_DECAY).add_(energy, alpha=1 - MOMENT_DECAY)
+def _finished(state: TrainState, total: int) -> bool:
+    ended = state.tolerance is not None and state.tolerance.outcome is not None
+    return ended or state.step >= total
+
+
+def _check(state: TrainState, monitor: Monitor | None) -> IntervalCheck | None:
+    """A run to a tolerance checks its intervals every ``CHECK_EVERY`` steps (every rank
+    reads the same sample, so all reach the same verdict)."""
+    if monitor is None or state.tolerance is None or not is_check_step(state.step):
+        return None
+    check = monitor(state)
+    state.tolerance.record(check)
+    return check
+
+
+def _close_tolerance(state: TrainState, total: int, stopping: Stopping) -> None:
+    """Why a run to a tolerance ended, when no check ended it."""
+    tolerance = state.tolerance
+    if tolerance is None or tolerance.outcome is not None:
+        return
+    if state.step >= total:
+        tolerance.outcome = BUDGET
+    elif stopping.timed_out() and not stopping.requested():
+        tolerance.outcome = TIME
+
+
+def _snapshot(
+    state: TrainState,
+    loss_value: float,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    check: IntervalCheck | None,
+    on_progress: ProgressHook | None,
+) -> None:
+    snap = Snapshot(
+        state.step,
+        loss_value,
+        state.shift,
+        objective.values(state),
+        state.elapsed,
+        optimizer.param_groups[0]["lr"],
+    )
+    if check is not None:
+        snap.widths, snap.residuals = list(check.widths), list(check.residuals)
+    state.history.append(snap)
+    if on_progress is not None:
+        on_progress(state, loss_value)
+
+

@@ -55,6 +55,9 @@ class OptimiserSettings:
     learning_rate: float = 1e-3
     max_rollbacks: int = MAX_ROLLBACKS  # after a non-finite step (guard.py)
     checkpoint_every: int = 2000
+    # Train until every wanted mode's 95% interval is this narrow, relative (training/
+    # tolerance.py); None: a fixed number of steps.
+    tol: float | None = None
 
 
 @dataclass(slots=True)

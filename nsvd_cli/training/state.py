@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from nsvd_cli.objectives.methods import Method
 from nsvd_cli.objectives.readout import ritz_from_moments
+from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.tolerance import ToleranceState
 
 # "tf32": float32 tensors with TensorFloat-32 matrix products on CUDA (about 10 mantissa
 # bits in products: faster on recent GPUs, for quick runs); on CPU it is float32.
@@ -24,6 +26,14 @@ DTYPES = {
 MOMENT_DECAY = 0.95
 
 
+class Trainable(Protocol):
+    """What ``init_state`` needs: an eigenproblem or a singular problem, compiled."""
+
+    settings: Settings
+
+    def make_network(self) -> torch.nn.Module: ...
+
+
 @dataclass
 class Snapshot:
     step: int
@@ -33,6 +43,10 @@ class Snapshot:
     elapsed: float
     # Checkpoints written before the learning rate was logged load with NaN.
     learning_rate: float = float("nan")
+    # A run to a tolerance: the check made at this step (relative interval half-widths and
+    # residuals per mode); empty at other steps.
+    widths: list[float] = field(default_factory=list)
+    residuals: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +66,7 @@ class TrainState:
     rollbacks: int = 0
     lr_scale: float = 1.0
     divergences: list[str] = field(default_factory=list)
+    tolerance: ToleranceState | None = None  # a run to a tolerance (solver.tol)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +84,7 @@ class TrainState:
             "rollbacks": self.rollbacks,
             "lr_scale": self.lr_scale,
             "divergences": list(self.divergences),
+            "tolerance": None if self.tolerance is None else self.tolerance.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -87,10 +103,11 @@ class TrainState:
         self.rollbacks = int(state.get("rollbacks", 0))
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.divergences = list(state.get("divergences", []))
+        tolerance = state.get("tolerance")
+        self.tolerance = None if tolerance is None else ToleranceState.from_dict(tolerance)
 
     def current_eigenvalues(self) -> list[float]:
         if self.gram is None or self.energy is None:
             return []
         e, _ = ritz_from_moments(self.gram.double(), self.energy.double())
         return [float(v) for v in e]
-

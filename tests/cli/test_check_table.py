@@ -131,6 +131,21 @@ def test_summary_of_an_integral_operator_with_derived_settings() -> None:
     assert lines["batch size"].split()[-1] == str(settings.optimiser.batch_size)
 
 
+def test_derived_settings_of_an_eigenproblem_run_to_a_tolerance(tmp_path: Path) -> None:
+    text = (ROOT / "problems" / "oscillator-1d.yaml").read_text()
+    path = tmp_path / "tol.yaml"
+    path.write_text(text + "solver: {tol: 2.0e-4}\n")
+    result = RUNNER.invoke(app, ["check", str(path), "--derived"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split("  ")[1].strip(): line.strip() for line in result.stdout.splitlines()[1:]}
+    settings = prepare(load_problem(path))
+    net = settings.network
+    assert lines["network"].endswith(f"{net.architecture}, {net.depth} x {net.hidden}")
+    assert "0.0002 (relative interval half-width" in lines["tolerance"]
+    assert lines["steps"].endswith(f"at most {settings.optimiser.steps}")
+    assert "adaptive (at least" in lines["shift, scale"]
+
+
 def test_check_refuses_a_reference_with_fewer_states_than_modes(tmp_path: Path) -> None:
     """Loading cannot know it; enumerating the states can: the Poschl-Teller well has four
     bound states, so five modes make `nsvd eval` fail later. `check` says so now."""

@@ -20,9 +20,18 @@ VERSION_1_KEYS = [
 ]  # fmt: skip
 
 
+# Keys added since, after them in the order they came.
+LATER_KEYS = ["tol"]
+
+
 def test_the_flat_layout_keeps_the_version_1_keys_in_order() -> None:
-    assert list(Settings().to_dict()) == VERSION_1_KEYS
-    assert list(FLAT_KEYS) == VERSION_1_KEYS
+    assert list(Settings().to_dict()) == VERSION_1_KEYS + LATER_KEYS
+    assert list(FLAT_KEYS) == VERSION_1_KEYS + LATER_KEYS
+
+
+def test_a_file_without_the_later_keys_loads_with_their_defaults() -> None:
+    old = {k: v for k, v in Settings().replaced(tol=1e-3).to_dict().items() if k != "tol"}
+    assert Settings.from_dict(old).optimiser.tol is None
 
 
 def test_flat_keys_land_in_their_groups_and_round_trip() -> None:

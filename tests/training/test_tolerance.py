@@ -1,0 +1,124 @@
+"""The decisions of a run to a tolerance: when it stops, when its learning rate decays, and
+the state a resumed run continues from."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from nsvd_cli.training import tolerance as tl
+from nsvd_cli.training.tolerance import IntervalCheck, ToleranceState
+
+
+def check(step: int, widths: list[float], residuals: list[float] | None = None) -> IntervalCheck:
+    return IntervalCheck(step, widths, residuals if residuals is not None else [1.0] * len(widths))
+
+
+def test_met_when_every_width_is_at_most_the_tolerance() -> None:
+    state = ToleranceState(1e-3)
+    assert state.record(check(1000, [5e-4, 2e-3])) is None  # one mode still too wide
+    assert state.outcome is None
+    assert state.record(check(2000, [5e-4, 1e-3])) == tl.MET
+    assert state.outcome == tl.MET
+
+
+def test_a_mode_without_an_interval_never_meets_the_tolerance() -> None:
+    assert check(1, [1e-6, math.nan]).widest == math.inf
+    state = ToleranceState(1.0)
+    assert state.record(check(1000, [1e-6, math.nan])) is None
+
+
+def test_the_rate_decays_after_patience_checks_without_progress_and_not_before() -> None:
+    state = ToleranceState(1e-6)
+    state.record(check(1000, [1.0], [1.0]))
+    for i in range(tl.PATIENCE - 1):
+        state.record(check(2000 + 1000 * i, [1.0], [0.95]))  # within IMPROVEMENT: a stall
+        assert state.scale == 1.0
+    state.record(check(9000, [1.0], [0.95]))
+    assert state.scale == pytest.approx(tl.DECAY)
+    assert state.stalls == 0
+
+
+def test_progress_resets_the_patience() -> None:
+    state = ToleranceState(1e-6)
+    residual = 1.0
+    for i in range(5 * tl.PATIENCE):
+        residual *= 0.5 if i % tl.PATIENCE == 0 else 1.0
+        state.record(check(1000 * (i + 1), [1.0], [residual]))
+    assert state.scale == 1.0  # a halving every PATIENCE checks is progress enough
+
+
+def test_the_plateau_signal_is_the_geometric_mean_of_the_residuals() -> None:
+    assert check(1, [1.0, 1.0], [1e-2, 1e-4]).progress == pytest.approx(1e-3)
+    assert check(1, [1.0], [math.nan]).progress == math.inf
+
+
+def test_a_run_stalled_at_the_lowest_rate_stops() -> None:
+    state = ToleranceState(1e-6)
+    step, outcome = 0, None
+    while outcome is None and step < 10**6:
+        step += 1000
+        outcome = state.record(check(step, [1.0], [1.0]))
+    assert outcome == tl.STALLED
+    assert state.scale == pytest.approx(tl.MIN_SCALE)
+    decays = math.ceil(math.log(tl.MIN_SCALE) / math.log(tl.DECAY))
+    # every level waits PATIENCE checks (the first check sets the best)
+    assert len(state.checks) == 1 + (decays + 1) * tl.PATIENCE
+
+
+def test_warm_up_then_the_scale() -> None:
+    state = ToleranceState(1e-3)
+    assert state.learning_rate_factor(0) == pytest.approx(0.1)
+    assert state.learning_rate_factor(tl.WARMUP) == 1.0
+    state.scale = 0.3
+    assert state.learning_rate_factor(10 * tl.WARMUP) == 0.3
+
+
+def test_state_round_trip() -> None:
+    state = ToleranceState(2e-4)
+    for i, r in enumerate([1.0, 0.99, 0.98, 0.97]):
+        state.record(check(1000 * (i + 1), [0.1, math.nan], [r, r]))
+    copy = ToleranceState.from_dict(state.state_dict())
+    assert copy.state_dict() == state.state_dict()
+    assert (copy.scale, copy.stalls, len(copy.checks)) == (state.scale, state.stalls, 4)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "words"),
+    [
+        (tl.STALLED, "stalled"),
+        (tl.TIME, "--max-time"),
+        (tl.BUDGET, "step budget"),
+        (tl.MET, "read-out noise"),
+    ],
+)
+def test_explanations_say_why_the_tolerance_was_not_met(outcome: str, words: str) -> None:
+    state = ToleranceState(1e-3)
+    state.checks.append(check(5000, [5e-4]))
+    state.outcome = outcome
+    text = tl.explain(state, 2e-3, 5000)
+    assert "not met" in text and words in text
+    assert "met:" in tl.explain(state, 5e-4, 5000)
+
+
+def test_the_training_state_carries_the_tolerance_through_a_checkpoint() -> None:
+    import torch
+
+    from nsvd_cli.training.loop import init_state
+    from nsvd_cli.training.settings import Settings
+
+    class Tiny:
+        settings = Settings().replaced(tol=1e-3)
+
+        def make_network(self) -> torch.nn.Module:
+            return torch.nn.Linear(1, 2)
+
+    state = init_state(Tiny(), torch.device("cpu"))
+    assert state.tolerance is not None and state.tolerance.tol == 1e-3
+    state.tolerance.record(check(1000, [0.5], [0.2]))
+    saved = state.state_dict()
+    fresh = init_state(Tiny(), torch.device("cpu"))
+    fresh.load_state_dict(saved)
+    assert fresh.tolerance is not None
+    assert fresh.tolerance.state_dict() == state.tolerance.state_dict()
