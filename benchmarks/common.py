@@ -34,18 +34,22 @@ def run_one(
     overrides: dict[str, str],
     device: str,
     against: GridReference | None = None,
+    tol: float | None = None,
 ) -> dict[str, Any]:
-    """Solve problems/NAME.yaml with its own settings (plus overrides), then evaluate it
-    against its closed form or, with ``against``, a grid reference."""
+    """Solve problems/NAME.yaml with its own settings (plus overrides; ``tol``: to that
+    tolerance), then evaluate it against its closed form or, with ``against``, a grid
+    reference."""
     problem = load_problem(ROOT / "problems" / f"{name}.yaml")
-    settings = prepare(problem, seed=seed)
+    settings = prepare(problem, seed=seed, tol=tol)
     apply_overrides(settings, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         solve(problem, settings, Path(tmp), resolve_device(device))
         wall = time.perf_counter() - t0
-        report = evaluate(load_run(Path(tmp)), against=against).to_json()
+        run = load_run(Path(tmp))
+        report = evaluate(run, against=against).to_json()
         total = time.perf_counter() - t0
+        attrs = run.results.attrs
     ref = np.asarray(report["reference"])
     rel_se = np.asarray(report["stderr"]) / np.abs(ref)
     return {
@@ -81,6 +85,10 @@ def run_one(
         "intervals": report.get("intervals"),
         "interval_methods": report.get("interval_methods"),
         "reference_in_interval": report.get("reference_in_interval"),
+        # Runs to a tolerance: the steps taken (the budget is "steps") and how they ended.
+        "steps_taken": int(attrs.get("steps", settings.optimiser.steps)),
+        "tol_met": None if "tol_met" not in attrs else bool(attrs["tol_met"]),
+        "tol_outcome": attrs.get("tol_outcome"),
     }
 
 

@@ -131,13 +131,20 @@ def derived(settings: Settings) -> list[tuple[str, str]]:
         *_length(settings),
         ("batch size", str(settings.optimiser.batch_size)),
         ("learning rate", _number(settings.optimiser.learning_rate)),
-        ("network", f"{network.architecture}, {network.depth} x {network.hidden}"),
+        ("network", f"{network.architecture}, {network.depth} x {network.hidden}"
+                    + _buffer(network.buffer_modes)),
         ("derivatives", settings.derivatives),
         ("shift, scale", f"{shift}, {_number(settings.transform.scale)}"),
         *_sampling(settings),
         ("eval samples", str(settings.readout.eval_samples)),
         ("checkpoint every", f"{settings.optimiser.checkpoint_every} steps"),
     ]
+
+
+def _buffer(count: int) -> str:
+    if not count:
+        return ""
+    return f", {count} buffer function{'s' if count > 1 else ''} above the wanted modes"
 
 
 def _length(settings: Settings) -> list[tuple[str, str]]:

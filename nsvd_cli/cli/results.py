@@ -90,7 +90,7 @@ def _print_own_report(run: Run, as_json: bool) -> None:
     """What a run says of itself where there is nothing to compare with: its values, their
     residual intervals and how orthogonal its functions are."""
     results = run.results
-    gram = normalized_gram(torch.from_numpy(results.gram))
+    gram = normalized_gram(torch.from_numpy(results.wanted_gram))
     intervals = results.intervals
     if as_json:
         own: dict[str, Any] = {
@@ -102,7 +102,7 @@ def _print_own_report(run: Run, as_json: bool) -> None:
             "max_relative_error": None,
             "mean_relative_error": None,
             "subspace_distance": None,
-            "orthogonality": orthogonality(torch.from_numpy(results.gram)),
+            "orthogonality": orthogonality(torch.from_numpy(results.wanted_gram)),
             "normalized_gram": gram.tolist(),
             "intervals": None,
             "interval_methods": None,
@@ -121,7 +121,7 @@ def _print_own_report(run: Run, as_json: bool) -> None:
     if note is not None:
         out.print(note, highlight=False)
     out.print(
-        f"orthogonality {orthogonality(torch.from_numpy(results.gram)):.3e} (largest "
+        f"orthogonality {orthogonality(torch.from_numpy(results.wanted_gram)):.3e} (largest "
         "off-diagonal of the normalised Gram matrix)",
         highlight=False,
     )

@@ -99,7 +99,7 @@ def run_warnings(results: Results) -> list[str]:
                 "their functions are still far from eigenfunctions; train longer (--steps) "
                 "(docs/method.md, Error intervals)"
             )
-    overlap = orthogonality(torch.from_numpy(np.asarray(results.gram)))
+    overlap = orthogonality(torch.from_numpy(results.wanted_gram))
     if overlap > FAR_FROM_ORTHOGONAL:
         found.append(
             f"the learned functions are far from orthogonal (largest normalised overlap "

@@ -131,6 +131,14 @@ class Results:
     intervals: IntervalArrays | None = None
     descending: bool = False
 
+    @property
+    def wanted_gram(self) -> np.ndarray:
+        """The Gram matrix of the learned functions of the reported modes: /readout/gram
+        also holds buffer functions trained above them (``buffer_modes``), which only give
+        the highest mode its gap and are not reported."""
+        modes = len(self.eigenvalues)
+        return np.asarray(self.gram)[:modes, :modes]
+
 
 # A root attribute of files whose mode order is largest first; older files say so with
 # kind = "singular" (integral operators, the only descending kind).

@@ -57,7 +57,9 @@ def readout(
     r = ritz(batch.h, batch.hh)
     energy = batch.h.T @ batch.hh / n
     native = native_energies(settings.method, shift, settings.transform.scale, r.gram, energy)
-    return r, native.cpu().numpy(), _intervals(batch, r, diverging(compiled))
+    intervals = _intervals(batch, r, diverging(compiled))
+    modes = compiled.problem.modes  # buffer functions above them are not reported
+    return r.first(modes), native[:modes].cpu().numpy(), intervals.first(modes)
 
 
 def _float64_batch(
@@ -94,7 +96,7 @@ def interval_check(compiled: CompiledProblem) -> Monitor:
         seed = compiled.settings.seed + CHECK_SEED_OFFSET + state.step
         batch = _float64_batch(compiled, state.network, CHECK_SAMPLES, seed)
         r = ritz(batch.h, batch.hh)
-        arrays = interval_arrays(_intervals(batch, r, None))
+        arrays = interval_arrays(_intervals(batch, r, None).first(compiled.problem.modes))
         widths = [float(w) for w in arrays.relative_half_width()]
         return IntervalCheck(state.step, widths, [float(e) for e in arrays.residual])
 

@@ -64,7 +64,7 @@ def shared_evaluation(
     run: Run, kind: str, against: GridReference | None, reference: np.ndarray
 ) -> dict[str, Any]:
     """The fields every differential kind's evaluation shares."""
-    gram = torch.from_numpy(run.results.gram)
+    gram = torch.from_numpy(run.results.wanted_gram)
     native = run.results.native
     return {
         "problem": run.problem.name,

@@ -57,7 +57,7 @@ class CompiledProblem:
         s = self.settings
         return NetworkConfig(
             dim=self.dim,
-            modes=self.problem.modes,
+            modes=self.problem.modes + s.network.buffer_modes,
             hidden=s.network.hidden,
             depth=s.network.depth,
             activation=s.network.activation,
@@ -317,7 +317,8 @@ def build(problem: Problem, settings: Settings) -> CompiledProblem:
 
 def memory_needs(problem: Problem, settings: Settings) -> list[MemoryNeed]:
     """A differential problem's training step (the batch's jets and graph) and read-out."""
-    d, modes, s = len(problem.coordinates), problem.modes, settings
+    s = settings
+    d, modes = len(problem.coordinates), problem.modes + s.network.buffer_modes
     net = s.network
     step = training_step_bytes(
         s.optimiser.batch_size, d, modes, net.hidden, net.depth, element_bytes(s)

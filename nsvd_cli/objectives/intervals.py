@@ -70,6 +70,21 @@ class Intervals:
     reason: str | None = None  # why some mode has no interval
     confidence: float = CONFIDENCE
 
+    def first(self, modes: int) -> Intervals:
+        """The intervals of the lowest ``modes`` modes (formed with every mode's residual:
+        a buffer mode above the wanted ones gives the highest wanted one its gap)."""
+        return Intervals(
+            self.low[:modes],
+            self.high[:modes],
+            self.residual[:modes],
+            self.residual_stderr[:modes],
+            self.max_share[:modes],
+            self.level[:modes],
+            self.methods[:modes],
+            self.reason,
+            self.confidence,
+        )
+
     @property
     def available(self) -> torch.Tensor:
         return torch.tensor([m != UNAVAILABLE for m in self.methods])

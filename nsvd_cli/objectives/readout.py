@@ -33,6 +33,18 @@ class Ritz:
     gram: torch.Tensor  # (L, L) E[h h^T]
     quotients: torch.Tensor  # (L,) per learned function, K_ll / G_ll
 
+    def first(self, modes: int) -> Ritz:
+        """The lowest ``modes`` Ritz pairs: a run that trains buffer functions above the
+        wanted modes reports only these. The rotation keeps a row per learned function
+        ((L + buffer, modes)) and the Gram matrix stays that of every learned function."""
+        return Ritz(
+            self.eigenvalues[:modes],
+            self.stderr[:modes],
+            self.rotation[:, :modes],
+            self.gram,
+            self.quotients[:modes],
+        )
+
 
 # Directions of the Gram matrix below this fraction of its largest eigenvalue are treated
 # as absent (their Ritz values would be noise).

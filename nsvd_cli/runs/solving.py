@@ -36,7 +36,7 @@ from nsvd_cli.runs.record import Session, checkpoint_hook, run_training
 from nsvd_cli.spec import Problem
 from nsvd_cli.training import LOCAL, Context, ProgressHook, Settings, TrainState
 from nsvd_cli.training.loop import Monitor
-from nsvd_cli.training.tolerance import BUDGET_FACTOR
+from nsvd_cli.training.tolerance import BUDGET_FACTOR, BUFFER_MODES
 
 
 def prepare(
@@ -44,12 +44,18 @@ def prepare(
 ) -> Settings:
     """The settings a fresh run of ``problem`` uses (derived by its kind). A run to a
     tolerance (``tol``, or the file's ``solver.tol``) gets ``BUDGET_FACTOR`` times the
-    default step count as its budget unless the steps are given."""
-    settings = kind_of(problem).derive_settings(problem)
+    default step count as its budget unless the steps are given, and trains
+    ``BUFFER_MODES`` functions above the wanted modes (where its kind can check a tolerance;
+    elsewhere the tolerance is refused later)."""
+    kind = kind_of(problem)
+    settings = kind.derive_settings(problem)
     if tol is not None:
         settings.optimiser.tol = tol
-    if settings.optimiser.tol is not None and problem.solver.steps is None:
-        settings.optimiser.steps *= BUDGET_FACTOR
+    if settings.optimiser.tol is not None:
+        if problem.solver.steps is None:
+            settings.optimiser.steps *= BUDGET_FACTOR
+        if kind.options.tol:
+            settings.network.buffer_modes = BUFFER_MODES
     if steps is not None:
         settings.optimiser.steps = steps
     if seed is not None:

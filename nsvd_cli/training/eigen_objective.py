@@ -112,7 +112,8 @@ class EigenObjective:
         return value if floor is None else max(value, floor)
 
     def values(self, state: TrainState) -> list[float]:
-        values = state.current_eigenvalues()
+        values = state.current_eigenvalues()  # buffer functions' last: not reported
+        values = values[: len(values) - self.compiled.settings.network.buffer_modes]
         if self.compiled.settings.want == "smallest-singular":  # Ritz values of A^*A: s^2
             return [math.sqrt(max(v, 0.0)) for v in values]
         return values

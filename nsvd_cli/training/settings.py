@@ -29,6 +29,9 @@ class NetworkSettings:
     fourier_features: int = 0
     fourier_scale: float = 1.0
     envelope: bool = False
+    # Functions trained above the wanted modes and not reported: their Ritz values give the
+    # highest wanted mode an estimated gap (a Kato-Temple interval instead of Weinstein's).
+    buffer_modes: int = 0
     input_center: list[float] = field(default_factory=list)
     input_scale: list[float] = field(default_factory=list)
 

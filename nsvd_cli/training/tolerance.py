@@ -31,6 +31,11 @@ DECAY = 0.3
 MIN_SCALE = 0.01  # the fixed schedule's floor
 WARMUP = 200  # steps of linear warm-up, as the fixed schedule's first 1%
 BUDGET_FACTOR = 4  # a run to a tolerance may take this many times the default step count
+# Functions trained above the wanted modes in a run to a tolerance: without one the highest
+# wanted mode has no gap estimate and gets Weinstein's interval, first order in its residual
+# (1-D oscillator, five functions at default length: 1.0e-2 wide for the 5th mode, 2.0e-4
+# for the 4th, Kato-Temple), and that one mode would decide when the run stops.
+BUFFER_MODES = 1
 
 MET = "met"
 STALLED = "stalled"

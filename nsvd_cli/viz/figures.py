@@ -274,7 +274,7 @@ def gram_matrices(run: Run) -> dict[str, np.ndarray]:
     (the identity for orthogonal functions); two for a two-network problem."""
     sv = run.results.singular
     two_networks = sv is not None and sv.right_gram is not None
-    out = {"left" if two_networks else "functions": run.results.gram}
+    out = {"left" if two_networks else "functions": run.results.wanted_gram}
     if sv is not None and sv.right_gram is not None:
         out["right"] = sv.right_gram
     return {k: normalized_gram(torch.from_numpy(np.asarray(g))).numpy() for k, g in out.items()}

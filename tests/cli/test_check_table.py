@@ -140,10 +140,15 @@ def test_derived_settings_of_an_eigenproblem_run_to_a_tolerance(tmp_path: Path) 
     lines = {line.split("  ")[1].strip(): line.strip() for line in result.stdout.splitlines()[1:]}
     settings = prepare(load_problem(path))
     net = settings.network
-    assert lines["network"].endswith(f"{net.architecture}, {net.depth} x {net.hidden}")
+    assert lines["network"].endswith(
+        f"{net.architecture}, {net.depth} x {net.hidden}, 1 buffer function above the wanted modes"
+    )
     assert "0.0002 (relative interval half-width" in lines["tolerance"]
     assert lines["steps"].endswith(f"at most {settings.optimiser.steps}")
     assert "adaptive (at least" in lines["shift, scale"]
+    shipped = ROOT / "problems" / "oscillator-1d.yaml"
+    plain = RUNNER.invoke(app, ["check", str(shipped), "--derived"])
+    assert "buffer" not in plain.stdout and "tolerance" not in plain.stdout
 
 
 def test_check_refuses_a_reference_with_fewer_states_than_modes(tmp_path: Path) -> None:

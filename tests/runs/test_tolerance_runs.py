@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,18 @@ def test_stops_when_every_interval_meets_the_tolerance(
     half = 0.5 * (interval[:, 1] - interval[:, 0]) / np.abs(interval.mean(1))
     assert np.all(half <= tol)
     assert np.all((interval[:, 0] <= exact) & (exact <= interval[:, 1]))
+    # One buffer function above the two wanted modes, not reported: the highest wanted mode
+    # gets a Kato-Temple interval from the gap to it.
+    with h5py.File(run / "results.h5") as f:
+        assert f["readout/rotation"].shape == (3, 2) and f["readout/gram"].shape == (3, 3)
+        assert f["readout/interval_method"].asstr()[1] != "weinstein"
+    report = nsvd("eval", run, "--json")
+    assert report.exit_code == 0, report.output
+    assert len(json.loads(report.stdout)["normalized_gram"]) == 2
+    exported = nsvd("export", run, "-o", tmp_path / "f.h5", "--grid", 16)
+    assert exported.exit_code == 0, exported.output
+    with h5py.File(tmp_path / "f.h5") as f:
+        assert f["eigenfunctions/values"].shape == (2, 16)
     metrics = read_metrics(run / "metrics.csv")
     checked = [s for s, w in zip(metrics["step"], metrics["width_1"]) if math.isfinite(w)]
     assert checked and all(s % CHECK_EVERY == 0 for s in checked)
