@@ -83,16 +83,20 @@ def estimates_table(
 
 
 def last_check(state: TrainState) -> IntervalCheck | None:
-    tolerance = state.tolerance
-    return tolerance.checks[-1] if tolerance is not None and tolerance.checks else None
+    """The newest interval check in the run's history (every few records)."""
+    for snap in reversed(state.history):
+        if snap.widths:
+            return IntervalCheck(snap.step, snap.widths, snap.residuals)
+    return None
 
 
 def _tolerance_text(state: TrainState) -> str:
     check = last_check(state)
-    if check is None or state.tolerance is None:
+    if check is None:
         return ""
     widest = f"{check.widest:.2g}" if math.isfinite(check.widest) else "none"
-    return f", widest interval {widest} at step {check.step} (tol {state.tolerance.tol:g})"
+    tol = "" if state.tolerance is None else f" (tol {state.tolerance.tol:g})"
+    return f", widest interval {widest} at step {check.step}{tol}"
 
 
 def _silent(state: TrainState, loss: float) -> None:

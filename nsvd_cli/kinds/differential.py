@@ -32,7 +32,7 @@ from nsvd_cli.training.guard import check_readout
 from nsvd_cli.training.loop import Monitor
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import TrainState
-from nsvd_cli.training.tolerance import CHECK_SAMPLES, IntervalCheck, explain
+from nsvd_cli.training.tolerance import IntervalCheck, check_samples, explain
 
 DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
 # The checks of a run to a tolerance read points from streams apart from training's and
@@ -83,18 +83,21 @@ def diverging(compiled: CompiledProblem) -> str | None:
 
 
 def interval_check(compiled: CompiledProblem) -> Monitor:
-    """A run to a tolerance's check: the intervals of the current networks on a fresh
-    ``CHECK_SAMPLES``-point read-out (its own stream per step, apart from training's and
-    the final read-out's). Raises ValueError where the problem can have no intervals."""
+    """The check of the current networks' intervals during training (deciding when a run to
+    a tolerance stops; shown by any other run): a fresh read-out of ``check_samples`` points,
+    its own stream per step, apart from training's and the final read-out's. Raises
+    ValueError where the problem can have no intervals."""
     if compiled.settings.want == "smallest-singular":
         raise ValueError("singular values have no error intervals yet")
     diverges = diverging(compiled)
     if diverges is not None:
         raise ValueError(f"no error intervals can be computed: {diverges}")
 
+    samples = check_samples(compiled.settings.optimiser.tol)
+
     def check(state: TrainState) -> IntervalCheck:
         seed = compiled.settings.seed + CHECK_SEED_OFFSET + state.step
-        batch = _float64_batch(compiled, state.network, CHECK_SAMPLES, seed)
+        batch = _float64_batch(compiled, state.network, samples, seed)
         r = ritz(batch.h, batch.hh)
         arrays = interval_arrays(_intervals(batch, r, None).first(compiled.problem.modes))
         widths = [float(w) for w in arrays.relative_half_width()]

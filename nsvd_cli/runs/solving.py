@@ -109,7 +109,7 @@ def solve(
                 # folder in use is refused without moving the running job's files.
                 stack.enter_context(run_lock(run_dir))
                 _prepare_folder(run_dir, resume)
-                checks = settings.optimiser.tol is not None
+                checks = kind_of(problem).options.tol  # the kinds with interval checks
                 logs = _training_logs(problem, run_dir, tensorboard, checks)
                 for log in logs:
                     stack.callback(log.close)
@@ -132,11 +132,16 @@ class Limits:
     max_time: float | None = None
 
 
-def tolerance_monitor(kind: Kind, compiled: Any) -> Monitor:
-    """The kind's interval check for a run to a tolerance, or why there can be none."""
+def interval_monitor(kind: Kind, compiled: Any, settings: Settings) -> Monitor | None:
+    """The kind's interval check during training: what a run to a tolerance decides on (an
+    error where there can be none), and what any other run shows where its kind has one."""
+    if settings.optimiser.tol is None and not kind.options.tol:
+        return None
     try:
         return kind.monitor(compiled)
     except ValueError as exc:
+        if settings.optimiser.tol is None:
+            return None  # no intervals for this problem: nothing to show
         raise UnsupportedOption(f"solver.tol: {exc}") from None
 
 
@@ -200,7 +205,7 @@ def _solve(
     kind = kind_of(problem)
     compiled = kind.build(problem, settings)
     objective = kind.objective(compiled, device, context)
-    monitor = tolerance_monitor(kind, compiled) if settings.optimiser.tol is not None else None
+    monitor = interval_monitor(kind, compiled, settings)
     deadline = None if limits.max_time is None else time.perf_counter() + limits.max_time
     session = Session(
         run_dir, device, resume, on_progress, limits.stop, checkpoint, context, monitor, deadline

@@ -40,6 +40,7 @@ from nsvd_cli.training.tolerance import (
     TIME,
     IntervalCheck,
     ToleranceState,
+    check_every,
     is_check_step,
 )
 
@@ -94,6 +95,7 @@ class Stopping:
     requested: Callable[[], bool] = lambda: False
     monitor: Monitor | None = None
     deadline: float | None = None
+    check_every: int = 0
 
     def timed_out(self) -> bool:
         return self.deadline is not None and time.perf_counter() >= self.deadline
@@ -143,9 +145,11 @@ def train(
     deadline: float | None = None,
 ) -> TrainState:
     """Run steps until ``settings.optimiser.steps`` or ``stop()``; hooks see progress and
-    checkpoints. A run to a tolerance (``state.tolerance``) also ends when ``monitor``'s
-    check says so (training/tolerance.py) or at ``deadline`` (a ``time.perf_counter()``
-    value); its learning rate follows the checks instead of the cosine.
+    checkpoints. ``monitor`` (the kind's interval check) runs every few steps
+    (``tolerance.check_every``) and its numbers go into the history. A run to a tolerance
+    (``state.tolerance``) also ends when a check says so or at ``deadline`` (a
+    ``time.perf_counter()`` value); its learning rate follows the checks instead of the
+    cosine.
 
     ``objective`` defaults to the eigenproblem of ``compiled``; singular problems pass theirs.
     A step that is not finite rolls the state back to the last checkpoint (or the start)
@@ -160,7 +164,8 @@ def train(
         objective = EigenObjective(compiled, device, context)
     if state.tolerance is not None and monitor is None:
         raise ValueError("a run to a tolerance needs the kind's interval check (monitor)")
-    stopping = Stopping(stop, monitor if state.tolerance is not None else None, deadline)
+    every = check_every(s.optimiser.steps, s.optimiser.tol)
+    stopping = Stopping(stop, monitor, deadline, every)
     good = copy.deepcopy(state.state_dict())
 
     def keep(st: TrainState) -> None:
@@ -253,7 +258,7 @@ def _loop(
         if record:
             loss_value = float(loss.detach())
         objective.after_step(state)
-        check = _check(state, stopping.monitor)
+        check = _check(state, stopping)
         state.elapsed = time.perf_counter() - started
         if record or check is not None:
             _snapshot(state, loss_value, objective, optimizer, check, on_progress)
@@ -274,13 +279,15 @@ def _finished(state: TrainState, total: int) -> bool:
     return ended or state.step >= total
 
 
-def _check(state: TrainState, monitor: Monitor | None) -> IntervalCheck | None:
-    """A run to a tolerance checks its intervals every ``CHECK_EVERY`` steps (every rank
-    reads the same sample, so all reach the same verdict)."""
-    if monitor is None or state.tolerance is None or not is_check_step(state.step):
+def _check(state: TrainState, stopping: Stopping) -> IntervalCheck | None:
+    """The kind's interval check, every ``stopping.check_every`` steps; a run to a tolerance
+    decides on it (every rank reads the same sample, so all reach the same verdict)."""
+    monitor = stopping.monitor
+    if monitor is None or not is_check_step(state.step, stopping.check_every):
         return None
     check = monitor(state)
-    state.tolerance.record(check)
+    if state.tolerance is not None:
+        state.tolerance.record(check)
     return check
 
 

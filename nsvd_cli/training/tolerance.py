@@ -25,6 +25,10 @@ from typing import Any
 
 CHECK_EVERY = 1000  # steps between checks (a multiple of the progress records' 100)
 CHECK_SAMPLES = 1 << 15  # read-out points per check: ~7% of 1000 steps' time on the 2-D oscillator
+# A run of fixed length checks too, only to show its intervals as they fall (live table,
+# metrics.csv): about 20 times per run on a smaller sample, ~1% of its time.
+WATCH_CHECKS = 20
+WATCH_SAMPLES = 1 << 13
 IMPROVEMENT = 0.9
 PATIENCE = 3
 DECAY = 0.3
@@ -124,8 +128,21 @@ class ToleranceState:
         return state
 
 
-def is_check_step(step: int) -> bool:
-    return step > 0 and step % CHECK_EVERY == 0
+def check_every(steps: int, tol: float | None) -> int:
+    """Steps between checks: ``CHECK_EVERY`` in a run to a tolerance; else about
+    ``WATCH_CHECKS`` per run (at least ``CHECK_EVERY`` apart), on multiples of 100 so that
+    each check falls on a recorded step."""
+    if tol is not None:
+        return CHECK_EVERY
+    return max(CHECK_EVERY, -(-steps // (100 * WATCH_CHECKS)) * 100)
+
+
+def check_samples(tol: float | None) -> int:
+    return CHECK_SAMPLES if tol is not None else WATCH_SAMPLES
+
+
+def is_check_step(step: int, every: int) -> bool:
+    return step > 0 and step % every == 0
 
 
 def explain(state: ToleranceState, final_widest: float, steps: int) -> str:

@@ -14,7 +14,6 @@ import pytest
 from helpers import oscillator
 from typer.testing import Result
 
-from nsvd_cli.kinds import differential
 from nsvd_cli.runs.logs import read_metrics
 from nsvd_cli.training import tolerance
 
@@ -26,7 +25,7 @@ CHECK_EVERY = 200
 def frequent_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     # Checks every 200 steps on 8192 points: a short run still makes several.
     monkeypatch.setattr(tolerance, "CHECK_EVERY", CHECK_EVERY)
-    monkeypatch.setattr(differential, "CHECK_SAMPLES", 1 << 13)
+    monkeypatch.setattr(tolerance, "CHECK_SAMPLES", 1 << 13)
 
 
 def _attrs(run_dir: Path) -> dict[str, object]:
@@ -142,3 +141,21 @@ def test_a_tolerance_on_singular_values_is_refused(nsvd: Invoke, tmp_path: Path)
     result = nsvd("solve", problem, "--out", tmp_path / "run", "--tol", "1e-3")
     assert result.exit_code == 2, result.output
     assert "--tol 0.001" in result.stderr and "no error intervals" in result.stderr
+
+
+def test_a_fixed_length_run_shows_its_intervals_as_they_fall(
+    write_problem: Callable[..., Path], nsvd: Invoke, tmp_path: Path
+) -> None:
+    solver = {"steps": 1000, "batch_size": 256, "eval_samples": 4096, "hidden": 16}
+    path = write_problem(oscillator("watch", solver=solver))
+    run = tmp_path / "run"
+    result = nsvd("solve", path, "--out", run)
+    assert result.exit_code == 0, result.output
+    metrics = read_metrics(run / "metrics.csv")
+    every = tolerance.check_every(1000, None)
+    for step, width, residual in zip(metrics["step"], metrics["width_0"], metrics["residual_0"]):
+        checked = step % every == 0
+        assert math.isfinite(width) == checked and math.isfinite(residual) == checked, step
+    assert "tol" not in _attrs(run) and "tol_met" not in _attrs(run)
+    with h5py.File(run / "results.h5") as f:  # no buffer function without a tolerance
+        assert f["readout/rotation"].shape == (2, 2)

@@ -122,3 +122,11 @@ def test_the_training_state_carries_the_tolerance_through_a_checkpoint() -> None
     fresh.load_state_dict(saved)
     assert fresh.tolerance is not None
     assert fresh.tolerance.state_dict() == state.tolerance.state_dict()
+
+
+def test_checks_fall_on_recorded_steps_about_twenty_times_a_run() -> None:
+    assert tl.check_every(29_000, 1e-3) == tl.CHECK_EVERY
+    assert tl.check_every(5_000, None) == tl.CHECK_EVERY  # never more often than that
+    every = tl.check_every(71_000, None)
+    assert every % 100 == 0 and 71_000 // every == tl.WATCH_CHECKS - 1
+    assert tl.check_samples(1e-3) > tl.check_samples(None)
