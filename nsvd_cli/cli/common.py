@@ -16,7 +16,9 @@ from rich.console import Console
 
 from nsvd_cli import __version__
 from nsvd_cli.errors import NsvdError
+from nsvd_cli.kinds import Run
 from nsvd_cli.runs.resources import Bound, MemoryBoundError
+from nsvd_cli.runs.results import Window, parse_window, windowed
 from nsvd_cli.spec.load import Problem, ProblemError, load_problem
 from nsvd_cli.training.loop import resolve_device
 
@@ -89,6 +91,28 @@ def user_errors(problem_exit: int = ProblemError.exit_code) -> Iterator[None]:
 def fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"error: {message}", markup=False, highlight=False)
     return typer.Exit(code)
+
+
+WindowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--window",
+        help="The box to sample, per coordinate, e.g. x=-4:4,y=-2:2 (coordinates not named "
+        "keep the problem's export window).",
+    ),
+]
+
+
+def window_or_exit(text: str | None, run: Run) -> Window | None:
+    """--window parsed and checked against the run's coordinates (exit 2 saying why)."""
+    if text is None:
+        return None
+    try:
+        window = parse_window(text)
+        windowed(run.kind.sides(run), window)
+    except ValueError as exc:
+        raise fail(f"--window: {exc}", 2) from None
+    return window
 
 
 MaxMemory = Annotated[

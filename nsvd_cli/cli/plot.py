@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 
-from nsvd_cli.cli.common import app, err, fail, out, user_errors
+from nsvd_cli.cli.common import WindowOption, app, err, fail, out, user_errors, window_or_exit
 from nsvd_cli.errors import RunFileError
 from nsvd_cli.files.reference import read_reference
 from nsvd_cli.files.run_folder import PLOTS_DIR
 from nsvd_cli.runs import load_run
+from nsvd_cli.runs.results import windowed
 from nsvd_cli.viz.figures import function_panels, function_sides, gram_matrices, training_curves
 
 
@@ -35,6 +36,7 @@ def plot_cmd(
         typer.Option(help="A reference file from `nsvd reference` for the training curves."),
     ] = None,
     dpi: Annotated[int, typer.Option(min=30, max=600, help="Resolution.")] = 100,
+    window: WindowOption = None,
 ) -> None:
     """Draw a run: its eigenfunctions (beside the reference ones, aligned within degenerate
     levels), its training curves and the normalised Gram matrix, as PNGs."""
@@ -44,15 +46,18 @@ def plot_cmd(
     with user_errors():
         run = load_run(run_dir)
         ref = read_reference(against) if against is not None else None
+    box = window_or_exit(window, run)
     folder = out_dir or (run_dir if run_dir.is_dir() else run_dir.parent) / PLOTS_DIR
     chosen = tuple(a.strip() for a in axes.split(",")) if axes else None
     title = run.problem.name
     written = []
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for side in function_sides(run):
-            try:
-                panels = function_panels(run, side, chosen, grid, modes, ref)
+        sides = function_sides(run) if box is None else windowed(run.kind.sides(run), box)
+        for side in sides:
+            try:  # a window asked for is drawn as it is, not zoomed per mode
+                zoom = False if box is not None else None
+                panels = function_panels(run, side, chosen, grid, modes, ref, zoom)
             except ValueError as exc:
                 raise fail(f"--axes: {exc}", 2) from None
             name = "eigenfunctions" if side.name == "eigen" else f"{side.name}-functions"

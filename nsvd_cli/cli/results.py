@@ -15,6 +15,7 @@ from rich.table import Table
 
 from nsvd_cli.cli.common import (
     MaxMemory,
+    WindowOption,
     app,
     err,
     fail,
@@ -22,6 +23,7 @@ from nsvd_cli.cli.common import (
     memory_bound,
     out,
     user_errors,
+    window_or_exit,
 )
 from nsvd_cli.cli.tables import interval_note, interval_text, values_table
 from nsvd_cli.errors import NoReference, UsageError
@@ -234,12 +236,14 @@ def export_cmd(
         ),
     ] = "h5",
     max_memory: MaxMemory = None,
+    window: WindowOption = None,
 ) -> None:
     """Sample the learned eigenfunctions on a regular grid and write them to HDF5."""
     if file_format not in EXPORT_FORMATS:
         raise fail(f"--format: unknown {file_format!r} (known: {' | '.join(EXPORT_FORMATS)})", 2)
     with user_errors():
         run = load_run(run_dir)
+    box = window_or_exit(window, run)
     families = run.kind.sides(run)
     sides = [len(side.coordinates) for side in families]
     if file_format == "vtkhdf":
@@ -264,7 +268,7 @@ def export_cmd(
     base = run_dir if run_dir.is_dir() else run_dir.parent
     target = output or base / f"eigenfunctions{EXPORT_FORMATS[file_format]}"
     with user_errors():
-        exported = export(run, grid)
+        exported = export(run, grid, box)
         if file_format == "vtkhdf":
             written = _write_vtkhdf(exported, target)
         else:

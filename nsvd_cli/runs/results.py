@@ -4,6 +4,8 @@ Every step asks the run's kind (``kinds``)."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,44 @@ class Export:
     singular_values: np.ndarray | None = None  # in mode order
 
 
+Window = dict[str, tuple[float, float]]
+
+
+def parse_window(text: str) -> Window:
+    """``"x=-4:4,y=-2:2"`` -> {"x": (-4.0, 4.0), "y": (-2.0, 2.0)}; a ValueError says what
+    is wrong with it."""
+    window: Window = {}
+    for part in (p.strip() for p in text.split(",")):
+        name, sep, bounds = part.partition("=")
+        lo_text, colon, hi_text = bounds.partition(":")
+        try:
+            lo, hi = float(lo_text), float(hi_text)
+        except ValueError:
+            lo = hi = math.nan
+        if not (sep and colon and name.strip()) or not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"{part!r} is not NAME=LOW:HIGH (e.g. x=-4:4,y=-2:2)")
+        if not lo < hi:
+            raise ValueError(f"{part!r}: the low end must be below the high end")
+        window[name.strip()] = (lo, hi)
+    return window
+
+
+def windowed(sides: list[FunctionSide], window: Window) -> list[FunctionSide]:
+    """The families with the named coordinates' ranges replaced by ``window``'s; a name that
+    no family has is an error."""
+    known = {c for side in sides for c in side.coordinates}
+    unknown = sorted(set(window) - known)
+    if unknown:
+        names = ", ".join(sorted(known))
+        raise ValueError(f"{', '.join(unknown)}: not a coordinate (known: {names})")
+    out = []
+    for side in sides:
+        ranges = [window.get(c, (a, b)) for c, a, b in zip(side.coordinates, side.lo, side.hi)]
+        lo, hi = tuple(r[0] for r in ranges), tuple(r[1] for r in ranges)
+        out.append(dataclasses.replace(side, lo=lo, hi=hi))
+    return out
+
+
 def side_on_grid(
     side: FunctionSide, points: int, modes: int, chunk: int = EXPORT_CHUNK
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -112,12 +152,14 @@ EXPORT_GROUPS: dict[str, str] = {
 Grid = tuple[dict[str, np.ndarray], np.ndarray]  # axes by coordinate, values (modes, N, ...)
 
 
-def export(run: Run, points: int) -> Export:
-    """Every family of the run's learned functions on a grid of ``points`` per axis."""
+def export(run: Run, points: int, window: Window | None = None) -> Export:
+    """Every family of the run's learned functions on a grid of ``points`` per axis, over
+    its export window or, for the coordinates ``window`` names, over that."""
     modes = run.problem.modes
-    grids: dict[str, Grid] = {
-        EXPORT_GROUPS[s.name]: side_on_grid(s, points, modes) for s in run.kind.sides(run)
-    }
+    sides = run.kind.sides(run)
+    if window:
+        sides = windowed(sides, window)
+    grids: dict[str, Grid] = {EXPORT_GROUPS[s.name]: side_on_grid(s, points, modes) for s in sides}
     functions: dict[str, Grid] = {
         name: grids[name] for name in ("eigenfunctions", "right_functions") if name in grids
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -153,7 +154,7 @@ def _images(panels: FunctionPanels, grid: np.ndarray, columns: int) -> None:
         for ax, image, label in pairs:
             ax.set_axis_on()
             # The arrays are indexed [x, y]: transpose so x runs across and y up.
-            ax.imshow(
+            shown = ax.imshow(
                 image.T,
                 origin="lower",
                 extent=extent,
@@ -167,6 +168,8 @@ def _images(panels: FunctionPanels, grid: np.ndarray, columns: int) -> None:
             ax.set_ylabel(panels.axes[1], fontsize=8)
             ax.tick_params(labelsize=7)
             ax.set_aspect("equal")
+            bar = ax.figure.colorbar(shown, ax=ax, shrink=0.8)
+            bar.ax.tick_params(labelsize=6)
 
 
 def plot_training(curves: TrainingCurves, title: str, path: Path, dpi: int = 100) -> Path:
@@ -176,11 +179,13 @@ def plot_training(curves: TrainingCurves, title: str, path: Path, dpi: int = 100
     ax = grid[0, 0]
     modes = curves.estimates.shape[1]
     for mode in range(modes):
-        color = f"C{mode % 10}"
-        ax.plot(curves.step, curves.estimates[:, mode], color=color, lw=1.2)
+        color = mode_color(mode, modes)
+        label = f"mode {mode}"
+        ax.plot(curves.step, curves.estimates[:, mode], color=color, lw=1.2, label=label)
         if curves.reference is not None and mode < len(curves.reference):
             ax.axhline(curves.reference[mode], color=color, lw=0.8, ls="--")
     _limit_to_spectrum(ax, curves)
+    ax.legend(fontsize=6, ncol=1 if modes <= 8 else 2, loc="upper right", framealpha=0.7)
     ax.set_xlabel("step")
     ax.set_ylabel(curves.symbol)
     ax.set_title("estimates" + (" (dashed: reference)" if curves.reference is not None else ""))
@@ -191,7 +196,8 @@ def plot_training(curves: TrainingCurves, title: str, path: Path, dpi: int = 100
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.abs(curves.estimates[:, : len(ref)] - ref) / np.abs(ref)
         for mode in range(rel.shape[1]):
-            ax.semilogy(curves.step, np.maximum(rel[:, mode], 1e-12), color=f"C{mode % 10}", lw=1)
+            color = mode_color(mode, modes)
+            ax.semilogy(curves.step, np.maximum(rel[:, mode], 1e-12), color=color, lw=1)
         ax.set_xlabel("step")
         ax.set_title("relative error")
         column = 2
@@ -208,6 +214,14 @@ def plot_training(curves: TrainingCurves, title: str, path: Path, dpi: int = 100
     for ax in grid[0]:
         ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
     return save(fig, path, dpi)
+
+
+def mode_color(mode: int, modes: int) -> Any:
+    """Matplotlib's ten cycle colours up to ten modes; past that they would repeat, so a
+    colour map (one colour per mode, in order) instead."""
+    if modes <= 10:
+        return f"C{mode}"
+    return plt.get_cmap("viridis")(mode / (modes - 1))
 
 
 def _steps_label(value: float, _position: int) -> str:

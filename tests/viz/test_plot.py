@@ -237,3 +237,34 @@ def test_integral_operator_gets_left_and_right_figures(tmp_path: Path) -> None:
     np.testing.assert_allclose(norms, 1.0, atol=0.05)
     for name in names:
         _assert_drawn(run / "plots" / name)
+
+
+def test_export_and_plot_take_a_window(oscillator_run: Path, tmp_path: Path) -> None:
+    import h5py
+
+    runner = CliRunner()
+    target = tmp_path / "window.h5"
+    args = ["export", str(oscillator_run), "-o", str(target), "--grid", "16"]
+    result = runner.invoke(app, [*args, "--window", "x=-1:2"])
+    assert result.exit_code == 0, result.output
+    with h5py.File(target) as f:
+        x = f["eigenfunctions/x"][()]
+    assert (x[0], x[-1], len(x)) == (-1.0, 2.0, 16)
+    plots = tmp_path / "plots"
+    result = runner.invoke(
+        app, ["plot", str(oscillator_run), "-o", str(plots), "--window", "x=-1:2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (plots / "eigenfunctions.png").stat().st_size > 1000
+    for bad, words in [("y=0:1", "y: not a coordinate"), ("x=2:1", "low end"), ("x=1", "NAME")]:
+        result = runner.invoke(app, [*args, "--window", bad])
+        assert result.exit_code == 2, result.output
+        assert "--window" in result.stderr and words in result.stderr
+
+
+def test_modes_past_ten_get_colours_of_their_own() -> None:
+    from nsvd_cli.viz.plotting import mode_color
+
+    assert [mode_color(m, 4) for m in range(4)] == ["C0", "C1", "C2", "C3"]
+    many = [tuple(mode_color(m, 16)) for m in range(16)]
+    assert len(set(many)) == 16
