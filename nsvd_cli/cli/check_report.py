@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from nsvd_cli.runs.estimate import TIMED_STEPS, StepTime
 from nsvd_cli.spec.load import BoxDomain, Problem, ProblemIssue, RegionDomain
 from nsvd_cli.spec.models import GaussianDomain
 from nsvd_cli.training.settings import Settings
@@ -121,8 +122,9 @@ def summary(problem: Problem, derived: bool = False) -> list[tuple[str, str]]:
     return lines
 
 
-def derived(settings: Settings) -> list[tuple[str, str]]:
-    """The derived settings that decide a run's cost and accuracy."""
+def derived(settings: Settings, timing: StepTime | None = None) -> list[tuple[str, str]]:
+    """The derived settings that decide a run's cost and accuracy, and (``timing``) the
+    training time they imply."""
     shift = "adaptive" if settings.transform.shift is None else _number(settings.transform.shift)
     if settings.transform.shift is None and settings.transform.shift_floor is not None:
         shift += f" (at least {_number(settings.transform.shift_floor)})"
@@ -138,7 +140,26 @@ def derived(settings: Settings) -> list[tuple[str, str]]:
         *_sampling(settings),
         ("eval samples", str(settings.readout.eval_samples)),
         ("checkpoint every", f"{settings.optimiser.checkpoint_every} steps"),
+        *_duration(settings, timing),
     ]
+
+
+def _duration(settings: Settings, timing: StepTime | None) -> list[tuple[str, str]]:
+    if timing is None:
+        return []
+    up_to = "up to " if settings.optimiser.tol is not None else ""
+    per_step = f"{1000 * timing.seconds_per_step:.3g} ms per step"
+    threads = f"{timing.threads} thread{'s' if timing.threads != 1 else ''}"
+    where = f"timed over {TIMED_STEPS} steps on {timing.device}, {threads}"
+    return [("training time", f"{up_to}{_duration_text(timing.total)} ({per_step}, {where})")]
+
+
+def _duration_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"about {seconds:.0f} s"
+    if seconds < 7200:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
 
 
 def _buffer(count: int) -> str:

@@ -45,11 +45,13 @@ from nsvd_cli.files.checkpoint import has_checkpoint
 from nsvd_cli.kinds import kind_of
 from nsvd_cli.references.closed_form import reference_eigenvalues, usable_reference
 from nsvd_cli.runs import prepare, resume_settings, solve
+from nsvd_cli.runs.estimate import StepTime, time_steps
 from nsvd_cli.runs.logs import tensorboard_available
 from nsvd_cli.spec.load import Problem, ProblemError, load_problem, located_error
 from nsvd_cli.spec.schema import problem_json_schema
 from nsvd_cli.training.distributed import Context, from_environment, local_device, rank_batch
 from nsvd_cli.training.guard import TrainingFailed
+from nsvd_cli.training.loop import resolve_device
 from nsvd_cli.training.settings import Settings
 
 
@@ -90,7 +92,8 @@ def check(
     lines = check_report.summary(problem, derived)
     if derived:
         try:
-            lines += check_report.derived(prepare(problem))
+            settings = prepare(problem)
+            lines += check_report.derived(settings, _timed(problem, settings))
         except ProblemError as exc:  # found while deriving (e.g. an overflowing potential)
             raise problem_errors(exc) from None
     width = max(len(label) for label, _ in lines) + 2
@@ -344,6 +347,16 @@ def _check_memory(
     """Refuse now what the training step or the read-out could not hold."""
     for need in kind_of(problem).memory_needs(problem, settings):
         bound.require(f"{problem_file}: {need.what}", need.bytes, need.advice)
+
+
+def _timed(problem: Problem, settings: Settings) -> StepTime | None:
+    """A few timed steps for ``check --derived``; None (and a note) where they fail: the
+    check still reports the settings."""
+    try:
+        return time_steps(problem, settings, resolve_device("auto"))
+    except (TrainingFailed, RuntimeError) as exc:  # RuntimeError: out of memory
+        err.print(f"note: training time not measured ({str(exc).splitlines()[0]})")
+        return None
 
 
 def _check_reference(problem: Problem) -> None:

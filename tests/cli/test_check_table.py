@@ -129,6 +129,7 @@ def test_summary_of_an_integral_operator_with_derived_settings() -> None:
     lines = {line.split("  ")[1].strip(): line.strip() for line in text.splitlines()[1:]}
     assert lines["steps"].split()[-1] == str(settings.optimiser.steps)
     assert lines["batch size"].split()[-1] == str(settings.optimiser.batch_size)
+    assert lines["training time"].split()[2] == "about" and "ms per step" in lines["training time"]
 
 
 def test_derived_settings_of_an_eigenproblem_run_to_a_tolerance(tmp_path: Path) -> None:
@@ -146,6 +147,9 @@ def test_derived_settings_of_an_eigenproblem_run_to_a_tolerance(tmp_path: Path) 
     assert "0.0002 (relative interval half-width" in lines["tolerance"]
     assert lines["steps"].endswith(f"at most {settings.optimiser.steps}")
     assert "adaptive (at least" in lines["shift, scale"]
+    # a run to a tolerance may stop early: its time is an upper bound
+    timing = lines["training time"]
+    assert "up to about" in timing and "timed over 20 steps" in timing
     shipped = ROOT / "problems" / "oscillator-1d.yaml"
     plain = RUNNER.invoke(app, ["check", str(shipped), "--derived"])
     assert "buffer" not in plain.stdout and "tolerance" not in plain.stdout

@@ -159,3 +159,18 @@ def test_a_fixed_length_run_shows_its_intervals_as_they_fall(
     assert "tol" not in _attrs(run) and "tol_met" not in _attrs(run)
     with h5py.File(run / "results.h5") as f:  # no buffer function without a tolerance
         assert f["readout/rotation"].shape == (2, 2)
+
+
+def test_a_few_timed_steps_give_the_training_time(tmp_path: Path) -> None:
+    import torch
+
+    from nsvd_cli.runs import prepare
+    from nsvd_cli.runs.estimate import time_steps
+    from nsvd_cli.spec.load import parse_problem
+
+    problem = parse_problem(oscillator("timed", solver={"steps": 5000, "hidden": 16}))
+    settings = prepare(problem)
+    timing = time_steps(problem, settings, torch.device("cpu"))
+    assert 0 < timing.seconds_per_step < 1
+    assert timing.total == timing.seconds_per_step * 5000 and timing.steps == 5000
+    assert settings.optimiser.steps == 5000  # the settings themselves are not touched
