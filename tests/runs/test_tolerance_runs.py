@@ -174,3 +174,22 @@ def test_a_few_timed_steps_give_the_training_time(tmp_path: Path) -> None:
     assert 0 < timing.seconds_per_step < 1
     assert timing.total == timing.seconds_per_step * 5000 and timing.steps == 5000
     assert settings.optimiser.steps == 5000  # the settings themselves are not touched
+
+
+def test_a_run_to_a_tolerance_resumes_with_its_checks_and_rate(
+    write_problem: Callable[..., Path], nsvd: Invoke, tmp_path: Path
+) -> None:
+    solver = {"eval_samples": 4096, "hidden": 16, "batch_size": 256, "checkpoint_every": 200}
+    path = write_problem(oscillator("tol", solver=solver))
+    run = tmp_path / "run"
+    first = nsvd("solve", path, "--out", run, "--tol", "1e-9", "--max-time", "3")
+    assert first.exit_code == 0, first.output
+    before = _attrs(run)
+    again = nsvd("solve", path, "--out", run, "--resume", "--max-time", "3")
+    assert again.exit_code == 0, again.output
+    after = _attrs(run)
+    assert after["tol"] == 1e-9 and after["tol_outcome"] == "time"  # the run's own tolerance
+    assert int(after["steps"]) > int(before["steps"])  # type: ignore[call-overload]
+    assert int(after["tol_checks"]) >= int(before["tol_checks"])  # type: ignore[call-overload]
+    other = nsvd("solve", path, "--out", run, "--resume", "--tol", "1e-3")
+    assert other.exit_code == 2 and "--tol 0.001" in other.stderr
