@@ -80,6 +80,19 @@ def shared_evaluation(
         "normalized_gram": normalized_gram(gram).numpy(),
         **against_fields(against, reference),
         **interval_fields(run),
+        "tolerance": tolerance_fields(run),
+    }
+
+
+def tolerance_fields(run: Run) -> dict[str, Any] | None:
+    """A run to a tolerance's verdict, for ``eval --json`` (None for any other run)."""
+    attrs = run.results.attrs
+    if "tol" not in attrs:
+        return None
+    return {
+        "tol": float(attrs["tol"]),
+        "tol_met": bool(attrs["tol_met"]),
+        "tol_outcome": str(attrs["tol_outcome"]),
     }
 
 

@@ -74,6 +74,8 @@ class Evaluation:
     intervals: np.ndarray | None = None  # (L, 2) residual intervals; nan rows: unavailable
     interval_methods: list[str] | None = None
     interval_reason: str | None = None  # why some mode has no interval
+    # A run to a tolerance: "tol", "tol_met" and "tol_outcome" as results.h5 records them.
+    tolerance: dict[str, Any] | None = None
 
     def reference_in_interval(self) -> list[bool | None] | None:
         """Per mode: whether the reference value lies in its interval (None: unavailable)."""
@@ -140,6 +142,7 @@ class Evaluation:
             **self._native_json(),
             **self._distances_json(),
             **self._intervals_json(),
+            **(self.tolerance or {}),
         }
         if self.normalized_gram is not None:
             out["normalized_gram"] = self.normalized_gram.tolist()

@@ -60,7 +60,9 @@ def test_stops_when_every_interval_meets_the_tolerance(
         assert f["readout/interval_method"].asstr()[1] != "weinstein"
     report = nsvd("eval", run, "--json")
     assert report.exit_code == 0, report.output
-    assert len(json.loads(report.stdout)["normalized_gram"]) == 2
+    evaluated = json.loads(report.stdout)
+    assert len(evaluated["normalized_gram"]) == 2
+    assert (evaluated["tol"], evaluated["tol_met"], evaluated["tol_outcome"]) == (tol, True, "met")
     exported = nsvd("export", run, "-o", tmp_path / "f.h5", "--grid", 16)
     assert exported.exit_code == 0, exported.output
     with h5py.File(tmp_path / "f.h5") as f:
