@@ -172,27 +172,26 @@ def uniform_points(
 def limit_at_infinity(
     potential: Field, dim: int, generator: torch.Generator, rtol: float = 1e-3
 ) -> float | None:
-    """V's limit as |x| -> infinity if it has one (same in every direction), else None.
+    """The continuum threshold: the lowest of V's limits along rays to infinity, ignoring
+    the rays on which V grows without bound (they confine); None when no ray has a limit,
+    or one falls or oscillates without one.
 
     Bound states lie below this threshold and the continuum above it, so it is the natural
-    shift for problems like hydrogen. Checked on rays in 64 random directions at radii
-    1e4, 1e6 and 1e8.
+    shift for problems like hydrogen (the same limit everywhere) and a Morse well (the
+    dissociation limit on one side, a wall on the other). Checked on rays in 64 random
+    directions at radii 1e4, 1e6 and 1e8.
     """
     u = torch.randn(64, dim, generator=generator, dtype=torch.float64)
     u = u / u.norm(dim=1, keepdim=True)
-    values = []
-    for radius in (1e4, 1e6, 1e8):
-        v = potential(radius * u)
-        if not bool(torch.isfinite(v).all()):
-            return None
-        values.append(v)
-    far = values[-1]
-    spread = float(far.max() - far.min())
-    drift = float((values[1] - values[2]).abs().max())
-    scale = max(float(far.abs().max()), 1.0)
-    if spread <= rtol * scale and drift <= rtol * scale:
-        return float(far.mean())
-    return None
+    near, mid, far = (potential(radius * u) for radius in (1e4, 1e6, 1e8))
+    if bool(torch.isnan(far).any() or (far == -math.inf).any()):
+        return None
+    scale = torch.clamp(far.abs().nan_to_num(posinf=1.0), min=1.0)
+    settled = torch.isfinite(far) & ((mid - far).abs() <= rtol * scale)
+    growing = (far == math.inf) | ((far > mid) & (mid > near) & ~settled)
+    if not bool((settled | growing).all()) or not bool(settled.any()):
+        return None
+    return float(far[settled].min())
 
 
 def singular_at_origin(potential: Field, dim: int, generator: torch.Generator) -> bool:

@@ -57,6 +57,27 @@ def test_limit_at_infinity_and_singularity() -> None:
     assert not analysis.singular_at_origin(shifted, 2, _gen())
 
 
+def test_the_continuum_threshold_is_the_lowest_limit_along_rays_that_do_not_confine() -> None:
+    """A Morse well: the dissociation limit D on one side, a wall (capped or not) on the
+    other; the threshold is D. A potential falling without bound has none."""
+    d = 12.5
+
+    def morse(y: torch.Tensor) -> torch.Tensor:
+        return d * (1 - torch.exp(-(y[:, 0] - 1))) ** 2
+
+    def capped(y: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(morse(y), max=100 * d)
+
+    def half_well(y: torch.Tensor) -> torch.Tensor:
+        return torch.where(y[:, 0] > 0, y[:, 0] ** 2, torch.full_like(y[:, 0], 5.0))
+
+    assert analysis.limit_at_infinity(morse, 1, _gen()) == pytest.approx(d)
+    assert analysis.limit_at_infinity(capped, 1, _gen()) == pytest.approx(d)
+    assert analysis.limit_at_infinity(half_well, 1, _gen()) == pytest.approx(5.0)
+    assert analysis.limit_at_infinity(lambda y: -y[:, 0], 1, _gen()) is None
+    assert analysis.limit_at_infinity(lambda y: torch.sin(y[:, 0]), 1, _gen()) is None
+
+
 def test_a_residual_diverges_at_a_2d_coulomb_point_and_not_in_3d() -> None:
     """|V u|^2 ~ r^-2a near the origin: infinite in d dimensions when 2a >= d."""
     coulomb = lambda y: -1 / y.norm(dim=1)  # noqa: E731
