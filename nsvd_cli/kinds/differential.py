@@ -21,9 +21,9 @@ from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
 from nsvd_cli.kinds.schrodinger_checks import region_field
 from nsvd_cli.numerics.derivatives import hutchinson_variance
 from nsvd_cli.numerics.networks import ModeNetwork
-from nsvd_cli.numerics.weyl import residual_diverges
+from nsvd_cli.numerics.weyl import limit_at_infinity, residual_diverges
 from nsvd_cli.objectives.batch import Batch, evaluate_batch, sample_modes
-from nsvd_cli.objectives.intervals import Intervals, residual_intervals
+from nsvd_cli.objectives.intervals import Intervals, gap_above, residual_intervals
 from nsvd_cli.objectives.methods import get_method
 from nsvd_cli.objectives.readout import Ritz, orthogonality, ritz, ritz_squared, unit_coefficients
 from nsvd_cli.references import grid
@@ -57,9 +57,9 @@ def readout(
     r = ritz(batch.h, batch.hh)
     energy = batch.h.T @ batch.hh / n
     native = native_energies(settings.method, shift, settings.transform.scale, r.gram, energy)
-    intervals = _intervals(batch, r, diverging(compiled))
     modes = compiled.problem.modes  # buffer functions above them are not reported
-    return r.first(modes), native[:modes].cpu().numpy(), intervals.first(modes)
+    intervals = _intervals(batch, r, diverging(compiled), modes, continuum(compiled))
+    return r.first(modes), native[:modes].cpu().numpy(), intervals
 
 
 def _float64_batch(
@@ -71,9 +71,31 @@ def _float64_batch(
     return sample_modes(compiled, net64, samples, gen)
 
 
-def _intervals(batch: Batch, r: Ritz, diverges: str | None) -> Intervals:
+def _intervals(
+    batch: Batch, r: Ritz, diverges: str | None, modes: int, threshold: float | None
+) -> Intervals:
+    """The wanted modes' intervals; Ritz pairs above them (buffer functions) only give the
+    highest wanted level its gap (``gap_above``) and never join its cluster."""
     u, hu = batch.h @ r.rotation, batch.hh @ r.rotation
-    return residual_intervals(u, hu, r.eigenvalues, r.stderr, diverges)
+    values, stderr = r.eigenvalues, r.stderr
+    ceiling = None
+    if u.shape[1] > modes:
+        rest = slice(modes, None)
+        buffer = residual_intervals(u[:, rest], hu[:, rest], values[rest], stderr[rest], diverges)
+        ceiling = gap_above(buffer, values[rest], threshold)
+    wanted = slice(0, modes)
+    return residual_intervals(
+        u[:, wanted], hu[:, wanted], values[wanted], stderr[wanted], diverges, ceiling
+    )
+
+
+def continuum(compiled: CompiledProblem) -> float | None:
+    """The continuum threshold of a whole-space problem (the lowest limit of V along rays
+    that do not confine), or None."""
+    if compiled.settings.sampler.domain != "whole-space":
+        return None
+    gen = torch.Generator().manual_seed(compiled.settings.seed)
+    return limit_at_infinity(compiled.operator.potential, compiled.dim, gen)
 
 
 def diverging(compiled: CompiledProblem) -> str | None:
@@ -94,12 +116,13 @@ def interval_check(compiled: CompiledProblem) -> Monitor:
         raise ValueError(f"no error intervals can be computed: {diverges}")
 
     samples = check_samples(compiled.settings.optimiser.tol)
+    threshold = continuum(compiled)
 
     def check(state: TrainState) -> IntervalCheck:
         seed = compiled.settings.seed + CHECK_SEED_OFFSET + state.step
         batch = _float64_batch(compiled, state.network, samples, seed)
         r = ritz(batch.h, batch.hh)
-        arrays = interval_arrays(_intervals(batch, r, None).first(compiled.problem.modes))
+        arrays = interval_arrays(_intervals(batch, r, None, compiled.problem.modes, threshold))
         widths = [float(w) for w in arrays.relative_half_width()]
         return IntervalCheck(state.step, widths, [float(e) for e in arrays.residual])
 

@@ -70,21 +70,6 @@ class Intervals:
     reason: str | None = None  # why some mode has no interval
     confidence: float = CONFIDENCE
 
-    def first(self, modes: int) -> Intervals:
-        """The intervals of the lowest ``modes`` modes (formed with every mode's residual:
-        a buffer mode above the wanted ones gives the highest wanted one its gap)."""
-        return Intervals(
-            self.low[:modes],
-            self.high[:modes],
-            self.residual[:modes],
-            self.residual_stderr[:modes],
-            self.max_share[:modes],
-            self.level[:modes],
-            self.methods[:modes],
-            self.reason,
-            self.confidence,
-        )
-
     @property
     def available(self) -> torch.Tensor:
         return torch.tensor([m != UNAVAILABLE for m in self.methods])
@@ -137,10 +122,13 @@ def residual_intervals(
     values: torch.Tensor,
     stderr: torch.Tensor,
     diverges: str | None = None,
+    ceiling: float | None = None,
 ) -> Intervals:
     """Confidence intervals for the eigenvalues that the Ritz values ``values`` (ascending,
     with standard errors ``stderr``) of the Ritz functions sampled as u, H~u (n, L) approach;
-    ``diverges``: why ||H u|| is known to be infinite (then no mode gets an interval).
+    ``diverges``: why ||H u|| is known to be infinite (then no mode gets an interval);
+    ``ceiling``: an estimate of the lowest point of the spectrum above all of them (from
+    buffer functions, ``gap_above``), which gives the highest level its Kato-Temple gap.
 
     Float64 in, float64 out, on u's device."""
     r = hu - u * values
@@ -163,8 +151,10 @@ def residual_intervals(
         lower, upper = this.low - this.radius, this.high + this.radius
         method = BLOCK if len(this.members) > 1 else WEINSTEIN
         after = levels[c + 1] if c + 1 < len(levels) else None
+        beta = ceiling if after is None else None
         if after is not None and after.usable and after.low - after.radius > this.high:
             beta = after.low - after.radius  # the lowest the next level can be: an estimate
+        if beta is not None and beta > this.high:
             temple = this.low - this.radius**2 / (beta - this.high)
             if temple > lower:
                 lower, upper = temple, this.high  # min-max: lambda_l <= its Ritz value
@@ -181,6 +171,25 @@ def residual_intervals(
         tuple(methods),
         reason,
     )
+
+
+def gap_above(
+    buffer: Intervals, buffer_values: torch.Tensor, threshold: float | None
+) -> float | None:
+    """The lowest the spectrum above the wanted modes can be (an estimate), from the
+    intervals of buffer Ritz pairs trained above them: the lowest buffer interval's lower
+    end, or the continuum threshold where it is lower. A buffer function whose Ritz value is
+    at or above the threshold (or absent: not finite) found no bound state below it, so the
+    threshold serves; a buffer mode below it without an interval leaves the gap unknown
+    (None), and so does no threshold with no buffer interval."""
+    ends = [] if threshold is None else [threshold]
+    for i, value in enumerate(buffer_values.tolist()):
+        if threshold is not None and not (math.isfinite(value) and value < threshold):
+            continue  # in the continuum, or no function there
+        if buffer.methods[i] == UNAVAILABLE:
+            return None
+        ends.append(float(buffer.low[i]))
+    return min(ends) if ends else None
 
 
 def _why_unusable(share: float) -> str:

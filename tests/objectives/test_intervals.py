@@ -13,6 +13,8 @@ from nsvd_cli.objectives.intervals import (
     KATO_TEMPLE,
     UNAVAILABLE,
     WEINSTEIN,
+    Intervals,
+    gap_above,
     largest_share,
     residual_intervals,
 )
@@ -134,3 +136,39 @@ def test_a_missing_direction_is_unavailable_with_its_reason() -> None:
     iv = residual_intervals(u, u * torch.tensor([1.0, 2.0]).double(), values, stderr)
     assert iv.methods[1] == UNAVAILABLE and iv.methods[0] != UNAVAILABLE
     assert iv.reason is not None and "not finite" in iv.reason
+
+
+def test_a_ceiling_gives_the_top_level_kato_temple() -> None:
+    """With an estimate of the spectrum above every mode (buffer functions), the highest
+    level gets the Kato-Temple interval too, and it holds its eigenvalue."""
+    levels = [1.0, 2.0, 3.5, 5.0]
+    lam, u, hu = _sampled(levels, 0.02, 200_000, 1)
+    r = ritz(u, hu)
+    args = (u @ r.rotation, hu @ r.rotation, r.eigenvalues, r.stderr)
+    plain, capped = residual_intervals(*args), residual_intervals(*args, ceiling=9.9)
+    assert plain.methods[3] == WEINSTEIN and capped.methods[3] == KATO_TEMPLE
+    assert capped.low[3] <= lam[3] <= capped.high[3]
+    assert float(capped.high[3] - capped.low[3]) < 0.2 * float(plain.high[3] - plain.low[3])
+    # a ceiling under the level's own Ritz value is no gap: Weinstein stays
+    assert residual_intervals(*args, ceiling=4.0).methods[3] == WEINSTEIN
+
+
+def _buffer(lows: list[float], methods: list[str]) -> Intervals:
+    low = torch.tensor(lows, dtype=torch.float64)
+    zeros = torch.zeros_like(low)
+    return Intervals(low, low + 1, zeros, zeros, zeros, zeros.long(), tuple(methods))
+
+
+def test_the_gap_above_the_wanted_modes() -> None:
+    values = torch.tensor([-0.2], dtype=torch.float64)
+    usable, unknown = _buffer([-0.3], [WEINSTEIN]), _buffer([math.nan], [UNAVAILABLE])
+    # a buffer state below the threshold: its interval's low end, or the threshold if lower
+    assert gap_above(usable, values, 0.0) == pytest.approx(-0.3)
+    assert gap_above(usable, values, -0.5) == -0.5  # -0.2 is above it: in the continuum
+    assert gap_above(usable, values, None) == pytest.approx(-0.3)
+    # a buffer function in the continuum (or absent) found nothing below the threshold
+    assert gap_above(unknown, torch.tensor([0.4], dtype=torch.float64), 0.0) == 0.0
+    assert gap_above(unknown, torch.tensor([math.nan], dtype=torch.float64), 0.0) == 0.0
+    # a state below the threshold without an interval: the gap is unknown
+    assert gap_above(unknown, values, 0.0) is None
+    assert gap_above(unknown, torch.tensor([math.nan], dtype=torch.float64), None) is None
