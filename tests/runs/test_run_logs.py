@@ -114,6 +114,18 @@ def test_estimates_table_shows_reference_and_relative_errors() -> None:
     assert "reference" not in plain.file.getvalue()
 
 
+def test_estimates_table_shows_the_last_checks_intervals() -> None:
+    from nsvd_cli.training.tolerance import IntervalCheck
+
+    check = IntervalCheck(3000, [1e-3, float("nan"), 2e-2], [0.1, 0.2, 0.3])
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(estimates_table([0.5, 1.5, 2.5], [0.5, 1.5, 2.5], "E", 3100, 2, check))
+    text = console.file.getvalue()
+    assert "intervals at step 3000" in text and "interval ± (rel.)" in text
+    assert "1.00e-03" in text and "none" in text  # a mode without an interval says so
+    assert "1 more" in text and "2.00e-02" not in text  # rows past max_rows summarised
+
+
 def test_live_view_during_solve_shows_current_estimates(tmp_path: Path) -> None:
     problem = parse_problem(SMALL)
     settings = prepare(problem)
