@@ -148,6 +148,11 @@ def write_keeping_notes(out: Path, text: str) -> str:
     return text
 
 
+def relative_half_width(low: float, high: float) -> float:
+    """An interval's half-width over its centre's magnitude (as results.h5's arrays do)."""
+    return 0.5 * (high - low) / max(abs(0.5 * (low + high)), 1e-300)
+
+
 def fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2e}"
 

@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, finish, main, provenance
+from common import ROOT, finish, main, provenance, relative_half_width
 
 # Eigenproblems of the library with a closed form, cheapest first.
 PROBLEMS = [
@@ -39,7 +39,7 @@ RATIO_TARGET = 10.0
 
 def mode_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
     """Per mode: whether it has an interval, holds the exact value, and its width ratio."""
-    found = []
+    found: list[dict[str, Any]] = []
     intervals = row["intervals"] or []
     for i, (low, high) in enumerate(intervals):
         value, exact = row["values"][i], row["reference_values"][i]
@@ -47,8 +47,7 @@ def mode_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
         if low is None or high is None:
             found.append({"available": False})
             continue
-        centre = 0.5 * (low + high)
-        half = 0.5 * (high - low) / max(abs(centre), 1e-300)
+        half = relative_half_width(low, high)
         found.append(
             {
                 "available": True,

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, provenance, run_one, write_keeping_notes
+from common import ROOT, provenance, relative_half_width, run_one, write_keeping_notes
 
 from nsvd_cli import load_problem, prepare
 
@@ -60,7 +60,7 @@ def measure(name: str, tol: float, fractions: list[float], device: str) -> dict[
 def _widest(run: dict[str, Any]) -> float:
     intervals = run["intervals"] or []
     widths = [
-        0.5 * (high - low) / abs(0.5 * (high + low)) if low is not None else float("inf")
+        relative_half_width(low, high) if low is not None else float("inf")
         for low, high in intervals
     ]
     return max(widths) if widths else float("inf")

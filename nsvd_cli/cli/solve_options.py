@@ -78,7 +78,7 @@ def _shown(field: str, value: object) -> str:
 def check_resume(settings: Settings, options: GivenOptions, run_dir: Path) -> None:
     """A resumed run continues with its own settings: an option that differs is refused."""
     for field, value in options.given().items():
-        started = _value(settings, field)
+        started = settings.get_flat(field)
         if value != started:
             raise ResumeMismatch(
                 f"{FLAGS[field]} {_shown(field, value)}: the run in {run_dir} was started with "
@@ -87,14 +87,10 @@ def check_resume(settings: Settings, options: GivenOptions, run_dir: Path) -> No
             )
 
 
-def _value(settings: Settings, field: str) -> object:
-    return settings.optimiser.tol if field == "tol" else getattr(settings, field)
-
-
 def apply_options(settings: Settings, options: GivenOptions) -> None:
     for field, value in options.given().items():
         if field != "tol":  # ``prepare`` applied it (it also sets the step budget)
-            setattr(settings, field, value)
+            settings.set_flat(field, value)
 
 
 def refuse_unsupported(

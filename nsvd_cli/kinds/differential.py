@@ -32,7 +32,7 @@ from nsvd_cli.training.guard import check_readout
 from nsvd_cli.training.loop import Monitor
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import TrainState
-from nsvd_cli.training.tolerance import IntervalCheck, check_samples, explain
+from nsvd_cli.training.tolerance import IntervalCheck, check_samples, explain, widest
 
 DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
 # The checks of a run to a tolerance read points from streams apart from training's and
@@ -148,14 +148,14 @@ def tolerance_attrs(state: TrainState, intervals: IntervalArrays | None) -> dict
     final read-out's intervals meet it (``tol_met``), how the run ended and why."""
     tolerance = state.tolerance
     assert tolerance is not None
-    widths = [] if intervals is None else list(intervals.relative_half_width())
-    widest = max(widths) if widths and all(np.isfinite(widths)) else float("inf")
+    widths = [] if intervals is None else [float(w) for w in intervals.relative_half_width()]
+    final = widest(widths)
     return {
         "tol": tolerance.tol,
-        "tol_met": bool(widest <= tolerance.tol),
+        "tol_met": bool(final <= tolerance.tol),
         "tol_outcome": tolerance.outcome or "interrupted",
         "tol_checks": len(tolerance.checks),
-        "tol_note": explain(tolerance, widest, state.step),
+        "tol_note": explain(tolerance, final, state.step),
     }
 
 

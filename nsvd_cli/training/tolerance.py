@@ -47,6 +47,13 @@ BUDGET = "budget"
 TIME = "time"
 
 
+def widest(widths: list[float]) -> float:
+    """The largest relative half-width; inf when a mode has no interval (or none given)."""
+    if not widths or any(not math.isfinite(w) for w in widths):
+        return math.inf
+    return max(widths)
+
+
 @dataclass
 class IntervalCheck:
     """One check's reading: per wanted mode (ascending), the interval's half-width over its
@@ -66,10 +73,7 @@ class IntervalCheck:
 
     @property
     def widest(self) -> float:
-        """The largest relative half-width; inf when a mode has no interval."""
-        if not self.widths or any(not math.isfinite(w) for w in self.widths):
-            return math.inf
-        return max(self.widths)
+        return widest(self.widths)
 
 
 @dataclass
