@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -151,6 +152,29 @@ def write_keeping_notes(out: Path, text: str) -> str:
 def relative_half_width(low: float, high: float) -> float:
     """An interval's half-width over its centre's magnitude (as results.h5's arrays do)."""
     return 0.5 * (high - low) / max(abs(0.5 * (low + high)), 1e-300)
+
+
+def mode_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per mode: whether it has an interval, holds the exact value, and its width ratio."""
+    found: list[dict[str, Any]] = []
+    intervals = row["intervals"] or []
+    for i, (low, high) in enumerate(intervals):
+        value, exact = row["values"][i], row["reference_values"][i]
+        true = abs(value - exact) / abs(exact) if exact else abs(value - exact)
+        if low is None or high is None:
+            found.append({"available": False})
+            continue
+        half = relative_half_width(low, high)
+        found.append(
+            {
+                "available": True,
+                "held": low <= exact <= high,
+                "half": half,
+                "ratio": half / true if true > 0 else math.inf,
+                "method": row["interval_methods"][i],
+            }
+        )
+    return found
 
 
 def fmt(v: float | None) -> str:

@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, finish, main, provenance, relative_half_width
+from common import ROOT, finish, main, mode_rows, provenance
 
 # Eigenproblems of the library with a closed form, cheapest first.
 PROBLEMS = [
@@ -32,32 +32,13 @@ PROBLEMS = [
     "rotated-oscillator-4d",
     "hydrogen-3d",
     "hydrogen-2d",  # no intervals: ||H u|| is infinite at a 2-D Coulomb point
+    # Integral operators: singular values, intervals on the Jordan-Wielandt operator.
+    "low-rank-kernel",
+    "gaussian-cdk",
+    "volterra",
 ]
 COVERAGE_TARGET = 0.95
 RATIO_TARGET = 10.0
-
-
-def mode_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per mode: whether it has an interval, holds the exact value, and its width ratio."""
-    found: list[dict[str, Any]] = []
-    intervals = row["intervals"] or []
-    for i, (low, high) in enumerate(intervals):
-        value, exact = row["values"][i], row["reference_values"][i]
-        true = abs(value - exact) / abs(exact) if exact else abs(value - exact)
-        if low is None or high is None:
-            found.append({"available": False})
-            continue
-        half = relative_half_width(low, high)
-        found.append(
-            {
-                "available": True,
-                "held": low <= exact <= high,
-                "half": half,
-                "ratio": half / true if true > 0 else math.inf,
-                "method": row["interval_methods"][i],
-            }
-        )
-    return found
 
 
 def write_table(rows: list[dict[str, Any]], path: Path, command: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import ROOT, fmt, provenance, run_one, write_keeping_notes
+from common import ROOT, fmt, mode_rows, provenance, run_one, write_keeping_notes
 
 from nsvd_cli import grid_reference, load_problem
 
@@ -28,6 +28,14 @@ PROBLEMS = ("volterra", "gaussian-cdk", "low-rank-kernel", "convection-diffusion
 GRID_REFERENCE = {"convection-diffusion-2d"}  # compared with `nsvd reference`
 # Issue 5: max relative error with default settings.
 GOALS = {"volterra": 1e-2, "gaussian-cdk": 1e-2, "convection-diffusion-2d": 1e-2}
+
+
+def _interval_cells(row: dict[str, Any]) -> str:
+    have = [m for m in mode_rows(row) if m["available"]]
+    if not have:
+        return "none | n/a"
+    held = sum(m["held"] for m in have)
+    return f"{held} of {len(have)} | {statistics.median(m['half'] for m in have):.1e}"
 
 
 def write(rows: list[dict[str, Any]], out: Path, command: str) -> str:
@@ -41,16 +49,20 @@ def write(rows: list[dict[str, Any]], out: Path, command: str) -> str:
         "`left`/`right`: mean subspace distance of the learned singular functions to the "
         "closed form's (docs/metrics.md). convection-diffusion-2d (smallest singular values "
         "of A = -Laplacian + b . grad, one network) is compared with `nsvd reference` "
-        "(finite differences, estimated relative error below 1e-6), which gives no functions.",
+        "(finite differences, estimated relative error below 1e-6), which gives no functions. "
+        "`held`: singular values whose 95% residual interval (docs/method.md) holds the "
+        "reference value, of those with an interval; `half-width`: the median interval's "
+        "half-width relative to its centre.",
         "",
-        "| problem | modes | seed | steps | train s | max | mean | se | left | right |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| problem | modes | seed | steps | train s | max | mean | se | left | right | held "
+        "| half-width |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['problem']} | {r['modes']} | {r['seed']} | {r['steps']} | {r['train']:.0f} | "
             f"{fmt(r['max'])} | {fmt(r['mean'])} | {fmt(r['se'])} | {fmt(r['left_subspace'])} | "
-            f"{fmt(r['right_subspace'])} |"
+            f"{fmt(r['right_subspace'])} | {_interval_cells(r)} |"
         )
     lines += [
         "",

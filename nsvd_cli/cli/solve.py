@@ -310,13 +310,14 @@ def _report(
     problem_file: Path, problem: Problem, settings: Settings, run_dir: Path, results: Results
 ) -> None:
     """The read-out table, and what the user should know about the run."""
-    if results.singular is not None:
-        out.print(values_table(problem, results.singular.values, results.singular.stderr, None))
-    else:
-        out.print(values_table(problem, results.eigenvalues, results.stderr, results.intervals))
-        note = interval_note(results.intervals)
-        if note is not None:
-            err.print(note, highlight=False)
+    # In mode order (a singular kind's largest first), as the intervals are.
+    sv = results.singular
+    values, stderr = (sv.values, sv.stderr) if sv is not None else (results.eigenvalues,
+                                                                      results.stderr)
+    out.print(values_table(problem, values, stderr, results.intervals))
+    note = interval_note(results.intervals)
+    if note is not None:
+        err.print(note, highlight=False)
     note = results.attrs.get("tol_note")
     if note is not None:
         prefix = "" if results.attrs.get("tol_met") else "warning: "

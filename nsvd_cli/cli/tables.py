@@ -93,10 +93,11 @@ def run_warnings(results: Results) -> list[str]:
     if intervals is not None and "tol" not in results.attrs:
         half = intervals.relative_half_width()
         wide = [i for i, h in enumerate(half) if np.isfinite(h) and h > WIDE_INTERVAL]
+        functions = "eigenfunctions" if results.singular is None else "singular functions"
         if wide:
             found.append(
                 f"modes {wide} have 95% intervals wider than {WIDE_INTERVAL:.0%} of their value: "
-                "their functions are still far from eigenfunctions; train longer (--steps) "
+                f"their functions are still far from {functions}; train longer (--steps) "
                 "(docs/method.md, Error intervals)"
             )
     overlap = orthogonality(torch.from_numpy(results.wanted_gram))

@@ -190,6 +190,6 @@ def refusals(kind: Kind, settings: Settings) -> list[Refusal]:
         found.append(Refusal("compile", "on", f"not supported for {kind.description} ({why})"))
     tol = settings.optimiser.tol
     if tol is not None and not opts.tol:
-        why = f"kind {kind.name!r}: its {kind.value_name}s have no error intervals yet"
+        why = f"kind {kind.name!r}: no interval checks during training"
         found.append(Refusal("tol", f"{tol:g}", f"not supported for {kind.description} ({why})"))
     return found

@@ -16,14 +16,19 @@ import torch
 
 from nsvd_cli.files import GridReference, IntervalArrays, Results, SingularArrays
 from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, FunctionSide, Kind, Run
-from nsvd_cli.kinds.records import build_results, reference_record
+from nsvd_cli.kinds.records import build_results, interval_arrays, reference_record
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
 from nsvd_cli.kinds.schrodinger_checks import region_field
 from nsvd_cli.numerics.derivatives import hutchinson_variance
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.weyl import limit_at_infinity, residual_diverges
 from nsvd_cli.objectives.batch import Batch, evaluate_batch, sample_modes
-from nsvd_cli.objectives.intervals import Intervals, gap_above, residual_intervals
+from nsvd_cli.objectives.intervals import (
+    Intervals,
+    gap_above,
+    residual_intervals,
+    unavailable,
+)
 from nsvd_cli.objectives.methods import get_method
 from nsvd_cli.objectives.readout import Ritz, orthogonality, ritz, ritz_squared, unit_coefficients
 from nsvd_cli.references import grid
@@ -53,7 +58,9 @@ def readout(
         r = ritz_squared(batch.h, batch.hh)
         square = batch.hh.T @ batch.hh / n
         native = native_energies(settings.method, shift, settings.transform.scale, r.gram, square)
-        return r, native.clamp_min(0.0).sqrt().cpu().numpy(), None
+        return r, native.clamp_min(0.0).sqrt().cpu().numpy(), unavailable(r.stderr.shape[0], (
+            "the residual A* u - s v of a singular pair (u = A v / s) needs A* A v, fourth "
+            "derivatives that the drift kind does not form"))
     r = ritz(batch.h, batch.hh)
     energy = batch.h.T @ batch.hh / n
     native = native_energies(settings.method, shift, settings.transform.scale, r.gram, energy)
@@ -110,7 +117,7 @@ def interval_check(compiled: CompiledProblem) -> Monitor:
     its own stream per step, apart from training's and the final read-out's. Raises
     ValueError where the problem can have no intervals."""
     if compiled.settings.want == "smallest-singular":
-        raise ValueError("singular values have no error intervals yet")
+        raise ValueError("the smallest singular values of a drift problem have no intervals")
     diverges = diverging(compiled)
     if diverges is not None:
         raise ValueError(f"no error intervals can be computed: {diverges}")
@@ -127,20 +134,6 @@ def interval_check(compiled: CompiledProblem) -> Monitor:
         return IntervalCheck(state.step, widths, [float(e) for e in arrays.residual])
 
     return check
-
-
-def interval_arrays(intervals: Intervals) -> IntervalArrays:
-    return IntervalArrays(
-        low=intervals.low.cpu().numpy(),
-        high=intervals.high.cpu().numpy(),
-        residual=intervals.residual.cpu().numpy(),
-        residual_stderr=intervals.residual_stderr.cpu().numpy(),
-        max_share=intervals.max_share.cpu().numpy(),
-        level=intervals.level.cpu().numpy(),
-        methods=list(intervals.methods),
-        confidence=intervals.confidence,
-        reason=intervals.reason,
-    )
 
 
 def tolerance_attrs(state: TrainState, intervals: IntervalArrays | None) -> dict[str, object]:

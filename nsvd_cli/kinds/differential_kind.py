@@ -11,7 +11,7 @@ import torch
 from nsvd_cli.files import GridReference, Results
 from nsvd_cli.kinds import differential
 from nsvd_cli.kinds.base import Kind, MemoryNeed, Run
-from nsvd_cli.kinds.evaluation import against_fields
+from nsvd_cli.kinds.evaluation import against_fields, interval_fields
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, memory_needs
 from nsvd_cli.kinds.schrodinger_checks import check_region_bounds
 from nsvd_cli.objectives.readout import normalized_gram, orthogonality
@@ -93,15 +93,4 @@ def tolerance_fields(run: Run) -> dict[str, Any] | None:
         "tol": float(attrs["tol"]),
         "tol_met": bool(attrs["tol_met"]),
         "tol_outcome": str(attrs["tol_outcome"]),
-    }
-
-
-def interval_fields(run: Run) -> dict[str, Any]:
-    intervals = run.results.intervals
-    if intervals is None:  # a singular problem, or a file from before intervals
-        return {}
-    return {
-        "intervals": np.stack([intervals.low, intervals.high], axis=1),
-        "interval_methods": list(intervals.methods),
-        "interval_reason": intervals.reason,
     }

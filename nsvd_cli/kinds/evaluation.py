@@ -86,7 +86,9 @@ class Evaluation:
             for (lo, hi), ref in zip(self.intervals, self.reference)
         ]
 
-    def _intervals_json(self) -> dict[str, Any]:
+    def _intervals_json(self, order: slice) -> dict[str, Any]:
+        """Per mode in the order of the ``eigenvalues`` key (ascending: a singular kind's
+        are reversed, as its values are)."""
         if self.intervals is None:
             return {
                 "intervals": None,
@@ -98,10 +100,11 @@ class Evaluation:
             [float(lo), float(hi)] if np.isfinite(lo) and np.isfinite(hi) else [None, None]
             for lo, hi in self.intervals
         ]
+        held = self.reference_in_interval() or []
         return {
-            "intervals": pairs,
-            "reference_in_interval": self.reference_in_interval(),
-            "interval_methods": self.interval_methods,
+            "intervals": pairs[order],
+            "reference_in_interval": held[order],
+            "interval_methods": (self.interval_methods or [])[order],
             "interval_unavailable": self.interval_reason,
         }
 
@@ -141,7 +144,7 @@ class Evaluation:
             "reference_reliable": self.reference_reliable,
             **self._native_json(),
             **self._distances_json(),
-            **self._intervals_json(),
+            **self._intervals_json(order),
             **(self.tolerance or {}),
         }
         if self.normalized_gram is not None:
@@ -245,3 +248,16 @@ def side_distances(
     blocks = [np.stack([f(xs) for f in group or []], axis=1) * factor[:, None] for group in funcs]
     per_level, whole, angles = metrics.level_distances(learned, levels, blocks)
     return Distances(per_level, whole, angles)
+
+
+def interval_fields(run: Run) -> dict[str, Any]:
+    """The run's residual intervals as ``Evaluation`` fields (none in files from before
+    intervals, and for kinds without them)."""
+    intervals = run.results.intervals
+    if intervals is None:
+        return {}
+    return {
+        "intervals": np.stack([intervals.low, intervals.high], axis=1),
+        "interval_methods": list(intervals.methods),
+        "interval_reason": intervals.reason,
+    }

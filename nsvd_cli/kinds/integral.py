@@ -24,6 +24,7 @@ from nsvd_cli.kinds.evaluation import (
     Evaluation,
     against_fields,
     comparison_reference,
+    interval_fields,
     side_distances,
 )
 from nsvd_cli.kinds.integral_model import (
@@ -33,10 +34,12 @@ from nsvd_cli.kinds.integral_model import (
     SingularPair,
     build_singular,
     derive_singular_settings,
+    next_singular_bound,
     singular_readout,
 )
-from nsvd_cli.kinds.records import build_results, reference_record
+from nsvd_cli.kinds.records import build_results, interval_arrays, reference_record
 from nsvd_cli.numerics.memory import kernel_step_bytes, training_step_bytes
+from nsvd_cli.objectives.intervals import Z_VALUE, BlockResiduals, intervals_from
 from nsvd_cli.objectives.methods.svd import SVD_LOSSES
 from nsvd_cli.objectives.readout import Ritz, orthogonality, unit_coefficients
 from nsvd_cli.references import nystrom
@@ -157,7 +160,10 @@ class IntegralKind:
         return SingularObjective(compiled, device, context)
 
     def monitor(self, compiled: CompiledSingular) -> Monitor:
-        raise ValueError("singular values of integral operators have no error intervals yet")
+        raise ValueError(
+            "singular values of integral operators get their intervals from the final "
+            "read-out only; they are not checked during training"
+        )
 
     def record(
         self, compiled: CompiledSingular, state: TrainState, device: torch.device, complete: bool
@@ -189,6 +195,14 @@ class IntegralKind:
             cross=ro.cross.cpu().numpy(),
         )
         results.attrs["kind"] = "singular"
+        # The largest singular values are the lowest eigenvalues of -J (Jordan-Wielandt).
+        # What the Hilbert-Schmidt norm leaves above the learned values bounds the next
+        # singular value: -J's spectrum above the wanted modes starts no lower than -bound.
+        ceiling = -next_singular_bound(ro, Z_VALUE)
+        intervals = intervals_from(
+            BlockResiduals(ro.residual_grams), -ro.values, ro.stderr, ceiling=ceiling
+        )
+        results.intervals = interval_arrays(intervals, negated=True)
         return results
 
     def load(self, problem: Problem, settings: Settings, results: Results) -> Run:
@@ -258,6 +272,7 @@ class IntegralKind:
                 "right": orthogonality(gram_right),
             },
             **against_fields(against, reference),
+            **interval_fields(run),
         )
 
     def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:

@@ -19,7 +19,12 @@ from torch import nn
 
 from nsvd_cli.expr.compiler import compile_torch
 from nsvd_cli.kinds.schrodinger import apply_solver_overrides
-from nsvd_cli.numerics.integral import IntegralOperator, Measure, SingularMoments
+from nsvd_cli.numerics.integral import (
+    IntegralOperator,
+    Measure,
+    SingularMoments,
+    image_moments,
+)
 from nsvd_cli.numerics.networks import NetworkConfig, build_network
 from nsvd_cli.numerics.sampling import GaussianMixture, UniformBox
 from nsvd_cli.objectives.methods.base import LossOutput
@@ -244,6 +249,12 @@ class SingularReadout:
     gram_right: torch.Tensor
     cross: torch.Tensor
     native: torch.Tensor  # (L,) ||f_l|| ||g_l||, the method's own reading
+    # (blocks, L, L): per block, the Gram matrix of the Ritz pairs' residuals on the
+    # Jordan-Wielandt operator (``objectives.intervals``): unbiased, one estimate per block.
+    residual_grams: torch.Tensor
+    # ||k||_HS^2 = sum of all s_i^2 (the kernel's mean square over the pairs), and its
+    # standard error: what the learned values leave of it bounds the next singular value.
+    hilbert_schmidt: tuple[float, float]
 
 
 def singular_readout(
@@ -269,12 +280,17 @@ def singular_readout(
     op = compiled.operator.to(device, torch.float64)
     gen = torch.Generator(device=device).manual_seed(seed)
     per_block: list[SingularMoments] = []
+    images: list[tuple[torch.Tensor, torch.Tensor]] = []
+    squares: list[torch.Tensor] = []
     with torch.no_grad():
         for _ in range(max(2, blocks)):
             x = op.left.sampler.sample(block_points, gen)
             y = op.right.sampler.sample(block_points, gen)
             f, g = op.weighted(net.left(x), net.right(y), x, y)
-            per_block.append(op.moments(f, g, op.matrix(x, y)))
+            k = op.matrix(x, y)
+            per_block.append(op.moments(f, g, k))
+            images.append(image_moments(f, g, k))
+            squares.append((k * k).mean())
     gram_left = torch.stack([m.gram_left for m in per_block])
     gram_right = torch.stack([m.gram_right for m in per_block])
     cross = torch.stack([m.cross for m in per_block])
@@ -289,6 +305,43 @@ def singular_readout(
     )
     stderr = influence.std(0) / math.sqrt(len(per_block))
     native = torch.sqrt(torch.diagonal(gram_left.mean(0)) * torch.diagonal(gram_right.mean(0)))
-    return SingularReadout(
-        r.values, stderr, a, b, gram_left.mean(0), gram_right.mean(0), cross.mean(0), native
+    residuals = _residual_grams(
+        a, b, r.values, (gram_left, gram_right, cross),
+        torch.stack([m for m, _ in images]), torch.stack([n for _, n in images]),
     )
+    return SingularReadout(
+        r.values, stderr, a, b, gram_left.mean(0), gram_right.mean(0), cross.mean(0), native,
+        residuals, _mean_and_stderr(torch.stack(squares)),
+    )
+
+
+def _mean_and_stderr(samples: torch.Tensor) -> tuple[float, float]:
+    return float(samples.mean()), float(samples.std() / math.sqrt(samples.shape[0]))
+
+
+def next_singular_bound(ro: SingularReadout, z: float) -> float:
+    """An upper bound on the singular value after the learned ones, at confidence z on
+    each estimate: each Ritz value is at most its singular value (interlacing), so
+    s_{L+1}^2 <= ||k||_HS^2 - sum_{l <= L} s_l^2."""
+    total, total_se = ro.hilbert_schmidt
+    learned = ((ro.values - z * ro.stderr).clamp_min(0.0) ** 2).sum()
+    return max(total + z * total_se - float(learned), 0.0) ** 0.5
+
+
+def _residual_grams(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    values: torch.Tensor,
+    moments: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    image_g: torch.Tensor,
+    image_f: torch.Tensor,
+) -> torch.Tensor:
+    """Per block (K, L, L): <w_l, w_m> for w_l = ((T v_l - s_l u_l), (T* u_l - s_l v_l)) / sqrt 2,
+    with u = f a, v = g b; from the blocks' moments F, G, C (K, L, L each) and the images
+    <T g, T g>, <T* f, T* f>. Each is a quadratic form in one block's unbiased moments."""
+    gram_f, gram_g, cross = moments
+    s = torch.diag(values)
+    acb = a.T @ cross @ b  # (K, L, L): <u_l, T v_m>
+    right = b.T @ image_g @ b - acb.transpose(1, 2) @ s - s @ acb + s @ (a.T @ gram_f @ a) @ s
+    left = a.T @ image_f @ a - acb @ s - s @ acb.transpose(1, 2) + s @ (b.T @ gram_g @ b) @ s
+    return 0.5 * (right + left)

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from nsvd_cli import __version__
-from nsvd_cli.files import GridReference, Results, network_arrays
+from nsvd_cli.files import GridReference, IntervalArrays, Results, network_arrays
+from nsvd_cli.objectives.intervals import Intervals
 from nsvd_cli.objectives.readout import Ritz
 from nsvd_cli.references.grid import GridSpectrum
 from nsvd_cli.spec import Problem
@@ -104,3 +105,21 @@ def reference_record(
 def first_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split("\n")[:2])
     return " ".join(text.split())[:300]
+
+
+def interval_arrays(intervals: Intervals, negated: bool = False) -> IntervalArrays:
+    """Intervals as stored, in the intervals' mode order; ``negated``: they were formed for
+    -s (the largest singular values as the lowest eigenvalues of -J), so each is flipped
+    back to the singular values' side."""
+    low, high = intervals.low.cpu().numpy(), intervals.high.cpu().numpy()
+    return IntervalArrays(
+        low=-high if negated else low,
+        high=-low if negated else high,
+        residual=intervals.residual.cpu().numpy(),
+        residual_stderr=intervals.residual_stderr.cpu().numpy(),
+        max_share=intervals.max_share.cpu().numpy(),
+        level=intervals.level.cpu().numpy(),
+        methods=list(intervals.methods),
+        confidence=intervals.confidence,
+        reason=intervals.reason,
+    )

@@ -117,3 +117,21 @@ class IntegralOperator:
         """From weighted values f (n, L) at x, g (m, L) at y and the kernel matrix k (n, m)."""
         n, m = f.shape[0], g.shape[0]
         return SingularMoments(f.T @ f / n, g.T @ g / m, f.T @ (k @ g) / (n * m))
+
+
+def image_moments(
+    f: torch.Tensor, g: torch.Tensor, k: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """<T g_l, T g_k>_mu and <T* f_l, T* f_k>_nu, (L, L) each, from the weighted values and
+    kernel matrix of ``moments`` (at least two points per side).
+
+    (T g)(x_i) is estimated by the mean over the y_j, and the square of a mean is biased by
+    its variance; the pairs of distinct points j != j' are not: subtracting the j = j' terms
+    leaves sum_{j != j'} k_ij g_j k_ij' g_j' / (m (m - 1)), an unbiased estimate of
+    (T g)(x_i)^2 (likewise for T* f at y_j over the x_i)."""
+    n, m = f.shape[0], g.shape[0]
+    tg, tf = k @ g, k.T @ f  # (n, L) and (m, L): m (T g)(x_i) and n (T* f)(y_j)
+    k2 = k * k
+    image_g = (tg.T @ tg - g.T @ (k2.sum(0).unsqueeze(1) * g)) / (n * m * (m - 1))
+    image_f = (tf.T @ tf - f.T @ (k2.sum(1).unsqueeze(1) * f)) / (m * n * (n - 1))
+    return image_g, image_f

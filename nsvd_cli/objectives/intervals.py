@@ -32,12 +32,22 @@ only a safety net: where the kind knows that ||H u|| is infinite (``weyl.residua
 it passes the reason and every mode is unavailable. (A tail-index estimate cannot tell these
 apart: the oscillator's residual has a stretched-exponential tail that Hill's estimator
 reads as k > 1.)
+
+Singular values (``BlockResiduals``) use the same bounds on the Jordan-Wielandt operator
+J = [[0, T], [T*, 0]], whose eigenvalues are +-s_i (and 0): the Ritz pair (u, v) with
+singular value s gives the unit vector w = (u, v) / sqrt(2) with <w, J w> = s and
+||(J - s) w||^2 = (||T v - s u||^2 + ||T* u - s v||^2) / 2. The largest singular values are
+the lowest eigenvalues of -J, so the caller passes -s (ascending) and flips the interval.
+Their residuals need ||T v||^2, an integral of a product of two integrals: each read-out
+block estimates it without bias (the pairs of distinct points, not the squares of one
+estimate), and the blocks' spread gives its standard error.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -93,6 +103,57 @@ def largest_share(x: torch.Tensor) -> torch.Tensor:
     return torch.where(total == 0, torch.zeros_like(total), share)
 
 
+class Residuals(Protocol):
+    """Estimates of the normalised residuals' squared norms (and of a block's ||R||_2^2)."""
+
+    eps2: torch.Tensor  # (L,) ||(H - eta_l) u_l||^2 / ||u_l||^2
+    eps2_stderr: torch.Tensor  # (L,)
+    max_share: torch.Tensor  # (L,) the largest sample's share of the estimate
+
+    def block(self, members: list[int]) -> tuple[float, float]:
+        """||R||_2^2 of these modes' normalised residuals, and its standard error."""
+        ...
+
+
+class PointResiduals:
+    """Residuals from the sample-frame values u and H~u at the read-out points (n, L)."""
+
+    def __init__(self, u: torch.Tensor, hu: torch.Tensor, values: torch.Tensor) -> None:
+        self.r = hu - u * values
+        self.norm = (u * u).mean(0)
+        self.eps2, self.eps2_stderr = residual_norms(u, self.r)
+        self.max_share = largest_share(self.r * self.r)
+
+    def block(self, members: list[int]) -> tuple[float, float]:
+        index = torch.tensor(members, device=self.r.device)
+        scaled = self.r[:, index] / self.norm[index].sqrt()
+        gram = scaled.T @ scaled / self.r.shape[0]
+        evals, evecs = torch.linalg.eigh(0.5 * (gram + gram.T))
+        along = (scaled @ evecs[:, -1]) ** 2
+        return float(evals[-1]), float(along.std() / self.r.shape[0] ** 0.5)
+
+
+class BlockResiduals:
+    """Residuals from K independent unbiased estimates (K, L, L) of the normalised
+    residuals' Gram matrix <r_l, r_m> (one per read-out block): their mean and spread."""
+
+    def __init__(self, grams: torch.Tensor) -> None:
+        self.grams = 0.5 * (grams + grams.transpose(1, 2))
+        count = grams.shape[0]
+        diagonal = torch.diagonal(self.grams, dim1=1, dim2=2)  # (K, L)
+        self.eps2 = diagonal.mean(0)
+        self.eps2_stderr = diagonal.std(0) / count**0.5
+        self.max_share = largest_share(diagonal.abs())
+
+    def block(self, members: list[int]) -> tuple[float, float]:
+        index = torch.tensor(members, device=self.grams.device)
+        sub = self.grams[:, index][:, :, index]
+        evals, evecs = torch.linalg.eigh(sub.mean(0))
+        top = evecs[:, -1]
+        along = torch.einsum("i,kij,j->k", top, sub, top)
+        return float(evals[-1]), float(along.std() / sub.shape[0] ** 0.5)
+
+
 def clusters(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """Level index per mode: consecutive modes whose intervals overlap share one."""
     level = torch.zeros(low.shape[0], dtype=torch.long)
@@ -102,18 +163,6 @@ def clusters(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         level[i] = level[i - 1] if joined else level[i - 1] + 1
         reach = max(reach, float(high[i])) if joined else float(high[i])
     return level
-
-
-def _block_residual(
-    r: torch.Tensor, norm: torch.Tensor, members: torch.Tensor
-) -> tuple[float, float]:
-    """||R||_2^2 of a cluster's normalised residuals and its standard error."""
-    scaled = r[:, members] / norm[members].sqrt()
-    gram = scaled.T @ scaled / r.shape[0]
-    evals, evecs = torch.linalg.eigh(0.5 * (gram + gram.T))
-    top = evecs[:, -1]
-    along = (scaled @ top) ** 2
-    return float(evals[-1]), float(along.std() / r.shape[0] ** 0.5)
 
 
 def residual_intervals(
@@ -131,13 +180,22 @@ def residual_intervals(
     buffer functions, ``gap_above``), which gives the highest level its Kato-Temple gap.
 
     Float64 in, float64 out, on u's device."""
-    r = hu - u * values
-    eps2, eps2_se = residual_norms(u, r)
-    max_share = largest_share(r * r)
+    return intervals_from(PointResiduals(u, hu, values), values, stderr, diverges, ceiling)
+
+
+def intervals_from(
+    residuals: Residuals,
+    values: torch.Tensor,
+    stderr: torch.Tensor,
+    diverges: str | None = None,
+    ceiling: float | None = None,
+) -> Intervals:
+    """The intervals of ``residual_intervals`` from any estimate of the residuals."""
+    eps2, eps2_se, max_share = residuals.eps2, residuals.eps2_stderr, residuals.max_share
     eps_up = (eps2 + Z_RESIDUAL * eps2_se).clamp_min(0.0).sqrt()
     lo_value, hi_value = values - Z_VALUE * stderr, values + Z_VALUE * stderr
     level = clusters((lo_value - eps_up).cpu(), (hi_value + eps_up).cpu())
-    levels = _levels(r, (u * u).mean(0), level, eps_up, lo_value, hi_value, max_share)
+    levels = _levels(residuals, level, eps_up, lo_value, hi_value, max_share)
     low = torch.full_like(values, float("nan"))
     high = torch.full_like(values, float("nan"))
     methods = [UNAVAILABLE] * values.shape[0]
@@ -171,6 +229,15 @@ def residual_intervals(
         tuple(methods),
         reason,
     )
+
+
+def unavailable(modes: int, reason: str) -> Intervals:
+    """No interval for any mode, and why (a kind whose residuals cannot be estimated)."""
+    nan = torch.full((modes,), float("nan"), dtype=torch.float64)
+    return Intervals(
+        nan, nan.clone(), nan.clone(), nan.clone(), nan.clone(),
+        torch.arange(modes), (UNAVAILABLE,) * modes, reason,
+    )  # fmt: skip
 
 
 def gap_above(
@@ -211,8 +278,7 @@ class _Level:
 
 
 def _levels(
-    r: torch.Tensor,
-    norm: torch.Tensor,
+    residuals: Residuals,
     level: torch.Tensor,
     eps_up: torch.Tensor,
     lo_value: torch.Tensor,
@@ -222,11 +288,11 @@ def _levels(
     found = []
     for c in range(int(level.max()) + 1 if level.numel() else 0):
         members = (level == c).nonzero().flatten().tolist()
-        index = torch.tensor(members, device=r.device)
+        index = torch.tensor(members, device=eps_up.device)
         if len(members) == 1:
             radius = float(eps_up[members[0]])
         else:
-            square, square_se = _block_residual(r, norm, index)
+            square, square_se = residuals.block(members)
             radius = max(square + Z_RESIDUAL * square_se, 0.0) ** 0.5
         # nan compares false: a non-finite share makes the level unusable too
         usable = bool((share[index] <= MAX_SHARE).all()) and math.isfinite(radius)

@@ -172,6 +172,8 @@ def test_drift_solve_reference_and_eval_against(tmp_path: Path) -> None:
     result = cli.invoke(app, ["solve", str(path), "--out", str(run), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "smallest singular values" in result.output
+    # No interval is printed as a number: the residual would need fourth derivatives.
+    assert "no error intervals: the residual A* u - s v" in " ".join(result.output.split())
     result = cli.invoke(app, ["reference", str(path), "-o", str(ref), "--grid", "64"])
     assert result.exit_code == 0, result.output
     assert "singular value" in result.output
@@ -179,6 +181,7 @@ def test_drift_solve_reference_and_eval_against(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["kind"] == "smallest-singular"
+    assert report["intervals"] == [[None, None]] * 2 and report["interval_unavailable"]
     assert report["singular_values"] == sorted(report["singular_values"])
     dense = _dense_singular_values(1.0, 3.0, 1600, 2)
     np.testing.assert_allclose(report["reference"], dense, rtol=1e-4)

@@ -225,6 +225,10 @@ def test_rank_two_kernel_solve_eval_export(tmp_path: Path) -> None:
     assert report["singular_values"] == sorted(report["singular_values"], reverse=True)
     assert report["max_relative_error"] < 0.02  # measured 2.4e-3
     assert report["left_subspace_distance"] < 0.02 and report["right_subspace_distance"] < 0.02
+    # Residual intervals, ordered as the "eigenvalues" key (ascending), hold the exact values.
+    assert report["reference_in_interval"] == [True, True], report["intervals"]
+    for (low, high), value in zip(report["intervals"], report["eigenvalues"]):
+        assert low <= value <= high and 0 < high - low < 0.1 * value
     with h5py.File(run / "results.h5") as f:
         assert f["singular_values"].shape == (2,)
         np.testing.assert_allclose(f["eigenvalues"][()], np.sort(f["singular_values"][()]))

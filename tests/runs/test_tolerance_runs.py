@@ -142,7 +142,7 @@ def test_a_tolerance_on_singular_values_is_refused(nsvd: Invoke, tmp_path: Path)
     problem = Path(__file__).resolve().parents[2] / "problems" / "volterra.yaml"
     result = nsvd("solve", problem, "--out", tmp_path / "run", "--tol", "1e-3")
     assert result.exit_code == 2, result.output
-    assert "--tol 0.001" in result.stderr and "no error intervals" in result.stderr
+    assert "--tol 0.001" in result.stderr and "no interval checks" in result.stderr
 
 
 def test_a_fixed_length_run_shows_its_intervals_as_they_fall(
