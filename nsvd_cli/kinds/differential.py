@@ -37,7 +37,13 @@ from nsvd_cli.training.guard import check_readout
 from nsvd_cli.training.loop import Monitor
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import TrainState
-from nsvd_cli.training.tolerance import IntervalCheck, check_samples, explain, widest
+from nsvd_cli.training.tolerance import (
+    IntervalCheck,
+    check_samples,
+    explain,
+    needs_closer_look,
+    widest,
+)
 
 DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
 # The checks of a run to a tolerance read points from streams apart from training's and
@@ -114,24 +120,33 @@ def diverging(compiled: CompiledProblem) -> str | None:
 def interval_check(compiled: CompiledProblem) -> Monitor:
     """The check of the current networks' intervals during training (deciding when a run to
     a tolerance stops; shown by any other run): a fresh read-out of ``check_samples`` points,
-    its own stream per step, apart from training's and the final read-out's. Raises
-    ValueError where the problem can have no intervals."""
+    its own stream per step, apart from training's and the final read-out's; near the
+    tolerance, again on the final read-out's number of points (``needs_closer_look``).
+    Raises ValueError where the problem can have no intervals."""
     if compiled.settings.want == "smallest-singular":
         raise ValueError("the smallest singular values of a drift problem have no intervals")
     diverges = diverging(compiled)
     if diverges is not None:
         raise ValueError(f"no error intervals can be computed: {diverges}")
 
-    samples = check_samples(compiled.settings.optimiser.tol)
     threshold = continuum(compiled)
+    settings = compiled.settings
+    samples = check_samples(settings.optimiser.tol)
 
-    def check(state: TrainState) -> IntervalCheck:
-        seed = compiled.settings.seed + CHECK_SEED_OFFSET + state.step
-        batch = _float64_batch(compiled, state.network, samples, seed)
+    def read(state: TrainState, n: int) -> IntervalCheck:
+        seed = settings.seed + CHECK_SEED_OFFSET + state.step
+        batch = _float64_batch(compiled, state.network, n, seed)
         r = ritz(batch.h, batch.hh)
         arrays = interval_arrays(_intervals(batch, r, None, compiled.problem.modes, threshold))
         widths = [float(w) for w in arrays.relative_half_width()]
-        return IntervalCheck(state.step, widths, [float(e) for e in arrays.residual])
+        return IntervalCheck(state.step, widths, [float(e) for e in arrays.residual], n)
+
+    def check(state: TrainState) -> IntervalCheck:
+        found = read(state, samples)
+        final = settings.readout.eval_samples
+        if needs_closer_look(found, settings.optimiser.tol, final):
+            return read(state, final)
+        return found
 
     return check
 

@@ -14,6 +14,7 @@ import pytest
 from helpers import oscillator
 from typer.testing import Result
 
+from nsvd_cli.files.checkpoint import load_checkpoint
 from nsvd_cli.runs.logs import read_metrics
 from nsvd_cli.training import tolerance
 
@@ -72,6 +73,12 @@ def test_stops_when_every_interval_meets_the_tolerance(
     assert checked and all(s % CHECK_EVERY == 0 for s in checked)
     assert max(checked) == steps
     assert all(r > 0 for r in metrics["residual_0"] if math.isfinite(r))
+    # A check near the tolerance was taken again on the final read-out's 16384 points.
+    checks = load_checkpoint(run)["train"]["tolerance"]["checks"]
+    assert {c["samples"] for c in checks} == {8192, 16384}, checks
+    for c in checks:
+        if c["samples"] == 8192:
+            assert not tol < max(c["widths"]) <= tolerance.NEAR * tol, c
 
 
 def test_max_time_ends_a_run_complete_with_the_tolerance_not_met(

@@ -130,3 +130,19 @@ def test_checks_fall_on_recorded_steps_about_twenty_times_a_run() -> None:
     every = tl.check_every(71_000, None)
     assert every % 100 == 0 and 71_000 // every == tl.WATCH_CHECKS - 1
     assert tl.check_samples(1e-3) > tl.check_samples(None)
+
+
+def test_a_check_near_the_tolerance_is_taken_again_on_the_final_sample() -> None:
+    final = 1 << 18
+    near = IntervalCheck(1000, [2.5e-3], [1.0], samples=1 << 15)
+    assert tl.needs_closer_look(near, 1e-3, final)
+    assert not tl.needs_closer_look(IntervalCheck(1000, [4e-3], [1.0]), 1e-3, final)  # far
+    assert not tl.needs_closer_look(IntervalCheck(1000, [9e-4], [1.0]), 1e-3, final)  # met
+    assert not tl.needs_closer_look(IntervalCheck(1000, [2.5e-3], [1.0], final), 1e-3, final)
+    assert not tl.needs_closer_look(near, None, final)  # a fixed-length run only shows them
+
+
+def test_an_old_checkpoints_checks_load_with_the_check_sample_size() -> None:
+    data = ToleranceState(1e-3).state_dict()
+    data["checks"] = [{"step": 1000, "widths": [0.1], "residuals": [1.0]}]
+    assert ToleranceState.from_dict(data).checks[0].samples == tl.CHECK_SAMPLES
