@@ -41,6 +41,7 @@ from nsvd_cli.training.tolerance import (
     IntervalCheck,
     ToleranceState,
     check_every,
+    first_cycle,
     is_check_step,
 )
 
@@ -72,7 +73,7 @@ def init_state(compiled: Trainable, device: torch.device) -> TrainState:
     shift = s.transform.shift if s.transform.shift is not None else 0.0
     state = TrainState(network, optimizer, generator, shift=shift, method=_method(s, network))
     if s.optimiser.tol is not None:
-        state.tolerance = ToleranceState(s.optimiser.tol)
+        state.tolerance = ToleranceState(s.optimiser.tol, first_cycle(s.optimiser.steps))
     return state
 
 

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from nsvd_cli.errors import RunFileError
 from nsvd_cli.training import tolerance as tl
 from nsvd_cli.training.tolerance import IntervalCheck, ToleranceState
 
@@ -16,7 +17,7 @@ def check(step: int, widths: list[float], residuals: list[float] | None = None) 
 
 
 def test_met_when_every_width_is_at_most_the_tolerance() -> None:
-    state = ToleranceState(1e-3)
+    state = ToleranceState(1e-3, FIRST)
     assert state.record(check(1000, [5e-4, 2e-3])) is None  # one mode still too wide
     assert state.outcome is None
     assert state.record(check(2000, [5e-4, 1e-3])) == tl.MET
@@ -25,28 +26,53 @@ def test_met_when_every_width_is_at_most_the_tolerance() -> None:
 
 def test_a_mode_without_an_interval_never_meets_the_tolerance() -> None:
     assert check(1, [1e-6, math.nan]).widest == math.inf
-    state = ToleranceState(1.0)
+    state = ToleranceState(1.0, FIRST)
     assert state.record(check(1000, [1e-6, math.nan])) is None
 
 
-def test_the_rate_decays_after_patience_checks_without_progress_and_not_before() -> None:
-    state = ToleranceState(1e-6)
-    state.record(check(1000, [1.0], [1.0]))
-    for i in range(tl.PATIENCE - 1):
-        state.record(check(2000 + 1000 * i, [1.0], [0.95]))  # within IMPROVEMENT: a stall
-        assert state.scale == 1.0
-    state.record(check(9000, [1.0], [0.95]))
-    assert state.scale == pytest.approx(tl.DECAY)
-    assert state.stalls == 0
+FIRST = 10_000  # the first cycle's steps in these tests
 
 
-def test_progress_resets_the_patience() -> None:
-    state = ToleranceState(1e-6)
-    residual = 1.0
-    for i in range(5 * tl.PATIENCE):
-        residual *= 0.5 if i % tl.PATIENCE == 0 else 1.0
-        state.record(check(1000 * (i + 1), [1.0], [residual]))
-    assert state.scale == 1.0  # a halving every PATIENCE checks is progress enough
+def _state(tol: float = 1e-6) -> ToleranceState:
+    return ToleranceState(tol, FIRST)
+
+
+def test_the_first_cycle_is_the_fixed_schedule_of_its_length() -> None:
+    from nsvd_cli.training.loop import learning_rate_factor
+
+    state = _state()
+    for step in (0, 50, 100, 2_500, 5_000, 9_999, 10_000, 12_000):
+        assert state.learning_rate_factor(step) == pytest.approx(learning_rate_factor(step, FIRST))
+    assert tl.first_cycle(4 * 29_000) == 29_000
+    assert tl.first_cycle(4 * 29_050) % tl.CHECK_EVERY == 0  # ends on a check
+
+
+def test_no_decision_before_a_cycle_ends() -> None:
+    state = _state()
+    for step in range(1_000, FIRST, 1_000):
+        assert state.record(check(step, [1.0], [1.0])) is None  # no progress, but mid-cycle
+    assert state.cycles == 0
+
+
+def test_a_cycle_end_with_progress_restarts_lower_and_shorter() -> None:
+    state = _state()
+    assert state.record(check(FIRST, [1.0], [0.5])) is None
+    assert (state.cycles, state.cycle_start, state.peak) == (1, FIRST, tl.RESTART_PEAK)
+    length = int(FIRST * tl.RESTART_LENGTH)
+    assert state.cycle_end == FIRST + length
+    assert state.learning_rate_factor(FIRST) == pytest.approx(tl.RESTART_PEAK)
+    assert state.learning_rate_factor(FIRST + length) == pytest.approx(tl.RESTART_PEAK * tl.FLOOR)
+    # the next end improves by more than 10%: another cycle
+    assert state.record(check(FIRST + length, [1.0], [0.5 * tl.IMPROVEMENT * 0.99])) is None
+    assert state.cycles == 2
+
+
+def test_a_cycle_end_without_enough_progress_is_a_stall() -> None:
+    state = _state()
+    state.record(check(FIRST, [1.0], [0.5]))
+    end = state.cycle_end
+    assert state.record(check(end, [1.0], [0.5 * tl.IMPROVEMENT * 1.01])) == tl.STALLED
+    assert state.outcome == tl.STALLED
 
 
 def test_the_plateau_signal_is_the_geometric_mean_of_the_residuals() -> None:
@@ -54,34 +80,19 @@ def test_the_plateau_signal_is_the_geometric_mean_of_the_residuals() -> None:
     assert check(1, [1.0], [math.nan]).progress == math.inf
 
 
-def test_a_run_stalled_at_the_lowest_rate_stops() -> None:
-    state = ToleranceState(1e-6)
-    step, outcome = 0, None
-    while outcome is None and step < 10**6:
-        step += 1000
-        outcome = state.record(check(step, [1.0], [1.0]))
-    assert outcome == tl.STALLED
-    assert state.scale == pytest.approx(tl.MIN_SCALE)
-    decays = math.ceil(math.log(tl.MIN_SCALE) / math.log(tl.DECAY))
-    # every level waits PATIENCE checks (the first check sets the best)
-    assert len(state.checks) == 1 + (decays + 1) * tl.PATIENCE
-
-
-def test_warm_up_then_the_scale() -> None:
-    state = ToleranceState(1e-3)
-    assert state.learning_rate_factor(0) == pytest.approx(0.1)
-    assert state.learning_rate_factor(tl.WARMUP) == 1.0
-    state.scale = 0.3
-    assert state.learning_rate_factor(10 * tl.WARMUP) == 0.3
+def test_an_older_plateau_checkpoint_is_refused_with_a_reason() -> None:
+    old = {"tol": 1e-3, "scale": 0.3, "best": 1.0, "stalls": 1, "outcome": None, "checks": []}
+    with pytest.raises(RunFileError, match="started by an older nsvd"):
+        ToleranceState.from_dict(old)
 
 
 def test_state_round_trip() -> None:
-    state = ToleranceState(2e-4)
-    for i, r in enumerate([1.0, 0.99, 0.98, 0.97]):
+    state = ToleranceState(2e-4, 2000)
+    for i, r in enumerate([1.0, 0.5, 0.4, 0.3]):
         state.record(check(1000 * (i + 1), [0.1, math.nan], [r, r]))
     copy = ToleranceState.from_dict(state.state_dict())
     assert copy.state_dict() == state.state_dict()
-    assert (copy.scale, copy.stalls, len(copy.checks)) == (state.scale, state.stalls, 4)
+    assert (copy.cycles, copy.cycle_end, len(copy.checks)) == (state.cycles, state.cycle_end, 4)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +105,7 @@ def test_state_round_trip() -> None:
     ],
 )
 def test_explanations_say_why_the_tolerance_was_not_met(outcome: str, words: str) -> None:
-    state = ToleranceState(1e-3)
+    state = ToleranceState(1e-3, FIRST)
     state.checks.append(check(5000, [5e-4]))
     state.outcome = outcome
     text = tl.explain(state, 2e-3, 5000)
@@ -143,6 +154,6 @@ def test_a_check_near_the_tolerance_is_taken_again_on_the_final_sample() -> None
 
 
 def test_an_old_checkpoints_checks_load_with_the_check_sample_size() -> None:
-    data = ToleranceState(1e-3).state_dict()
+    data = ToleranceState(1e-3, FIRST).state_dict()
     data["checks"] = [{"step": 1000, "widths": [0.1], "residuals": [1.0]}]
     assert ToleranceState.from_dict(data).checks[0].samples == tl.CHECK_SAMPLES
