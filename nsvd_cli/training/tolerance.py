@@ -15,11 +15,11 @@ Residuals are compared only at cycle ends, where the rate has annealed to 1% of 
 cycle's peak: mid-cycle checks swing by tens of percent from one to the next (the Morse
 well's ground state, 3 x 128 network: 0.44, 0.51, 0.69, 0.33 within 4000 steps at a constant
 rate), which made the plateau rule this replaces decay the rate within a few thousand steps
-and stop with an interval 4x wider than a default-length run's. The signal is the geometric mean of all modes' residuals, not the
-widest interval that decides the stop: that one is usually the last mode's, whose estimate
-is the noisiest, and a single check without an interval would read as a stall. The run
-ends when every wanted mode's relative half-width is at most the tolerance, at a stall, or
-when the step budget or time runs out.
+and stop with an interval 4x wider than a default-length run's. The signal is the geometric
+mean of all modes' residuals, not the widest interval that decides the stop: that one is
+usually the last mode's, whose estimate is the noisiest, and a single check without an
+interval would read as a stall. The run ends when every wanted mode's relative half-width
+is at most the tolerance, at a stall, or when the step budget or time runs out.
 """
 
 from __future__ import annotations
