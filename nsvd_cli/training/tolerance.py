@@ -5,11 +5,12 @@ residual intervals) is the kind's; this module only reads its numbers.
 A fixed-length run follows a cosine to 1% of the base rate, which needs the end of the run
 to be known in advance. A run to a tolerance uses restartable cosines instead: its first
 cycle is exactly the fixed schedule of a quarter of its budget (the default length when
-the budget is the default), so a run to a tolerance is never worse than a default run at
-the end of it; each further cycle restarts at ``RESTART_PEAK`` of the base rate and anneals
-again over ``RESTART_LENGTH`` of the first cycle's steps. A cycle that ends without bringing
-the geometric mean of the residuals ``IMPROVEMENT`` below the previous cycle's end is a
-stall, and the run ends there (the network or the read-out cannot do better).
+the budget is the default), so at the end of it a run to a tolerance has had a default
+run's schedule (with its buffer function); each further cycle restarts at
+``RESTART_PEAK`` of the base rate and anneals again over ``RESTART_LENGTH`` of the first
+cycle's steps. A cycle that ends without bringing the geometric mean of the residuals
+``IMPROVEMENT`` below the previous cycle's end is a stall, and the run ends there (the
+network or the read-out cannot do better).
 
 Residuals are compared only at cycle ends, where the rate has annealed to 1% of the
 cycle's peak: mid-cycle checks swing by tens of percent from one to the next (the Morse
