@@ -1,5 +1,6 @@
 """Problem files the tests share, written once: a 1-D harmonic oscillator with a closed
-form (E_n = n + 1/2), sized per test through its solver block."""
+form (E_n = n + 1/2), sized per test through its solver block, and a rank-two kernel with
+a closed-form singular value decomposition."""
 
 from __future__ import annotations
 
@@ -32,3 +33,23 @@ def oscillator(
     if reference and functions:
         lines.append('  eigenfunction: "hermite(n, x)*exp(-x**2/2)"')
     return "\n".join(lines) + "\n"
+
+
+# k(x, y) = sqrt(2) (sin(pi x) cos(pi y) + sin(2 pi x) cos(2 pi y) / 2) on [0, 1] x [-1, 1]:
+# singular values 1 and 1/2 exactly, left functions sqrt(2) sin(k pi x), right cos(k pi y).
+RANK2 = """
+name: rank-two
+coordinates: [x]
+operator:
+  kernel: "sqrt(2)*(sin(pi*x)*cos(pi*y) + sin(2*pi*x)*cos(2*pi*y)/2)"
+  input_coordinates: [y]
+  input_domain: {box: {y: [-1, 1]}}
+domain: {box: {x: [0, 1]}}
+modes: 2
+solver: {steps: 2000, learning_rate: 3.0e-3, batch_size: 256, eval_samples: 16384, hidden: 32}
+reference:
+  singular_value: "1/k"
+  quantum_numbers: {k: [1, 2]}
+  left_function: "sin(k*pi*x)"
+  right_function: "cos(k*pi*y)"
+"""

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import RANK2
 from torch import nn
 from typer.testing import CliRunner
 
@@ -29,23 +30,6 @@ from nsvd_cli.spec.load import ProblemError, load_problem, parse_problem
 ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 
-# A rank-2 kernel on [0, 1] x [-1, 1]: singular values 1 and 1/2 exactly.
-RANK2 = """
-name: rank-two
-coordinates: [x]
-operator:
-  kernel: "sqrt(2)*(sin(pi*x)*cos(pi*y) + sin(2*pi*x)*cos(2*pi*y)/2)"
-  input_coordinates: [y]
-  input_domain: {box: {y: [-1, 1]}}
-domain: {box: {x: [0, 1]}}
-modes: 2
-solver: {steps: 2000, learning_rate: 3.0e-3, batch_size: 256, eval_samples: 16384, hidden: 32}
-reference:
-  singular_value: "1/k"
-  quantum_numbers: {k: [1, 2]}
-  left_function: "sin(k*pi*x)"
-  right_function: "cos(k*pi*y)"
-"""
 
 
 def _write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:

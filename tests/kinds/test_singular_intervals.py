@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import torch
+from helpers import RANK2
 from torch import nn
 
 from nsvd_cli.kinds.integral_model import (
@@ -24,19 +25,6 @@ from nsvd_cli.objectives.intervals import (
     intervals_from,
 )
 from nsvd_cli.spec.load import load_problem
-
-# k(x, y) = sqrt(2) (sin(pi x) cos(pi y) + sin(2 pi x) cos(2 pi y) / 2) on [0, 1] x [-1, 1]:
-# singular values 1 and 1/2, left functions sqrt(2) sin(k pi x), right ones cos(k pi y).
-RANK2 = """
-name: rank-two
-coordinates: [x]
-operator:
-  kernel: "sqrt(2)*(sin(pi*x)*cos(pi*y) + sin(2*pi*x)*cos(2*pi*y)/2)"
-  input_coordinates: [y]
-  input_domain: {box: {y: [-1, 1]}}
-domain: {box: {x: [0, 1]}}
-modes: 2
-"""
 
 
 class _Functions(nn.Module):
