@@ -310,11 +310,9 @@ def _report(
     problem_file: Path, problem: Problem, settings: Settings, run_dir: Path, results: Results
 ) -> None:
     """The read-out table, and what the user should know about the run."""
-    # In mode order (a singular kind's largest first), as the intervals are.
-    sv = results.singular
-    values, stderr = (sv.values, sv.stderr) if sv is not None else (results.eigenvalues,
-                                                                      results.stderr)
-    out.print(values_table(problem, values, stderr, results.intervals))
+    # In memory every kind's values are in mode order (a singular kind's largest first),
+    # as its intervals are.
+    out.print(values_table(problem, results.eigenvalues, results.stderr, results.intervals))
     note = interval_note(results.intervals)
     if note is not None:
         err.print(note, highlight=False)
