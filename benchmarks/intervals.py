@@ -31,7 +31,7 @@ PROBLEMS = [
     "box-3d",
     "rotated-oscillator-4d",
     "hydrogen-3d",
-    "hydrogen-2d",  # no intervals: ||H u|| is infinite at a 2-D Coulomb point
+    "hydrogen-2d",  # intervals only with the exact cusp factor (network.cusp, the default)
     # Integral operators: singular values, intervals on the Jordan-Wielandt operator.
     "low-rank-kernel",
     "gaussian-cdk",

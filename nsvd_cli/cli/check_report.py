@@ -122,6 +122,10 @@ def summary(problem: Problem, derived: bool = False) -> list[tuple[str, str]]:
     return lines
 
 
+def _cusp(rate: float) -> str:
+    return f", exact Coulomb cusp factor (rate {_number(rate)})" if rate else ""
+
+
 def derived(settings: Settings, timing: StepTime | None = None) -> list[tuple[str, str]]:
     """The derived settings that decide a run's cost and accuracy, and (``timing``) the
     training time they imply."""
@@ -134,7 +138,7 @@ def derived(settings: Settings, timing: StepTime | None = None) -> list[tuple[st
         ("batch size", str(settings.optimiser.batch_size)),
         ("learning rate", _number(settings.optimiser.learning_rate)),
         ("network", f"{network.architecture}, {network.depth} x {network.hidden}"
-                    + _buffer(network.buffer_modes)),
+                    + _buffer(network.buffer_modes) + _cusp(network.cusp)),
         ("derivatives", settings.derivatives),
         ("shift, scale", f"{shift}, {_number(settings.transform.scale)}"),
         *_sampling(settings),

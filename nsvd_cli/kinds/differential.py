@@ -112,7 +112,10 @@ def continuum(compiled: CompiledProblem) -> float | None:
 
 
 def diverging(compiled: CompiledProblem) -> str | None:
-    """Why ||H u|| is infinite for the problem's potential (no intervals then), or None."""
+    """Why ||H u|| is infinite for the problem's potential (no intervals then), or None.
+    The exact cusp factor keeps H u bounded at a Coulomb centre."""
+    if compiled.settings.network.cusp:
+        return None
     gen = torch.Generator().manual_seed(compiled.settings.seed)
     return residual_diverges(compiled.operator.potential, compiled.dim, gen)
 

@@ -32,7 +32,13 @@ from nsvd_cli.numerics.derivatives import reference_jet
 from nsvd_cli.numerics.jets import Jet
 from nsvd_cli.numerics.memory import readout_bytes, training_step_bytes
 from nsvd_cli.numerics.networks import NetworkConfig, build_network
-from nsvd_cli.numerics.operators import JetField, Schrodinger, box_factor
+from nsvd_cli.numerics.operators import (
+    JetField,
+    Schrodinger,
+    box_factor,
+    cusp_factor,
+    product_factor,
+)
 from nsvd_cli.numerics.sampling import GaussianMixture, Sampler, UniformBox, UniformRegion
 from nsvd_cli.spec.load import Problem, located_error
 from nsvd_cli.training.settings import Settings
@@ -64,6 +70,8 @@ class CompiledProblem:
             center=tuple(s.network.input_center),
             scale=tuple(s.network.input_scale),
             radial_feature=s.network.radial_feature,
+            # The Bohr radius of the cusp: beyond it the input is |x| as without a factor.
+            radial_softening=1.0 / abs(s.network.cusp) if s.network.cusp else 0.0,
             fourier_features=s.network.fourier_features,
             fourier_scale=s.network.fourier_scale,
             fourier_seed=s.seed,
@@ -122,8 +130,22 @@ def derive_settings(problem: Problem) -> Settings:
     else:
         est = _bounded_settings(problem, s, potential, kappa, gen)
     _operator_scale(problem, s, est)
+    _coulomb_cusp(problem, s, potential, kappa)
     apply_solver_overrides(problem, s)
     return s
+
+
+def _coulomb_cusp(problem: Problem, s: Settings, potential: analysis.Field, kappa: float) -> None:
+    """Where V = -Z/r at the origin (d >= 2, no drift), the functions carry the exact cusp
+    factor of rate Z / (kappa (d - 1)): H psi is then bounded, so residual intervals exist
+    even in 2-D, and the network need not learn a kink. (The |x| input, which would add a
+    cusp of its own, is softened at the origin then: ``network_config``.)"""
+    d = len(problem.coordinates)
+    if d < 2 or problem.drift_exprs() is not None:
+        return
+    charge = analysis.coulomb_charge(potential, d, torch.Generator().manual_seed(ANALYSIS_SEED))
+    if charge is not None:
+        s.network.cusp = charge / (kappa * (d - 1))
 
 
 def _whole_space_settings(
@@ -263,6 +285,14 @@ def _apply_network(problem: Problem, s: Settings) -> None:
     s.network.hidden = net.hidden or s.network.hidden
     s.network.depth = net.depth or s.network.depth
     s.network.activation = net.activation
+    if net.cusp is False:
+        s.network.cusp = 0.0
+    elif net.cusp and not s.network.cusp:
+        raise located_error(
+            problem, ("network", "cusp"),
+            "the cusp factor needs V = -Z/r at the origin (the same Z in every direction, "
+            "d >= 2, no drift); this potential is not",
+        )
     if net.radial_feature is not None:
         s.network.radial_feature = net.radial_feature
     s.network.fourier_features = net.fourier_features
@@ -312,7 +342,8 @@ def build(problem: Problem, settings: Settings) -> CompiledProblem:
             def boundary(x: torch.Tensor) -> Jet:
                 return reference_jet(lambda y: region(y) / norm, x)
 
-    return CompiledProblem(problem, settings, operator, sampler, boundary)
+    cusp = cusp_factor(settings.network.cusp) if settings.network.cusp else None
+    return CompiledProblem(problem, settings, operator, sampler, product_factor(boundary, cusp))
 
 
 def memory_needs(problem: Problem, settings: Settings) -> list[MemoryNeed]:

@@ -39,6 +39,9 @@ class NetworkConfig:
     scale: tuple[float, ...] = ()
     # |x| as an extra input lets a smooth network represent the cusp of a Coulomb state.
     radial_feature: bool = False
+    # With a softening c > 0 the input is sqrt(|x|^2 + c^2) instead: smooth at the origin,
+    # so it adds no cusp of its own to functions that carry the exact one as a factor.
+    radial_softening: float = 0.0
     # Gaussian Fourier features sin/cos(2 pi B u), B ~ N(0, fourier_scale^2), fixed at init.
     fourier_features: int = 0
     fourier_scale: float = 1.0
@@ -95,6 +98,7 @@ class _ModeMLP(nn.Module):
             start = math.log(2.0 * rms_scale)
             self.envelope_log_scale = nn.Parameter(torch.full((config.modes,), start))
         self._activation = ACTIVATIONS[config.activation]
+        self._radial_eps = config.radial_softening or 1e-12
 
     @property
     def feature_width(self) -> int:
@@ -105,7 +109,7 @@ class _ModeMLP(nn.Module):
         u = (x - self.center.to(x.dtype)) * self.inv_scale.to(x.dtype)
         parts = [u]
         if self.config.radial_feature:
-            r = torch.sqrt((x * x).sum(-1, keepdim=True) + 1e-24)
+            r = torch.sqrt((x * x).sum(-1, keepdim=True) + self._radial_eps**2)
             parts.append(r * self.radial_inv_scale.to(x.dtype))
         if self.config.fourier_features:
             z = u @ self.fourier_matrix.to(x.dtype).T
@@ -118,7 +122,7 @@ class _ModeMLP(nn.Module):
         u = Jet((x - self.center.to(x.dtype)) * inv, coords.grad * inv, coords.lap, coords.tangents)
         out = u
         if self.config.radial_feature:
-            r = radius(coords).scale(self.radial_inv_scale.to(x.dtype))
+            r = radius(coords, self._radial_eps).scale(self.radial_inv_scale.to(x.dtype))
             out = out.cat(r.unsqueeze_features())
         if self.config.fourier_features:
             z = u.linear(self.fourier_matrix.to(x.dtype))

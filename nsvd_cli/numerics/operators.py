@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nsvd_cli.numerics.jets import Jet
+from nsvd_cli.numerics.jets import Jet, radius
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 JetField = Callable[[torch.Tensor], Jet]
@@ -103,3 +103,35 @@ def box_factor(lo: torch.Tensor, hi: torch.Tensor) -> JetField:
         return jet
 
     return factor
+
+
+def cusp_factor(rate: float) -> JetField:
+    """J(x) = exp(-rate * s(r)), s(r) = r / (1 + |rate| r): the exact Coulomb cusp.
+
+    For V = -Z/r + (bounded) and psi = J f with f smooth, the only unbounded terms of
+    H psi are (kappa * rate * (d - 1) - Z) J f / r, which vanish for rate = Z / (kappa (d - 1))
+    whatever f is: H psi stays bounded, so ||(H - E) psi|| is finite and its Monte-Carlo
+    estimate has finite variance. s bends over at r ~ 1 / |rate| (the Bohr radius), so J
+    tends to the constant e^{-sign(rate)} instead of imposing a decay rate on the states.
+    """
+    bend = abs(rate)
+
+    def profile(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        q = 1.0 / (1.0 + bend * r)
+        j = torch.exp(-rate * r * q)
+        ds = q * q  # s'(r)
+        d2s = -2.0 * bend * q * q * q
+        return j, -rate * ds * j, (rate * rate * ds * ds - rate * d2s) * j
+
+    def factor(x: torch.Tensor) -> Jet:
+        return radius(Jet.variable(x)).apply(profile)
+
+    return factor
+
+
+def product_factor(first: JetField | None, second: JetField | None) -> JetField | None:
+    """The pointwise product of two optional factors (a wall factor and a cusp factor)."""
+    if first is None or second is None:
+        return first or second
+    a, b = first, second
+    return lambda x: a(x) * b(x)

@@ -263,7 +263,8 @@ modes: 4                           # required; how many eigenpairs (the lowest e
 #   spin_decay: 0.01               # spin only: weight of each new batch in its moving averages
 #   tol: 1.0e-4                    # train until every mode's 95% error interval is this narrow
 #                                  #   (relative half-width); the budget is then 4x the default
-#                                  #   steps, the learning rate decays on plateaus (eigen only)
+#                                  #   steps, the learning rate runs restartable cosine
+#                                  #   cycles (eigen only)
 
 # network:                         # optional; the architecture
 #   kind: shared                   # shared: one MLP with `modes` outputs | disjoint: one MLP
@@ -275,6 +276,8 @@ modes: 4                           # required; how many eigenpairs (the lowest e
 #   fourier_features: 0            # Gaussian Fourier features sin/cos(2 pi B u), B ~ N(0, s^2)
 #   fourier_scale: 1.0             #   s, in units of the scaled input
 #   envelope: false                # each mode times a learnable exp(-|x - c| / s_l)
+#   cusp: false                    # each mode times the exact cusp factor of V = -Z/r at 0;
+#                                  #   default: when V is -Z/r there (then no radial_feature)
 
 # What `nsvd eval` compares with; optional. Without one, for d <= 3:
 #   nsvd reference @NAME@.yaml -o ref.h5   then   nsvd eval runs/@NAME@ --against ref.h5

@@ -144,6 +144,7 @@ class Network(_Model):
     fourier_features: Annotated[int, PlainValidator(integer_type(ge=0, le=4096))] = 0
     fourier_scale: PositiveNumber = 1.0
     envelope: StrictBool = False
+    cusp: StrictBool | None = None  # None: where V = -Z/r at the origin
 
 
 class Reference(_Model):

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 
-from nsvd_cli.spec.fields import parameter_value, quote
+from nsvd_cli.spec.fields import integer_value, parameter_value, quote, show
 from nsvd_cli.spec.scope import (
     MANY_STATES,
     MAX_PARAMETERS,
@@ -333,6 +333,8 @@ def _reference_issues(
                 f"states (limit {MAX_STATES})",
             )
         )
+    elif count is not None:
+        found.extend(_huge_quantum_numbers(ranges))
     scope = replace(scope, quantum_numbers=[q for q in ranges if isinstance(q, str)])
     checks: tuple[tuple[str, Callable[[Any], Any]], ...] = (
         (value_key, scope.eigenvalue),
@@ -344,3 +346,23 @@ def _reference_issues(
     for name, parse in checks:
         check_expression(("reference", name), reference.get(name), parse, found)
     return found
+
+
+# Quantum numbers reach compiled formulas as machine integers; a few huge ones could.
+QUANTUM_NUMBER_LIMIT = 1_000_000
+
+
+def _huge_quantum_numbers(ranges: Mapping[Any, Any]) -> Found:
+    found: Found = []
+    for name, value in ranges.items():
+        ends = [integer_value(v) for v in value]
+        if any(end is not None and abs(end) > QUANTUM_NUMBER_LIMIT for end in ends):
+            found.append(
+                (
+                    ("reference", "quantum_numbers", str(name)),
+                    f"the ends must lie within +-{QUANTUM_NUMBER_LIMIT}, got "
+                    f"[{', '.join(show(v) for v in value)}]",
+                )
+            )
+    return found
+

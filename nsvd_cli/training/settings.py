@@ -32,6 +32,9 @@ class NetworkSettings:
     # Functions trained above the wanted modes and not reported: their Ritz values give the
     # highest wanted mode an estimated gap (a Kato-Temple interval instead of Weinstein's).
     buffer_modes: int = 0
+    # Each output times exp(-cusp * s(|x|)), the exact cusp of V = -Z/r at the origin
+    # (numerics.operators.cusp_factor); 0: no factor.
+    cusp: float = 0.0
     input_center: list[float] = field(default_factory=list)
     input_scale: list[float] = field(default_factory=list)
 

@@ -114,6 +114,8 @@ def test_summary_of_a_valid_file() -> None:
     assert shown["reference"] == "closed form over n, m, with eigenfunctions"
     assert shown["solver"].startswith("neuralsvd-sequential")
     assert "steps" not in shown  # derived settings only on request
+    derived = RUNNER.invoke(app, ["check", str(path), "--derived"]).stdout
+    assert "exact Coulomb cusp factor (rate 2)" in " ".join(derived.split())
 
 
 def test_summary_of_an_integral_operator_with_derived_settings() -> None:

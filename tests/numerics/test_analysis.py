@@ -92,6 +92,24 @@ def test_a_residual_diverges_at_a_2d_coulomb_point_and_not_in_3d() -> None:
     assert analysis.residual_diverges(oscillator, 1, _gen()) is None
 
 
+def test_the_coulomb_charge_is_read_from_the_potential_and_nothing_else_has_one() -> None:
+    """V = -Z/r + (bounded) gives Z in any dimension; another power, an angular factor or a
+    bounded potential gives None (no exact cusp factor for them)."""
+    def r(y: torch.Tensor) -> torch.Tensor:
+        return y.norm(dim=1)
+
+    assert analysis.coulomb_charge(lambda y: -1 / r(y), 2, _gen()) == pytest.approx(1.0, rel=1e-9)
+    screened = lambda y: -3 * torch.exp(-r(y)) / r(y) + (y * y).sum(-1)  # noqa: E731
+    assert analysis.coulomb_charge(screened, 3, _gen()) == pytest.approx(3.0, rel=1e-5)
+    assert analysis.coulomb_charge(lambda y: 2 / r(y), 3, _gen()) == pytest.approx(-2.0)
+    angular = lambda y: -(1.5 + y[:, 0] / r(y)) / r(y)  # noqa: E731
+    assert analysis.coulomb_charge(angular, 2, _gen()) is None
+    assert analysis.coulomb_charge(lambda y: -1 / r(y) ** 1.5, 3, _gen()) is None
+    assert analysis.coulomb_charge(lambda y: (y * y).sum(-1), 2, _gen()) is None
+    soft = lambda y: -1 / torch.sqrt((y * y).sum(-1) + 0.01)  # noqa: E731
+    assert analysis.coulomb_charge(soft, 2, _gen()) is None
+
+
 def test_weyl_count_survives_a_wall_whose_values_overflow_a_variance() -> None:
     """The bare Morse wall D (1 - exp(-(x - 1)))^2 reaches 1e300 on the far sample: the
     bracket once came from the standard deviation, which overflowed to inf."""

@@ -9,7 +9,12 @@ import torch
 
 from nsvd_cli.numerics.derivatives import reference_jet
 from nsvd_cli.numerics.jets import Jet
-from nsvd_cli.numerics.operators import Schrodinger, box_factor, finite_potential
+from nsvd_cli.numerics.operators import (
+    Schrodinger,
+    box_factor,
+    cusp_factor,
+    finite_potential,
+)
 from nsvd_cli.numerics.sampling import GaussianMixture, UniformBox
 
 
@@ -112,3 +117,44 @@ def test_coulomb_centre_gives_finite_potential() -> None:
     v = finite_potential(lambda y: -1.0 / y.norm(dim=1), x)
     assert torch.isfinite(v).all()
     assert float(v[1]) == -2.0
+
+
+@pytest.mark.parametrize("rate", [2.0, -0.7])
+def test_the_cusp_factor_jet_is_exact(rate: float) -> None:
+    x = torch.randn(32, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    factor = cusp_factor(rate)
+    slow = reference_jet(lambda y: factor(y).value, x)
+    r = x.norm(dim=1)
+    assert torch.allclose(factor(x).value, torch.exp(-rate * r / (1 + abs(rate) * r)))
+    assert torch.allclose(factor(x).grad, slow.grad, atol=1e-12)
+    assert torch.allclose(factor(x).lap, slow.lap, atol=1e-10)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_the_cusp_factor_keeps_h_psi_bounded_at_a_coulomb_centre(d: int) -> None:
+    """H (J f) for a smooth f that does not vanish at the centre: bounded with the factor of
+    rate Z / (kappa (d - 1)), growing like 1/r without it (so ||H psi|| would be infinite)."""
+    kappa, charge = 0.5, 1.3
+    op = Schrodinger(kappa, lambda y: -charge / y.norm(dim=1))
+    factor = cusp_factor(charge / (kappa * (d - 1)))
+    shift = torch.linspace(0.3, 0.6, d, dtype=torch.float64)
+
+    def smooth(x: torch.Tensor) -> Jet:  # f = exp(-|x - c|^2 / 2) * (1 + x_0)
+        y = x - shift
+        g = _exp_jet(Jet(-0.5 * (y * y).sum(-1), -y, torch.full_like(x[:, 0], -float(d))))
+        e0 = torch.zeros_like(x)
+        e0[:, 0] = 1.0
+        return Jet(1 + x[:, 0], e0, torch.zeros_like(x[:, 0])) * g
+
+    def h_psi_over_psi(r: float, with_factor: bool) -> float:
+        u = torch.randn(64, d, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        x = r * u / u.norm(dim=1, keepdim=True)
+        psi = factor(x) * smooth(x) if with_factor else smooth(x)
+        hh = op.apply(psi.unsqueeze_features(), Jet.constant(torch.zeros_like(x[:, 0]), d),
+                      op.potential(x))
+        return float((hh[:, 0] / psi.value).abs().max())
+
+    with_cusp = [h_psi_over_psi(r, True) for r in (1e-2, 1e-4, 1e-6)]
+    assert max(with_cusp) < 1.5 * min(with_cusp) < 100.0
+    without = [h_psi_over_psi(r, False) for r in (1e-2, 1e-4, 1e-6)]
+    assert without[2] > 1e3 * without[0]

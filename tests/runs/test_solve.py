@@ -173,7 +173,9 @@ def test_coulomb_problem_trains_without_nan(tmp_path: Path) -> None:
     results, _ = solve(problem, settings, tmp_path / "r", CPU)
     assert np.all(np.isfinite(results.eigenvalues))
     assert np.all(np.isfinite(results.history["loss"]))
-    assert settings.network.radial_feature and settings.transform.shift == 0.0
+    # The exact cusp factor: rate Z / (kappa (d - 1)) = 2; |x| stays an input (softened).
+    assert settings.network.cusp == pytest.approx(2.0) and settings.network.radial_feature
+    assert settings.transform.shift == 0.0
 
 
 def test_bad_problem_file_exits_2_with_location(tmp_path: Path) -> None:
@@ -218,14 +220,20 @@ def test_a_short_run_ends_with_warnings_that_say_what_to_do(tmp_path: Path) -> N
     assert run_warnings(read_results(tmp_path / "s" / "results.h5"))
 
 
-def test_a_2d_coulomb_problem_has_no_intervals_and_says_why(tmp_path: Path) -> None:
-    """||H u|| is infinite at a 2-D Coulomb point for any learned function: no number."""
+COULOMB_2D = (
+    "name: coulomb-2d\ncoordinates: [x, y]\n"
+    'operator: {potential: "-1/sqrt(x**2 + y**2)"}\nmodes: 2\n'
+    "solver: {steps: 40, batch_size: 256, eval_samples: 4096, hidden: 16}\n"
+)
+
+
+def test_a_2d_coulomb_problem_without_the_cusp_factor_has_no_intervals_and_says_why(
+    tmp_path: Path,
+) -> None:
+    """||H u|| is infinite at a 2-D Coulomb point for a learned function without the exact
+    cusp: no number."""
     path = tmp_path / "coulomb.yaml"
-    path.write_text(
-        "name: coulomb-2d\ncoordinates: [x, y]\n"
-        'operator: {potential: "-1/sqrt(x**2 + y**2)"}\nmodes: 2\n'
-        "solver: {steps: 40, batch_size: 256, eval_samples: 4096, hidden: 16}\n"
-    )
+    path.write_text(COULOMB_2D + "network: {cusp: false}\n")
     runner = CliRunner()
     assert runner.invoke(app, ["solve", str(path), "--out", str(tmp_path / "r")]).exit_code == 0
     stored = read_results(tmp_path / "r" / "results.h5")
@@ -236,6 +244,27 @@ def test_a_2d_coulomb_problem_has_no_intervals_and_says_why(tmp_path: Path) -> N
     own = json.loads(runner.invoke(app, ["eval", str(tmp_path / "r"), "--json"]).stdout)
     assert own["intervals"] == [[None, None], [None, None]]
     assert "2-D" in own["interval_unavailable"] and "infinite" in own["interval_unavailable"]
+
+
+def test_a_2d_coulomb_problem_with_the_default_cusp_factor_has_intervals(tmp_path: Path) -> None:
+    path = tmp_path / "coulomb.yaml"
+    path.write_text(COULOMB_2D)
+    result = CliRunner().invoke(app, ["solve", str(path), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    stored = read_results(tmp_path / "r" / "results.h5")
+    assert stored.intervals is not None and "unavailable" not in stored.intervals.methods
+    assert np.isfinite(stored.intervals.low).all() and np.isfinite(stored.intervals.high).all()
+    assert (stored.intervals.low <= stored.intervals.high).all()
+
+
+def test_a_cusp_factor_that_cannot_apply_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    harmonic = COULOMB_2D.replace("-1/sqrt(x**2 + y**2)", "x**2 + y**2")
+    path.write_text(harmonic + "network: {cusp: true}\n")
+    result = CliRunner().invoke(app, ["solve", str(path), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert "p.yaml:6" in result.output and "network.cusp" in result.output
+    assert "needs V = -Z/r" in result.output
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "problems").glob("*.yaml")))

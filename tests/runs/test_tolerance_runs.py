@@ -129,10 +129,11 @@ name: hydrogen-2d-small
 coordinates: [x, y]
 operator: {potential: "-1/sqrt(x**2 + y**2)"}
 modes: 2
+network: {cusp: false}
 """
 
 
-def test_a_tolerance_on_a_2d_coulomb_problem_is_refused(
+def test_a_tolerance_on_a_2d_coulomb_problem_without_the_cusp_factor_is_refused(
     write_problem: Callable[..., Path], nsvd: Invoke, tmp_path: Path
 ) -> None:
     path = write_problem(HYDROGEN_2D)
@@ -142,7 +143,7 @@ def test_a_tolerance_on_a_2d_coulomb_problem_is_refused(
     in_file = write_problem(HYDROGEN_2D + "solver: {tol: 1.0e-3}\n", "in-file")
     result = nsvd("solve", in_file, "--out", tmp_path / "run2")
     assert result.exit_code == 2, result.output
-    assert "in-file.yaml:5" in result.stderr and "solver.tol" in result.stderr
+    assert "in-file.yaml:6" in result.stderr and "solver.tol" in result.stderr
 
 
 def test_a_tolerance_on_singular_values_is_refused(nsvd: Invoke, tmp_path: Path) -> None:

@@ -307,6 +307,7 @@ INNER_KEYS = [
     "fourier_features",
     "fourier_scale",
     "envelope",
+    "cusp",
     "eigenvalues",
     "eigenvalue",
     "quantum_numbers",

@@ -229,6 +229,10 @@ def test_bad_ranges() -> None:
     assert "lower end must be below upper end" in issue.message
     issue = one_error(MINIMAL + "reference:\n  eigenvalue: n\n  quantum_numbers: {n: [3, 1]}\n")
     assert issue.key == "reference.quantum_numbers.n" and issue.line == 6
+    # Found by the fuzz test: an integral float of 1e308 used to end in an OverflowError.
+    huge = MINIMAL + "reference:\n  eigenvalue: n\n  quantum_numbers: {n: [-1.0e+308, -1.0e+308]}\n"
+    issue = one_error(huge)
+    assert issue.key == "reference.quantum_numbers.n" and "+-1000000" in issue.message
     issue = one_error(MINIMAL + "solver: {batch_size: 7}\n")
     assert issue.message == "must be even, got 7"
     issue = one_error(MINIMAL.replace("modes: 2", "modes: 0"))
