@@ -166,7 +166,6 @@ def tolerance_attrs(state: TrainState, intervals: IntervalArrays | None) -> dict
         "tol_met": bool(final <= tolerance.tol),
         "tol_outcome": tolerance.outcome or "interrupted",
         "tol_checks": len(tolerance.checks),
-        "tol_widenings": tolerance.widenings,
         "tol_note": explain(tolerance, final, state.step),
     }
 

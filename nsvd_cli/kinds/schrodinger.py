@@ -351,10 +351,10 @@ def memory_needs(problem: Problem, settings: Settings) -> list[MemoryNeed]:
     s = settings
     d, modes = len(problem.coordinates), problem.modes + s.network.buffer_modes
     net = s.network
-    hidden = max(net.hidden, net.max_hidden)  # a run to a tolerance may widen to it
-    batch = s.optimiser.batch_size
-    step = training_step_bytes(batch, d, modes, hidden, net.depth, element_bytes(s))
-    readout = readout_bytes(s.readout.eval_samples, d, modes, hidden)
+    step = training_step_bytes(
+        s.optimiser.batch_size, d, modes, net.hidden, net.depth, element_bytes(s)
+    )
+    readout = readout_bytes(s.readout.eval_samples, d, modes, s.network.hidden)
     return [
         MemoryNeed(f"the training step (solver.batch_size = {s.optimiser.batch_size})", step,
                    "lower solver.batch_size"),

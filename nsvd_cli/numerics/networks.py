@@ -8,7 +8,6 @@ architectures are one class plus one line in ``NETWORKS``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -219,34 +218,6 @@ class DisjointMLP(_ModeMLP):
             if k < n - 1:
                 u = u.apply(self._activation)
         return u.squeeze_last()
-
-
-@torch.no_grad()
-def widened(network: nn.Module, hidden: int) -> nn.Module:
-    """The same functions with ``hidden`` units per layer (at least the current width).
-
-    Each weight is copied into the top-left block of the wider one; the new units get the
-    wider network's fresh initialisation (the caller seeds the global RNG), and every weight
-    from a new unit into an old unit or an output starts at zero, so the old units and the
-    outputs compute exactly what they did. Gradients reach the zero weights at once (the
-    new units' activations are not zero), so the new units start learning at the next step.
-    """
-    if not isinstance(network, _ModeMLP) or hidden < network.config.hidden:
-        raise ValueError(f"cannot widen {type(network).__name__} to {hidden} units")
-    old = network.config.hidden
-    first = next(network.parameters())
-    wider = type(network)(dataclasses.replace(network.config, hidden=hidden))
-    wider = wider.to(device=first.device, dtype=first.dtype)
-    for name, tensor in network.state_dict().items():
-        target = wider.state_dict()[name]
-        if target.shape == tensor.shape:
-            target.copy_(tensor)
-            continue
-        # A weight whose input axis (the last) grew takes the new units' outputs: zero.
-        if tensor.dim() >= 2 and target.shape[-1] > tensor.shape[-1]:
-            target[..., old:].zero_()
-        target[tuple(slice(0, n) for n in tensor.shape)] = tensor
-    return wider
 
 
 NETWORKS: dict[str, Callable[[NetworkConfig], nn.Module]] = {

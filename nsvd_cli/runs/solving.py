@@ -36,7 +36,7 @@ from nsvd_cli.runs.record import Session, checkpoint_hook, run_training
 from nsvd_cli.spec import Problem
 from nsvd_cli.training import LOCAL, Context, ProgressHook, Settings, TrainState
 from nsvd_cli.training.loop import Monitor
-from nsvd_cli.training.tolerance import BUDGET_FACTOR, BUFFER_MODES, WIDEST
+from nsvd_cli.training.tolerance import BUDGET_FACTOR, BUFFER_MODES
 
 
 def prepare(
@@ -46,8 +46,7 @@ def prepare(
     tolerance (``tol``, or the file's ``solver.tol``) gets ``BUDGET_FACTOR`` times the
     default step count as its budget unless the steps are given, and trains
     ``BUFFER_MODES`` functions above the wanted modes (where its kind can check a tolerance;
-    elsewhere the tolerance is refused later); a width the file does not give may grow to
-    ``WIDEST`` when the run stalls."""
+    elsewhere the tolerance is refused later)."""
     kind = kind_of(problem)
     settings = kind.derive_settings(problem)
     if tol is not None:
@@ -57,8 +56,6 @@ def prepare(
             settings.optimiser.steps *= BUDGET_FACTOR
         if kind.options.tol:
             settings.network.buffer_modes = BUFFER_MODES
-            if problem.solver.hidden is None and problem.network.hidden is None:
-                settings.network.max_hidden = max(WIDEST, settings.network.hidden)
     if steps is not None:
         settings.optimiser.steps = steps
     if seed is not None:

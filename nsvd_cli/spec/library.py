@@ -264,7 +264,7 @@ modes: 4                           # required; how many eigenpairs (the lowest e
 #   tol: 1.0e-4                    # train until every mode's 95% error interval is this narrow
 #                                  #   (relative half-width); the budget is then 4x the default
 #                                  #   steps, the learning rate runs restartable cosine
-#                                  #   cycles, a stall widens a derived network (eigen only)
+#                                  #   cycles (eigen only)
 
 # network:                         # optional; the architecture
 #   kind: shared                   # shared: one MLP with `modes` outputs | disjoint: one MLP

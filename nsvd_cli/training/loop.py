@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 import torch
 
-from nsvd_cli.numerics.networks import widened
 from nsvd_cli.objectives.methods import Method, MethodOptions, make_method
 from nsvd_cli.training.distributed import LOCAL, Context, rank_seed
 from nsvd_cli.training.eigen_objective import (
@@ -39,7 +38,6 @@ from nsvd_cli.training.state import DTYPES, Snapshot, Trainable, TrainState
 from nsvd_cli.training.tolerance import (
     BUDGET,
     TIME,
-    WIDEN,
     IntervalCheck,
     ToleranceState,
     check_every,
@@ -261,17 +259,11 @@ def _loop(
         if record:
             loss_value = float(loss.detach())
         objective.after_step(state)
-        check, verdict = _check(state, stopping, _can_widen(s, context))
+        check = _check(state, stopping)
         state.elapsed = time.perf_counter() - started
         if record or check is not None:
             _snapshot(state, loss_value, objective, optimizer, check, on_progress)
-        if verdict == WIDEN:
-            _widen(s, state)
-            optimizer = state.optimizer
-            parameters = [p for group in optimizer.param_groups for p in group["params"]]
-        widened_now = verdict == WIDEN  # a roll-back must not reach the narrower network
-        checkpoint_due = state.step % s.optimiser.checkpoint_every == 0 or widened_now
-        if on_checkpoint is not None and checkpoint_due:
+        if on_checkpoint is not None and state.step % s.optimiser.checkpoint_every == 0:
             on_checkpoint(state)
     _close_tolerance(state, total, stopping)
     return state
@@ -288,36 +280,16 @@ def _finished(state: TrainState, total: int) -> bool:
     return ended or state.step >= total
 
 
-def _check(
-    state: TrainState, stopping: Stopping, can_widen: bool
-) -> tuple[IntervalCheck | None, str | None]:
-    """The kind's interval check, every ``stopping.check_every`` steps, and a run to a
-    tolerance's verdict on it (every rank reads the same sample, so all reach the same)."""
+def _check(state: TrainState, stopping: Stopping) -> IntervalCheck | None:
+    """The kind's interval check, every ``stopping.check_every`` steps; a run to a tolerance
+    decides on it (every rank reads the same sample, so all reach the same verdict)."""
     monitor = stopping.monitor
     if monitor is None or not is_check_step(state.step, stopping.check_every):
-        return None, None
+        return None
     check = monitor(state)
-    if state.tolerance is None:
-        return check, None
-    return check, state.tolerance.record(check, can_widen)
-
-
-def _can_widen(s: Settings, context: Context) -> bool:
-    # One process only: ranks would have to rebuild their gradient hooks together.
-    return s.network.hidden < s.network.max_hidden and not context.active
-
-
-def _widen(s: Settings, state: TrainState) -> None:
-    """Twice the hidden units (up to ``max_hidden``), the same functions, a fresh optimiser
-    (the learning rate restarts anyway). The new units' initialisation is seeded by the run's
-    seed and step, so a resumed run widens exactly as an uninterrupted one."""
-    hidden = min(2 * s.network.hidden, s.network.max_hidden)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(s.seed + state.step)
-        state.network = widened(state.network, hidden)
-    s.network.hidden = hidden
-    state.optimizer = torch.optim.Adam(state.network.parameters(), lr=s.optimiser.learning_rate)
-    state.method = _method(s, state.network)
+    if state.tolerance is not None:
+        state.tolerance.record(check)
+    return check
 
 
 def _close_tolerance(state: TrainState, total: int, stopping: Stopping) -> None:

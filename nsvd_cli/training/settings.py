@@ -35,9 +35,6 @@ class NetworkSettings:
     # Each output times exp(-cusp * s(|x|)), the exact cusp of V = -Z/r at the origin
     # (numerics.operators.cusp_factor); 0: no factor.
     cusp: float = 0.0
-    # A run to a tolerance whose width was derived may widen the network up to this many
-    # units when it stalls (training.tolerance); 0: the width stays.
-    max_hidden: int = 0
     input_center: list[float] = field(default_factory=list)
     input_scale: list[float] = field(default_factory=list)
 

@@ -9,13 +9,8 @@ the budget is the default), so at the end of it a run to a tolerance has had a d
 run's schedule (with its buffer function); each further cycle restarts at
 ``RESTART_PEAK`` of the base rate and anneals again over ``RESTART_LENGTH`` of the first
 cycle's steps. A cycle that ends without bringing the geometric mean of the residuals
-``IMPROVEMENT`` below the previous cycle's end is a stall. Where the network's width was
-derived, not given (``NetworkSettings.max_hidden``), a stall first widens it (twice as wide,
-up to ``WIDEST``; ``numerics.networks.widened`` keeps every function as it was) and trains
-one more cycle of the first cycle's length; only a stall at the widest network ends the
-run (the read-out or the batch cannot do better then). The Morse well is why: its ground
-state's residual stops falling at 3 x 64 (the widest interval 1.4e-3 against a tolerance of
-1e-3 after three cycles) but not at 3 x 128 (6.3e-4 at a default length).
+``IMPROVEMENT`` below the previous cycle's end is a stall, and the run ends there (the
+network or the read-out cannot do better).
 
 Residuals are compared only at cycle ends, where the rate has annealed to 1% of the
 cycle's peak: mid-cycle checks swing by tens of percent from one to the next (the Morse
@@ -57,14 +52,11 @@ BUDGET_FACTOR = 4  # a run to a tolerance may take this many times the default s
 # (1-D oscillator, five functions at default length: 1.0e-2 wide for the 5th mode, 2.0e-4
 # for the 4th, Kato-Temple), and that one mode would decide when the run stops.
 BUFFER_MODES = 1
-# The widest network a stalled run to a tolerance widens to (hidden units per layer).
-WIDEST = 256
 
 MET = "met"
 STALLED = "stalled"
 BUDGET = "budget"
 TIME = "time"
-WIDEN = "widen"  # a verdict, not an outcome: the run goes on with a wider network
 
 
 def widest(widths: list[float]) -> float:
@@ -120,7 +112,6 @@ class ToleranceState:
     peak: float = 1.0  # the current cycle's peak rate over the base
     best: float = math.inf  # the plateau signal (``IntervalCheck.progress``) at the last cycle end
     cycles: int = 0  # restarts so far
-    widenings: int = 0  # stalls answered by a wider network so far
     outcome: str | None = None  # MET | STALLED | BUDGET | TIME once the run has ended
     checks: list[IntervalCheck] = field(default_factory=list)
 
@@ -128,9 +119,8 @@ class ToleranceState:
     def cycle_end(self) -> int:
         return self.cycle_start + (self.cycle_length or self.first)
 
-    def record(self, check: IntervalCheck, can_widen: bool = False) -> str | None:
-        """Take one check into account; return MET or STALLED when the run should stop, and
-        WIDEN when it stalled but may go on with a wider network (``can_widen``)."""
+    def record(self, check: IntervalCheck) -> str | None:
+        """Take one check into account; return MET or STALLED when the run should stop."""
         self.checks.append(check)
         if check.widest <= self.tol:
             self.outcome = MET
@@ -138,16 +128,11 @@ class ToleranceState:
         if check.step < self.cycle_end:
             return None
         signal = check.progress
-        improved = signal < IMPROVEMENT * self.best
-        if not improved and not can_widen:
+        if not signal < IMPROVEMENT * self.best:
             self.outcome = STALLED
             return STALLED
-        self.best, self.cycles = min(signal, self.best), self.cycles + 1
+        self.best, self.cycles = signal, self.cycles + 1
         self.cycle_start, self.peak = check.step, RESTART_PEAK
-        if not improved:  # the new units start untrained: a cycle as long as the first
-            self.widenings += 1
-            self.cycle_length = self.first
-            return WIDEN
         restart = round(self.first * RESTART_LENGTH / CHECK_EVERY) * CHECK_EVERY
         self.cycle_length = max(CHECK_EVERY, restart)
         return None
@@ -169,7 +154,6 @@ class ToleranceState:
             "peak": self.peak,
             "best": self.best,
             "cycles": self.cycles,
-            "widenings": self.widenings,
             "outcome": self.outcome,
             "checks": [vars(c) for c in self.checks],
         }
@@ -185,7 +169,6 @@ class ToleranceState:
         state.cycle_start, state.cycle_length = int(data["cycle_start"]), int(data["cycle_length"])
         state.peak, state.best = float(data["peak"]), float(data["best"])
         state.cycles, state.outcome = int(data["cycles"]), data["outcome"]
-        state.widenings = int(data.get("widenings", 0))
         state.checks = [IntervalCheck(**c) for c in data["checks"]]
         return state
 
@@ -229,17 +212,11 @@ def explain(state: ToleranceState, final_widest: float, steps: int) -> str:
             "raise solver.eval_samples or resume with more steps)"
         )
     if state.outcome == STALLED:
-        wider = (
-            f" (the network was widened to its limit, {state.widenings} "
-            f"time{'s' if state.widenings > 1 else ''}: a larger batch may get further)"
-            if state.widenings
-            else " (the network's size limits them: a wider network, solver.hidden, or a "
-            "larger batch may get further)"
-        )
         return (
             f"tolerance {tol} not met: the widest interval stalled at {widest}; after "
             f"{state.cycles + 1} cosine cycles the residuals fell less than "
-            f"{1 - IMPROVEMENT:.0%} in the last{wider}"
+            f"{1 - IMPROVEMENT:.0%} in the last (the network's size limits them: a wider "
+            "network, solver.hidden, or a larger batch may get further)"
         )
     if state.outcome == TIME:
         return f"tolerance {tol} not met: --max-time ran out at {widest}"

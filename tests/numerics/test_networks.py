@@ -7,7 +7,7 @@ import torch
 
 from nsvd_cli.numerics.derivatives import reference_jet
 from nsvd_cli.numerics.jets import Tangents
-from nsvd_cli.numerics.networks import NetworkConfig, build_network, widened
+from nsvd_cli.numerics.networks import NetworkConfig, build_network
 
 F64 = torch.float64
 
@@ -75,25 +75,3 @@ def test_envelope_decays_and_is_learnable() -> None:
     assert float(ratio) < 1e-6
     names = [name for name, _ in net.named_parameters()]
     assert "envelope_log_scale" in names
-
-
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_a_widened_network_computes_the_same_functions_and_learns_with_its_new_units(
-    variant: str,
-) -> None:
-    net = _net(variant)
-    wide = widened(net, 25)
-    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(3), dtype=F64)
-    torch.testing.assert_close(wide(x), net(x), rtol=0, atol=1e-14)
-    narrow_jet, wide_jet = net.jet(x), wide.jet(x)
-    assert narrow_jet.lap is not None and wide_jet.lap is not None
-    torch.testing.assert_close(wide_jet.grad, narrow_jet.grad, rtol=0, atol=1e-13)
-    torch.testing.assert_close(wide_jet.lap, narrow_jet.lap, rtol=0, atol=1e-12)
-    grown = sum(p.numel() for p in wide.parameters()) - sum(p.numel() for p in net.parameters())
-    assert grown > 0
-    # The zero weights out of the new units get a gradient at once.
-    (wide(x) ** 2).sum().backward()
-    last = [p for name, p in wide.named_parameters() if "weight" in name][-1]  # into outputs
-    assert last.grad is not None and float(last.grad[..., 10:].abs().sum()) > 0.0
-    with pytest.raises(ValueError, match="cannot widen"):
-        widened(net, 5)

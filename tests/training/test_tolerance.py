@@ -75,21 +75,6 @@ def test_a_cycle_end_without_enough_progress_is_a_stall() -> None:
     assert state.outcome == tl.STALLED
 
 
-def test_a_stall_that_may_widen_starts_a_full_length_cycle_and_keeps_the_best() -> None:
-    state = _state()
-    state.record(check(FIRST, [1.0], [0.5]))
-    end = state.cycle_end
-    assert state.record(check(end, [1.0], [0.48]), can_widen=True) == tl.WIDEN
-    assert state.outcome is None and state.widenings == 1
-    assert (state.cycle_start, state.cycle_end, state.peak) == (end, end + FIRST, tl.RESTART_PEAK)
-    assert state.best == pytest.approx(0.48)  # the next cycle must beat the better reading
-    copy = ToleranceState.from_dict(state.state_dict())
-    assert copy.widenings == 1
-    # at the widest network, the next stall ends the run
-    assert state.record(check(end + FIRST, [1.0], [0.47]), can_widen=False) == tl.STALLED
-    assert "widened to its limit, 1 time" in tl.explain(state, 1.0, end + FIRST)
-
-
 def test_the_plateau_signal_is_the_geometric_mean_of_the_residuals() -> None:
     assert check(1, [1.0, 1.0], [1e-2, 1e-4]).progress == pytest.approx(1e-3)
     assert check(1, [1.0], [math.nan]).progress == math.inf
