@@ -165,6 +165,8 @@ def train(
         objective = EigenObjective(compiled, device, context)
     if state.tolerance is not None and monitor is None:
         raise ValueError("a run to a tolerance needs the kind's interval check (monitor)")
+    if state.tolerance is not None:
+        state.tolerance.budget = s.optimiser.steps
     every = check_every(s.optimiser.steps, s.optimiser.tol)
     stopping = Stopping(stop, monitor, deadline, every)
     good = copy.deepcopy(state.state_dict())

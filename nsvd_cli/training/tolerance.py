@@ -113,6 +113,9 @@ class ToleranceState:
     best: float = math.inf  # the plateau signal (``IntervalCheck.progress``) at the last cycle end
     cycles: int = 0  # restarts so far
     outcome: str | None = None  # MET | STALLED | BUDGET | TIME once the run has ended
+    # The step budget (set by the loop from the settings each time it starts, so a resume
+    # with more steps moves it): a restarted cycle ends at the latest there, annealed.
+    budget: int = 0
     checks: list[IntervalCheck] = field(default_factory=list)
 
     @property
@@ -135,6 +138,9 @@ class ToleranceState:
         self.cycle_start, self.peak = check.step, RESTART_PEAK
         restart = round(self.first * RESTART_LENGTH / CHECK_EVERY) * CHECK_EVERY
         self.cycle_length = max(CHECK_EVERY, restart)
+        if self.budget > check.step:
+            # A run the budget would end mid-cycle would read out at a high rate.
+            self.cycle_length = min(self.cycle_length, self.budget - check.step)
         return None
 
     def learning_rate_factor(self, step: int) -> float:

@@ -67,6 +67,17 @@ def test_a_cycle_end_with_progress_restarts_lower_and_shorter() -> None:
     assert state.cycles == 2
 
 
+def test_a_restarted_cycle_ends_at_the_budget_at_the_latest_annealed() -> None:
+    """The budget would otherwise cut the last cycle near its peak rate and the final
+    read-out would see a network mid-way (a Morse run whose budget came half-way into a
+    cycle read out 3.2e-3 wide; at the cycle end before, 1.1e-3)."""
+    state = _state()
+    state.budget = FIRST + 3000
+    assert state.record(check(FIRST, [1.0], [0.5])) is None
+    assert state.cycle_end == state.budget  # not FIRST + RESTART_LENGTH * FIRST
+    assert state.learning_rate_factor(state.budget) == pytest.approx(tl.RESTART_PEAK * tl.FLOOR)
+
+
 def test_a_cycle_end_without_enough_progress_is_a_stall() -> None:
     state = _state()
     state.record(check(FIRST, [1.0], [0.5]))
