@@ -277,7 +277,7 @@ modes: 4                           # required; how many eigenpairs (the lowest e
 #   fourier_scale: 1.0             #   s, in units of the scaled input
 #   envelope: false                # each mode times a learnable exp(-|x - c| / s_l)
 #   cusp: false                    # each mode times the exact cusp factor of V = -Z/r at 0;
-#                                  #   default: when V is -Z/r there (then no radial_feature)
+#                                  #   default: when V is -Z/r there (|x| input softened)
 
 # What `nsvd eval` compares with; optional. Without one, for d <= 3:
 #   nsvd reference @NAME@.yaml -o ref.h5   then   nsvd eval runs/@NAME@ --against ref.h5

@@ -365,4 +365,3 @@ def _huge_quantum_numbers(ranges: Mapping[Any, Any]) -> Found:
                 )
             )
     return found
-
