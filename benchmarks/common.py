@@ -209,6 +209,9 @@ def main(
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--problems", nargs="+", default=problems)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed+seeds-1"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--set", nargs="*", default=[], help="settings overrides key=value")
     parser.add_argument("--out", type=Path, default=out)
@@ -217,7 +220,7 @@ def main(
     command = f"python benchmarks/{script} " + " ".join(sys.argv[1:])
     rows: list[dict[str, Any]] = []
     for name in args.problems:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             row = run_one(name, seed, overrides, args.device)
             rows.append(row)
             print(
