@@ -155,7 +155,22 @@ def _duration(settings: Settings, timing: StepTime | None) -> list[tuple[str, st
     per_step = f"{1000 * timing.seconds_per_step:.3g} ms per step"
     threads = f"{timing.threads} thread{'s' if timing.threads != 1 else ''}"
     where = f"timed over {TIMED_STEPS} steps on {timing.device}, {threads}"
-    return [("training time", f"{up_to}{_duration_text(timing.total)} ({per_step}, {where})")]
+    rows = [("training time", f"{up_to}{_duration_text(timing.total)} ({per_step}, {where})")]
+    return rows + _one_thread(timing)
+
+
+def _one_thread(timing: StepTime) -> list[tuple[str, str]]:
+    """The one-thread timing, and the advice to use it where it is clearly faster (a busy
+    machine: the thread team waits on threads the scheduler set aside)."""
+    if timing.one_thread is None:
+        return []
+    text = f"{1000 * timing.one_thread:.3g} ms per step"
+    if timing.one_thread < 0.8 * timing.seconds_per_step:
+        text += (
+            f": faster here than {timing.threads} threads (a busy machine?), "
+            f"{_duration_text(timing.one_thread * timing.steps)} in all with OMP_NUM_THREADS=1"
+        )
+    return [("one thread", text)]
 
 
 def _duration_text(seconds: float) -> str:

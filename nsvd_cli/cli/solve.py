@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from signal import SIGINT, SIGTERM
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -45,6 +45,7 @@ from nsvd_cli.files.checkpoint import has_checkpoint
 from nsvd_cli.kinds import kind_of
 from nsvd_cli.references.closed_form import reference_eigenvalues, usable_reference
 from nsvd_cli.runs import prepare, resume_settings, solve
+from nsvd_cli.runs.cpu_load import contention_warning
 from nsvd_cli.runs.estimate import StepTime, time_steps
 from nsvd_cli.runs.logs import tensorboard_available
 from nsvd_cli.spec.load import Problem, ProblemError, load_problem, located_error
@@ -53,6 +54,9 @@ from nsvd_cli.training.distributed import Context, from_environment, local_devic
 from nsvd_cli.training.guard import TrainingFailed
 from nsvd_cli.training.loop import resolve_device
 from nsvd_cli.training.settings import Settings
+
+if TYPE_CHECKING:
+    from torch import device as torch_device
 
 
 @app.command()
@@ -203,7 +207,7 @@ def solve_cmd(
     _check_memory(problem_file, problem, settings, memory_bound(max_memory, dev))
     stops = StopRequests()
     if context.main:
-        err.print(f"run folder: {run_dir}", highlight=False)
+        _announce(run_dir, dev)
     try:
         with stops, user_errors(), _failed_training(problem_file, run_dir):
             shown = training_progress(
@@ -225,6 +229,12 @@ def solve_cmd(
         raise typer.Exit(128 + stops.signal)
     if results is not None:
         err.print(f"wrote {run_dir / 'results.h5'}", highlight=False)
+
+
+def _announce(run_dir: Path, device: torch_device) -> None:
+    err.print(f"run folder: {run_dir}", highlight=False)
+    if (busy := contention_warning(device)) is not None:
+        err.print(f"warning: {busy}", highlight=False)
 
 
 def _settings(

@@ -23,6 +23,7 @@ class StepTime:
     steps: int  # the run's step count (a run to a tolerance: its budget)
     device: str
     threads: int
+    one_thread: float | None = None  # seconds per step at one thread (CPU, threads > 1)
 
     @property
     def total(self) -> float:
@@ -31,8 +32,23 @@ class StepTime:
 
 def time_steps(problem: Problem, settings: Settings, device: torch.device) -> StepTime:
     """Train a throw-away copy of the run for ``WARMUP_STEPS + TIMED_STEPS`` steps (no
-    checkpoints, no interval checks) and time the last ``TIMED_STEPS``."""
+    checkpoints, no interval checks) and time the last ``TIMED_STEPS``. On a CPU with
+    several threads, time one thread as well: on a busy machine it can be many times
+    faster (:mod:`nsvd_cli.runs.cpu_load`)."""
     trial = settings.replaced(steps=WARMUP_STEPS + TIMED_STEPS, tol=None, checkpoint_every=10**9)
+    threads = torch.get_num_threads()
+    per_step = _seconds_per_step(problem, trial, device)
+    one_thread = None
+    if device.type == "cpu" and threads > 1:
+        torch.set_num_threads(1)
+        try:
+            one_thread = _seconds_per_step(problem, trial, device)
+        finally:
+            torch.set_num_threads(threads)
+    return StepTime(per_step, settings.optimiser.steps, str(device), threads, one_thread)
+
+
+def _seconds_per_step(problem: Problem, trial: Settings, device: torch.device) -> float:
     kind = kind_of(problem)
     compiled = kind.build(problem, trial)
     state = init_state(compiled, device)
@@ -45,5 +61,4 @@ def time_steps(problem: Problem, settings: Settings, device: torch.device) -> St
 
     objective = kind.objective(compiled, device, LOCAL)
     train(compiled, state, device, on_progress=mark, progress_every=1, objective=objective)
-    per_step = (marks[WARMUP_STEPS + TIMED_STEPS] - marks[WARMUP_STEPS]) / TIMED_STEPS
-    return StepTime(per_step, settings.optimiser.steps, str(device), torch.get_num_threads())
+    return (marks[WARMUP_STEPS + TIMED_STEPS] - marks[WARMUP_STEPS]) / TIMED_STEPS

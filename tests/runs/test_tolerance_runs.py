@@ -180,8 +180,15 @@ def test_a_few_timed_steps_give_the_training_time(tmp_path: Path) -> None:
 
     problem = parse_problem(oscillator("timed", solver={"steps": 5000, "hidden": 16}))
     settings = prepare(problem)
-    timing = time_steps(problem, settings, torch.device("cpu"))
-    assert 0 < timing.seconds_per_step < 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        timing = time_steps(problem, settings, torch.device("cpu"))
+        assert torch.get_num_threads() == 2  # the one-thread timing puts the count back
+    finally:
+        torch.set_num_threads(threads)
+    assert 0 < timing.seconds_per_step < 1 and timing.threads == 2
+    assert timing.one_thread is not None and 0 < timing.one_thread < 1
     assert timing.total == timing.seconds_per_step * 5000 and timing.steps == 5000
     assert settings.optimiser.steps == 5000  # the settings themselves are not touched
 
