@@ -226,7 +226,9 @@ def explain(state: ToleranceState, final_widest: float, steps: int) -> str:
         )
     if state.outcome == TIME:
         return f"tolerance {tol} not met: --max-time ran out at {widest}"
-    return (
-        f"tolerance {tol} not met: the step budget ({steps}) ran out at {widest}; "
-        "resume with --steps to continue"
-    )
+    if state.outcome == BUDGET:
+        return (
+            f"tolerance {tol} not met: the step budget ({steps}) ran out at {widest}; "
+            "resume with --steps to continue"
+        )
+    return f"tolerance {tol} not met: interrupted at step {steps} at {widest}"

@@ -113,9 +113,10 @@ def test_state_round_trip() -> None:
         (tl.TIME, "--max-time"),
         (tl.BUDGET, "step budget"),
         (tl.MET, "read-out noise"),
+        (None, "interrupted at step 5000"),  # Ctrl-C: not the budget's fault
     ],
 )
-def test_explanations_say_why_the_tolerance_was_not_met(outcome: str, words: str) -> None:
+def test_explanations_say_why_the_tolerance_was_not_met(outcome: str | None, words: str) -> None:
     state = ToleranceState(1e-3, FIRST)
     state.checks.append(check(5000, [5e-4]))
     state.outcome = outcome
