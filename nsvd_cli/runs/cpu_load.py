@@ -3,10 +3,10 @@
 torch's CPU build runs each kernel on an OpenMP team whose threads spin while they wait
 for each other. When other processes hold some of the cores, a team larger than the free
 cores waits at every parallel region for a thread the scheduler has set aside: a training
-step measured 3-70x slower at 2 threads beside one busy process on 2 cores than at one
-thread (docs/threads.md). No OpenMP setting fixes this on both an idle and a busy machine
-(passive waiting costs 2.6x on an idle one), so the run says what it sees and the user
-picks the thread count.
+step measured 4.6-7.6x slower at 2 threads beside one busy loop on 2 cores than at one
+thread, and 70x beside another training run (docs/threads.md). No OpenMP setting fixes
+this on both an idle and a busy machine (passive waiting costs 2.4-4.4x on an idle one),
+so the run says what it sees and the user picks the thread count.
 """
 
 from __future__ import annotations
