@@ -69,7 +69,8 @@ def _operator(problem: Problem) -> str:
     if op.kernel is not None:
         args = f"{', '.join(problem.coordinates)}; {', '.join(problem.input_coordinates)}"
         return f"integral operator, k({args}) = {_short(op.kernel)}"
-    text = f"H = -({_short(op.kinetic)}) Laplacian + V, V = {_short(op.potential)}"
+    kinetic = op.kinetic if op.diffusion is None or isinstance(op.diffusion, list) else op.diffusion
+    text = f"H = -({_short(kinetic)}) Laplacian + V, V = {_short(op.potential)}"
     if op.drift:
         text += f"; + b . grad, b = ({_short(', '.join(map(str, op.drift)))})"
     return text

@@ -217,6 +217,11 @@ parameters: {w: 2}                 # optional named constants, usable in every e
 operator:
   kinetic: 1/2                     # default 1/2 (hbar = m = 1); a number or constant expression
   potential: "(x**2 + w**2*y**2)/2"   # over coordinates and parameters; default 0
+  # diffusion: 1/2                 # the same as kinetic (give one); a matrix [[..], [..]] or
+  #                                #   one varying in space: not supported yet
+  # weight: 1                      # H u = lambda * weight * u; weights other than 1: not yet
+  # langevin: {potential: "x**2/2", temperature: 1}   # generator T Lap - grad U . grad
+  #                                #   (replaces the keys above): not supported yet
   # drift: ["1", "0"]              # b . grad added, A = H + b . grad (convection-diffusion),
   #                                #   one expression per coordinate; A is not self-adjoint, so
   #                                #   nsvd computes its smallest singular values instead
@@ -230,6 +235,10 @@ operator:
 domain: whole-space                # the default: all of R^d (the wanted states must decay)
 # domain: {box: {x: [0, 1], y: [0, 2]}}
 #                                  # zero (Dirichlet) boundary values on the box's faces
+# domain: {box: {...}, boundary: dirichlet}
+#                                  # the default; neumann, periodic, {robin: alpha}, per
+#                                  #   coordinate {x: periodic} or face {x: [low, high]}:
+#                                  #   not supported yet
 # domain: {region: "1 - x**2 - y**2", bounds: {x: [-1, 1], y: [-1, 1]}}
 #                                  # the set where the expression is > 0, zero on its edge;
 #                                  #   bounds must enclose it

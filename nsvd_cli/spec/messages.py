@@ -13,6 +13,7 @@ from nsvd_cli.spec.models import (
     DOMAIN_FORMS,
     DOMAIN_TAGS,
     INPUT_DOMAIN_FORMS,
+    Langevin,
     Operator,
     Problem,
     Reference,
@@ -24,6 +25,7 @@ from nsvd_cli.spec.yaml_reader import Key
 _MODEL_AT: dict[Key, type[BaseModel]] = {
     (): Problem,
     ("operator",): Operator,
+    ("operator", "langevin"): Langevin,
     ("solver",): Solver,
     ("reference",): Reference,
 }

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from nsvd_cli.spec import domains, models
 from nsvd_cli.spec import fields as spec_fields
 from nsvd_cli.spec.models import Operator, Problem, Reference
 
@@ -59,6 +60,44 @@ _FIXED: dict[Callable[..., Any], dict[str, Any]] = {
     },
 }
 
+_WALL = {
+    "oneOf": [
+        {"enum": ["dirichlet", "neumann", "periodic"]},
+        {
+            "type": "object",
+            "properties": {"robin": _EXPRESSION},
+            "required": ["robin"],
+            "additionalProperties": False,
+            "description": "du/dn + alpha u = 0, n the outward normal.",
+        },
+    ]
+}
+_FIXED[domains.wall_condition] = _WALL
+_FIXED[domains.region_condition] = {
+    "oneOf": [{"enum": ["dirichlet", "neumann"]}, _WALL["oneOf"][1]],
+    "description": "One condition on the region's whole edge.",
+}
+_FIXED[domains.boundary_conditions] = {
+    "oneOf": [
+        _WALL,
+        {
+            "type": "object",
+            "additionalProperties": {
+                "oneOf": [_WALL, {"type": "array", "items": _WALL, "minItems": 2, "maxItems": 2}]
+            },
+            "description": "Per coordinate: one condition, or [low face, high face].",
+        },
+    ],
+    "description": "Conditions on the box's walls (default dirichlet).",
+}
+_FIXED[models.diffusion_form] = {
+    "oneOf": [
+        _EXPRESSION,
+        {"type": "array", "items": {"type": "array", "items": _EXPRESSION}},
+    ],
+    "description": "-div(A grad u): a scalar, or a symmetric d x d matrix of expressions.",
+}
+
 # Contract keys whose models carry no description of their own (from the problem format).
 _DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Problem", "name"): "Required. The problem's name, used in run folder names.",
@@ -78,6 +117,8 @@ _DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Operator", "kinetic"): "Coefficient of -Laplacian (default 1/2).",
     ("Operator", "potential"): "V over the coordinates and parameters (default 0).",
     ("Operator", "drift"): "b in b . grad, one expression per coordinate.",
+    ("Operator", "weight"): "rho(x) > 0: solve H u = lambda * rho * u.",
+    ("Operator", "langevin"): "The generator T Laplacian - grad U . grad (replaces the rest).",
     ("Operator", "kernel"): "k(x, y) of an integral operator (over coordinates and inputs).",
     ("Operator", "input_coordinates"): "The integral operator's input coordinate names.",
     ("Operator", "input_domain"): "The input side's measure (default: domain).",

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic_core import PydanticCustomError
 
 from nsvd_cli.spec.fields import integer_value, parameter_value, quote, show
+from nsvd_cli.spec.operator_forms import boundary_issues, operator_form_issues
 from nsvd_cli.spec.scope import (
     MANY_STATES,
     MAX_PARAMETERS,
@@ -180,9 +181,12 @@ def _differential_issues(
     for name in ("input_coordinates", "input_domain"):
         if operator.get(name) is not None:
             found.append((("operator", name), "only for an integral operator (operator.kernel)"))
+    found.extend(operator_form_issues(operator, scope))
     domain = data.get("domain")
     coordinates = list(scope.coordinates)
     if isinstance(domain, Mapping):
+        if "box" in domain or "region" in domain:
+            found.extend(boundary_issues(domain, scope))
         if "region" in domain:
             check_expression(("domain", "region"), domain["region"], scope.over_space, found)
             check_limits(("domain", "bounds"), domain.get("bounds"), coordinates, found)
@@ -203,7 +207,7 @@ def _integral_issues(
     data: Mapping[str, Any], operator: Mapping[str, Any], scope: ExpressionScope, found: Found
 ) -> ExpressionScope:
     """Checks of an integral operator; returns the scope with its input coordinates."""
-    for name in ("kinetic", "potential", "drift"):
+    for name in ("kinetic", "potential", "drift", "diffusion", "weight", "langevin"):
         if name in operator:
             found.append(
                 (
@@ -211,6 +215,9 @@ def _integral_issues(
                     "an integral operator (operator.kernel) has no kinetic or potential term",
                 )
             )
+    domain = data.get("domain")
+    if isinstance(domain, Mapping) and "boundary" in domain:
+        found.append((("domain", "boundary"), "an integral operator's domain has no walls"))
     coordinates = list(scope.coordinates)
     raw_inputs = operator.get("input_coordinates")
     inputs: list[str] = []

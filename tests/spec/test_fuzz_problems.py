@@ -275,6 +275,12 @@ TOP_KEYS = [
 ]
 INNER_KEYS = [
     "kinetic",
+    "diffusion",
+    "weight",
+    "langevin",
+    "temperature",
+    "boundary",
+    "robin",
     "potential",
     "drift",
     "kernel",
@@ -430,6 +436,7 @@ HUGE = [
 EXPRESSION_KEYS: list[tuple[str | int, ...]] = [
     ("operator", "potential"),
     ("operator", "kinetic"),
+    ("operator", "weight"),
     ("domain", "region"),
     ("reference", "eigenvalue"),
     ("reference", "where"),

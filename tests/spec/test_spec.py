@@ -185,7 +185,8 @@ def test_unknown_nested_key_names_key_and_line() -> None:
     issue = one_error(MINIMAL + "operator:\n  kinetic: 1\n  potentail: x**2\n")
     assert issue.line == 6
     assert issue.key == "operator.potentail"
-    assert issue.message.startswith("unknown key 'potentail' (allowed: kinetic, potential")
+    allowed = "unknown key 'potentail' (allowed: kinetic, diffusion, potential"
+    assert issue.message.startswith(allowed)
     assert str(issue).startswith("problem.yaml:6: operator.potentail: unknown key 'potentail'")
 
 
@@ -423,8 +424,8 @@ def test_derivative_settings_are_validated() -> None:
 def test_keys_with_line_breaks_or_lookalikes_are_escaped_on_one_line() -> None:
     issue = one_error(MINIMAL + 'operator: {"a\\nb": 1}\n')
     assert str(issue) == (
-        "problem.yaml:4: operator.'a\\nb': unknown key 'a\\nb' (allowed: kinetic, potential, "
-        "drift, kernel, input_coordinates, input_domain)"
+        "problem.yaml:4: operator.'a\\nb': unknown key 'a\\nb' (allowed: kinetic, diffusion, "
+        "potential, weight, langevin, drift, kernel, input_coordinates, input_domain)"
     )
     issue = one_error(MINIMAL + '"a\\Lb": 1\n')  # U+2028, a line break for splitlines()
     assert len(str(issue).splitlines()) == 1 and "'a\\u2028b'" in str(issue)

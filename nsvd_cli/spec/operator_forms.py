@@ -1,0 +1,143 @@
+"""The semantic checks of the version-2 operator and wall keys (``diffusion``, ``weight``,
+``langevin``, ``domain.boundary``; ../shared/problem-format.md).
+
+Every form the contract names is parsed and checked here (names, sizes, symmetry, signs),
+so a file is told what is wrong with it at the key that is wrong. The forms no kind trains
+yet are then refused at their key, saying what works today: a constant scalar
+``diffusion`` (the same as ``kinetic``), ``weight: 1`` and Dirichlet walls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sympy as sp
+
+from nsvd_cli.spec.scope import ExpressionScope, check_expression
+from nsvd_cli.spec.yaml_reader import Key
+
+Found = list[tuple[Key, str]]
+
+NOT_YET = "not supported yet"
+LANGEVIN_EXCLUDES = ("kinetic", "diffusion", "potential", "weight", "drift")
+
+
+def operator_form_issues(operator: Mapping[str, Any], scope: ExpressionScope) -> Found:
+    """``diffusion``, ``weight`` and ``langevin`` of a differential operator."""
+    found: Found = []
+    if "langevin" in operator:
+        found.extend(_langevin_issues(operator, scope))
+    if "diffusion" in operator:
+        if "kinetic" in operator:
+            found.append(
+                (("operator", "diffusion"), "give diffusion or kinetic, not both "
+                 "(kinetic: k is diffusion: k)")
+            )
+        found.extend(_diffusion_issues(operator["diffusion"], scope))
+    if operator.get("weight") is not None:
+        found.extend(_weight_issues(operator["weight"], scope))
+    return found
+
+
+def _langevin_issues(operator: Mapping[str, Any], scope: ExpressionScope) -> Found:
+    found: Found = []
+    for name in LANGEVIN_EXCLUDES:
+        if name in operator:
+            found.append((("operator", name), "langevin replaces the other operator keys"))
+    langevin = operator["langevin"]
+    if not isinstance(langevin, Mapping):
+        return found  # the structural pass reports the shape
+    if "potential" in langevin:
+        check_expression(("operator", "langevin", "potential"), langevin["potential"],
+                         scope.over_space, found)
+    key: Key = ("operator", "langevin", "temperature")
+    temperature = check_expression(key, langevin.get("temperature", 1), scope.kinetic, found)
+    if temperature is not None and not temperature > 0:
+        found.append((key, f"must be > 0, got {temperature:g}"))
+    if not found and "potential" in langevin:
+        found.append((("operator", "langevin"), f"a Langevin generator is {NOT_YET}"))
+    return found
+
+
+def _diffusion_issues(diffusion: Any, scope: ExpressionScope) -> Found:
+    found: Found = []
+    key: Key = ("operator", "diffusion")
+    if not isinstance(diffusion, list):
+        value = check_expression(key, diffusion, scope.over_space, found)
+        if value is None:
+            return found
+        if value.free_symbols & set(_coordinate_symbols(scope)):
+            return [(key, f"a diffusion that varies in space is {NOT_YET} (a constant is)")]
+        constant = check_expression(key, diffusion, scope.kinetic, found)
+        if constant is not None and not constant > 0:
+            found.append((key, f"must be > 0, got {constant:g}"))
+        return found
+    d = len(scope.coordinates)
+    if len(diffusion) != d or any(not isinstance(r, list) or len(r) != d for r in diffusion):
+        return [(key, f"a matrix diffusion is {d} x {d} (one row and column per coordinate)")]
+    entries = [
+        [check_expression((*key, i, j), a, scope.over_space, found) for j, a in enumerate(row)]
+        for i, row in enumerate(diffusion)
+    ]
+    if found:
+        return found
+    for i in range(d):
+        for j in range(i + 1, d):
+            if sp.simplify(entries[i][j] - entries[j][i]) != 0:
+                found.append(((*key, i, j), f"the matrix must be symmetric: entry [{i}][{j}] "
+                              f"differs from [{j}][{i}]"))
+    return found or [(key, f"a matrix diffusion is {NOT_YET} (a constant scalar is)")]
+
+
+def _weight_issues(weight: Any, scope: ExpressionScope) -> Found:
+    found: Found = []
+    key: Key = ("operator", "weight")
+    value = check_expression(key, weight, scope.over_space, found)
+    if value is not None and sp.simplify(value - 1) != 0:
+        found.append((key, f"a weight other than 1 is {NOT_YET}"))
+    return found
+
+
+def boundary_issues(domain: Mapping[str, Any], scope: ExpressionScope) -> Found:
+    """``boundary`` of a box (per coordinate or face) or of a region (one condition)."""
+    boundary = domain.get("boundary", "dirichlet")
+    found: Found = []
+    key: Key = ("domain", "boundary")
+    if isinstance(boundary, Mapping) and "robin" not in boundary:
+        box = domain.get("box")
+        names = list(box) if isinstance(box, Mapping) else list(scope.coordinates)
+        for name, axis in boundary.items():
+            if name not in names:
+                found.append(((*key, name), f"not a coordinate of the box ({', '.join(names)})"))
+                continue
+            faces = axis if isinstance(axis, list) else [axis, axis]
+            if "periodic" in faces and faces[0] != faces[1]:
+                found.append(((*key, name), "periodic joins both faces: write `periodic` once"))
+            for face in faces:
+                found.extend(_wall_issues((*key, name), face, scope))
+    elif not ("region" in domain and boundary == "periodic"):  # the structural pass says so
+        found.extend(_wall_issues(key, boundary, scope))
+    return _first_of_each(found)
+
+
+def _wall_issues(key: Key, condition: Any, scope: ExpressionScope) -> Found:
+    if isinstance(condition, Mapping):
+        found: Found = []
+        check_expression((*key, "robin"), condition.get("robin"), scope.kinetic, found)
+        return found or [(key, f"Robin walls are {NOT_YET} (dirichlet walls are)")]
+    if condition in ("neumann", "periodic"):
+        return [(key, f"{condition} walls are {NOT_YET} (dirichlet walls are)")]
+    return []
+
+
+def _first_of_each(found: Found) -> Found:
+    """One message per key (a per-face pair would otherwise say the same thing twice)."""
+    seen: dict[Key, str] = {}
+    for key, message in found:
+        seen.setdefault(key, message)
+    return list(seen.items())
+
+
+def _coordinate_symbols(scope: ExpressionScope) -> list[sp.Symbol]:
+    return [sp.Symbol(c, real=True) for c in scope.coordinates]
