@@ -54,6 +54,11 @@ def _intervals(limits: dict[str, tuple[float, float]]) -> str:
     return ", ".join(f"{k} in [{_number(a)}, {_number(b)}]" for k, (a, b) in limits.items())
 
 
+def _walls(problem: Problem) -> str:
+    walls = problem.walls()
+    return f", {walls} walls" if walls not in (None, "dirichlet") else ""
+
+
 def _domain(domain: object) -> str:
     if isinstance(domain, BoxDomain):
         return f"box {_intervals(domain.box)}"
@@ -108,7 +113,7 @@ def summary(problem: Problem, derived: bool = False) -> list[tuple[str, str]]:
     lines = [
         ("operator", _operator(problem)),
         ("wants", f"the {problem.modes} {wanted}"),
-        ("domain", _domain(problem.domain)),
+        ("domain", _domain(problem.domain) + _walls(problem)),
     ]
     if problem.is_singular and problem.operator.input_domain is not None:
         lines.append(("input domain", _domain(problem.operator.input_domain)))

@@ -1,6 +1,7 @@
 """Operator kinds behind one protocol (:class:`Kind`) and the ``KINDS`` registry.
 
 Each kind is one module: :mod:`.eigen` (the lowest eigenpairs of -kappa Laplacian + V),
+:mod:`.neumann` (the same with free walls, du/dn = 0),
 :mod:`.drift` (the smallest singular values of that operator plus a drift b . grad) and
 :mod:`.integral` (the largest singular values of an integral operator). A kind derives a
 problem's settings, builds its operator and objective, reads the trained networks out,
@@ -25,17 +26,19 @@ from nsvd_cli.kinds.drift import DRIFT
 from nsvd_cli.kinds.eigen import EIGEN
 from nsvd_cli.kinds.evaluation import Distances, Evaluation, NumpyFunction, reference_callables
 from nsvd_cli.kinds.integral import INTEGRAL
+from nsvd_cli.kinds.neumann import NEUMANN
 from nsvd_cli.spec import Problem
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (EIGEN, DRIFT, INTEGRAL)}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (EIGEN, NEUMANN, DRIFT, INTEGRAL)}
 
 
 def kind_of(problem: Problem) -> Kind:
     """The kind that computes what ``problem`` wants."""
     for kind in KINDS.values():
-        if kind.wanted == problem.wanted:
+        if kind.wanted == problem.wanted and problem.walls() in kind.walls:
             return kind
-    raise ValueError(f"no kind of operator computes {problem.wanted!r}")
+    walls = problem.walls()
+    raise ValueError(f"no kind of operator computes {problem.wanted!r} with {walls} walls")
 
 
 __all__ = [

@@ -111,6 +111,7 @@ class Kind(Protocol):
 
     name: str  # registry key, e.g. "eigen"
     wanted: str  # the problem's ``want`` this kind computes
+    walls: tuple[str | None, ...]  # the wall conditions it trains (None: no walls)
     description: str  # for messages, e.g. "an integral operator"
     symbol: str  # "E" for eigenvalues, "s" for singular values
     value_name: str  # "eigenvalue" | "singular value"

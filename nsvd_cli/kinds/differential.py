@@ -187,14 +187,24 @@ def hutchinson_report(compiled: CompiledProblem, network: torch.nn.Module) -> fl
     return hutchinson_variance(cast(ModeNetwork, network), x, s.hutchinson_probes, gen)
 
 
+Readout = Callable[
+    [CompiledProblem, torch.nn.Module, Settings, float], tuple[Ritz, np.ndarray, "Intervals | None"]
+]
+
+
 def record(
-    compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
+    compiled: CompiledProblem,
+    state: TrainState,
+    device: torch.device,
+    complete: bool,
+    read: Readout | None = None,
 ) -> Results:
-    """The read-out of a trained network as a results record (values ascending: the lowest
-    eigenvalues, or the smallest singular values)."""
+    """The read-out of a trained network (``read``, default :func:`readout`) as a results
+    record (values ascending: the lowest eigenvalues, or the smallest singular values)."""
     settings = compiled.settings
     singular = settings.want == "smallest-singular"
-    ritz_result, native, intervals = readout(compiled, state.network, settings, state.shift)
+    read = readout if read is None else read
+    ritz_result, native, intervals = read(compiled, state.network, settings, state.shift)
     if complete:  # an interrupted run's values are written as they are, marked incomplete
         what = "singular value" if singular else "eigenvalue"
         check_readout(ritz_result.eigenvalues, ritz_result.gram, what)

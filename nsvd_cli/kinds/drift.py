@@ -23,6 +23,7 @@ from nsvd_cli.training.state import DTYPES
 class DriftKind(DifferentialKind):
     name = "drift"
     wanted = "smallest-singular"
+    walls: tuple[str | None, ...] = ("dirichlet", None)
     description = "the smallest singular values of a differential operator"
     symbol = "s"
     value_name = "singular value"

@@ -20,6 +20,7 @@ from nsvd_cli.training.state import DTYPES
 class EigenKind(DifferentialKind):
     name = "eigen"
     wanted = "lowest"
+    walls: tuple[str | None, ...] = ("dirichlet", None)
     description = "a Schrödinger eigenproblem"
     symbol = "E"
     value_name = "eigenvalue"

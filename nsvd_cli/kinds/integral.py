@@ -109,6 +109,7 @@ def quadrature_reference(problem: Problem, points: int | None, extra: int) -> Gr
 class IntegralKind:
     name = "integral"
     wanted = "largest-singular"
+    walls: tuple[str | None, ...] = (None,)
     description = "an integral operator"
     symbol = "s"
     value_name = "singular value"

@@ -6,8 +6,12 @@ import numpy as np
 
 
 def relative_errors(learned: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """|learned - ref| / |ref| per mode (|ref| floored at 1e-300 so a zero level stays finite)."""
-    return np.abs(learned - reference) / np.maximum(np.abs(reference), 1e-300)
+    """|learned - ref| / |ref| per mode. A level that is exactly 0 (the constant state of a
+    Neumann problem) has no relative error of its own: it is measured against the largest
+    |ref| of the compared levels, the spectrum's scale (1 where every level is 0)."""
+    magnitude = np.abs(np.asarray(reference, dtype=float))
+    scale = float(magnitude.max()) if magnitude.size and magnitude.max() > 0 else 1.0
+    return np.abs(learned - reference) / np.where(magnitude > 0, magnitude, scale)
 
 
 def _orthonormal_columns(a: np.ndarray, rtol: float = 1e-10) -> np.ndarray:

@@ -332,6 +332,22 @@ class Problem(_Model):
         region = self.domain.region
         return self._cached("region", lambda: self._scope().over_space(region))
 
+    def walls(self) -> str | None:
+        """The one condition on every wall of a box or region (``dirichlet`` or ``neumann``:
+        the semantic pass refuses mixed walls for now); None without walls (whole space, or
+        an integral operator's measure)."""
+        if self.is_singular or not isinstance(self.domain, (BoxDomain, RegionDomain)):
+            return None
+        boundary = self.domain.boundary
+        if not isinstance(boundary, dict) or "robin" in boundary:
+            return boundary if isinstance(boundary, str) else "robin"
+        faces: list[Any] = []
+        for name in self.coordinates:  # a coordinate not named keeps dirichlet walls
+            axis = boundary.get(name, "dirichlet")
+            faces += axis if isinstance(axis, list) else [axis, axis]
+        same = all(face == faces[0] for face in faces) and isinstance(faces[0], str)
+        return faces[0] if same else "mixed"
+
     def domain_bounds(self) -> list[tuple[float, float]] | None:
         """Box or region bounds in coordinate order; None in whole space."""
         if isinstance(self.domain, BoxDomain):

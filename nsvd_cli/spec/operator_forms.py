@@ -4,7 +4,8 @@
 Every form the contract names is parsed and checked here (names, sizes, symmetry, signs),
 so a file is told what is wrong with it at the key that is wrong. The forms no kind trains
 yet are then refused at their key, saying what works today: a constant scalar
-``diffusion`` (the same as ``kinetic``), ``weight: 1`` and Dirichlet walls.
+``diffusion`` (the same as ``kinetic``), ``weight: 1``, and one condition, Dirichlet or
+Neumann, on every wall.
 """
 
 from __future__ import annotations
@@ -99,14 +100,19 @@ def _weight_issues(weight: Any, scope: ExpressionScope) -> Found:
     return found
 
 
-def boundary_issues(domain: Mapping[str, Any], scope: ExpressionScope) -> Found:
-    """``boundary`` of a box (per coordinate or face) or of a region (one condition)."""
+def boundary_issues(domain: Mapping[str, Any], scope: ExpressionScope, drift: bool) -> Found:
+    """``boundary`` of a box (per coordinate or face) or of a region (one condition).
+    Trained today: the same ``dirichlet`` or ``neumann`` condition on every wall (Neumann
+    without a drift)."""
     boundary = domain.get("boundary", "dirichlet")
     found: Found = []
     key: Key = ("domain", "boundary")
+    named: set[str] = set()
     if isinstance(boundary, Mapping) and "robin" not in boundary:
         box = domain.get("box")
         names = list(box) if isinstance(box, Mapping) else list(scope.coordinates)
+        if len(boundary) < len(names):
+            named.add("dirichlet")  # the coordinates not named keep dirichlet walls
         for name, axis in boundary.items():
             if name not in names:
                 found.append(((*key, name), f"not a coordinate of the box ({', '.join(names)})"))
@@ -115,19 +121,26 @@ def boundary_issues(domain: Mapping[str, Any], scope: ExpressionScope) -> Found:
             if "periodic" in faces and faces[0] != faces[1]:
                 found.append(((*key, name), "periodic joins both faces: write `periodic` once"))
             for face in faces:
-                found.extend(_wall_issues((*key, name), face, scope))
+                found.extend(_wall_issues((*key, name), face, scope, named))
     elif not ("region" in domain and boundary == "periodic"):  # the structural pass says so
-        found.extend(_wall_issues(key, boundary, scope))
+        found.extend(_wall_issues(key, boundary, scope, named))
+    if not found and len(named) > 1:
+        found.append((key, f"walls with different conditions are {NOT_YET} (one condition "
+                      "on every wall is)"))
+    if not found and named == {"neumann"} and drift:
+        found.append((key, f"neumann walls with a drift are {NOT_YET}"))
     return _first_of_each(found)
 
 
-def _wall_issues(key: Key, condition: Any, scope: ExpressionScope) -> Found:
+def _wall_issues(key: Key, condition: Any, scope: ExpressionScope, named: set[str]) -> Found:
     if isinstance(condition, Mapping):
         found: Found = []
         check_expression((*key, "robin"), condition.get("robin"), scope.kinetic, found)
-        return found or [(key, f"Robin walls are {NOT_YET} (dirichlet walls are)")]
-    if condition in ("neumann", "periodic"):
-        return [(key, f"{condition} walls are {NOT_YET} (dirichlet walls are)")]
+        return found or [(key, f"Robin walls are {NOT_YET} (dirichlet and neumann walls are)")]
+    if condition == "periodic":
+        return [(key, f"periodic walls are {NOT_YET} (dirichlet and neumann walls are)")]
+    if isinstance(condition, str):
+        named.add(condition)
     return []
 
 

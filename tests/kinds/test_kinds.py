@@ -41,9 +41,10 @@ def test_the_shared_fixtures_solve_a_tiny_problem(
     assert (tmp_path / "run" / "results.h5").is_file()
 
 
-def test_every_wanted_value_has_one_kind() -> None:
-    wanted = [kind.wanted for kind in KINDS.values()]
-    assert sorted(wanted) == ["largest-singular", "lowest", "smallest-singular"]
+def test_every_wanted_value_and_wall_condition_has_one_kind() -> None:
+    pairs = [(kind.wanted, walls) for kind in KINDS.values() for walls in kind.walls]
+    assert len(pairs) == len(set(pairs))  # kind_of is never ambiguous
+    assert {w for w, _ in pairs} == {"largest-singular", "lowest", "smallest-singular"}
     for name, expected in (("oscillator-1d", "eigen"), ("volterra", "integral"),
                            ("convection-diffusion-2d", "drift")):
         problem = load_problem(ROOT / "problems" / f"{name}.yaml")

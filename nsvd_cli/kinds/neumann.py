@@ -1,0 +1,130 @@
+"""The Neumann kind: the lowest eigenpairs of -kappa Laplacian + V on a box or a region
+whose walls are free (du/dn = 0, ``domain.boundary: neumann``).
+
+The condition is natural in the energy form: minimising <grad u, kappa grad u> + <V u, u>
+over functions with no constraint on the walls gives du/dn = 0 there. So the functions
+carry no wall factor, training uses the weak (first-derivative) form only, and the
+read-out takes its Rayleigh-Ritz energies from gradients too: the strong form
+<u, H u> would miss the wall term -kappa * (surface integral of u du/dn), which a learned
+function does not make zero. Residual intervals would need that wall term as well
+(a surface sample); they are reported unavailable, and --tol is refused, until then.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import cast
+
+import numpy as np
+import torch
+
+from nsvd_cli.files import GridReference, Results
+from nsvd_cli.kinds import differential
+from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, SolverOptions
+from nsvd_cli.kinds.eigen import EigenKind
+from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
+from nsvd_cli.numerics.networks import ModeNetwork
+from nsvd_cli.objectives.batch import batch_fields
+from nsvd_cli.objectives.intervals import Intervals, unavailable
+from nsvd_cli.objectives.methods import METHODS
+from nsvd_cli.objectives.readout import Ritz, ritz_from_moments
+from nsvd_cli.spec import Problem
+from nsvd_cli.training.loop import Monitor
+from nsvd_cli.training.settings import Settings
+from nsvd_cli.training.state import DTYPES, TrainState
+
+NO_INTERVALS = (
+    "the residual bound of a Neumann problem needs the wall term kappa u du/dn on the "
+    "boundary, which the read-out does not sample yet"
+)
+CHUNK = 8192
+
+
+class NeumannKind(EigenKind):
+    name = "neumann"
+    walls: tuple[str | None, ...] = ("neumann",)
+    description = "an eigenproblem with Neumann walls"
+    options = SolverOptions(
+        methods=tuple(METHODS),
+        derivatives=("auto", "weak"),  # the strong form's <u, H u> misses the wall term
+        dtypes=tuple(DTYPES),
+        compile=True,
+        tol=False,
+    )
+
+    def derive_settings(self, problem: Problem) -> Settings:
+        settings = derive_settings(problem)
+        if settings.derivatives == "auto":
+            settings.derivatives = "weak"
+        return settings
+
+    def build(self, problem: Problem, settings: Settings) -> CompiledProblem:
+        return dataclasses.replace(build(problem, settings), boundary=None)
+
+    def monitor(self, compiled: CompiledProblem) -> Monitor:
+        raise ValueError(f"no error intervals can be computed: {NO_INTERVALS}")
+
+    def record(
+        self, compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
+    ) -> Results:
+        return differential.record(compiled, state, device, complete, read=weak_readout)
+
+    def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
+        raise ValueError(
+            "the finite-difference reference has Dirichlet walls only; compare a Neumann "
+            "problem with a closed form (reference: in the problem file)"
+        )
+
+
+def weak_readout(
+    compiled: CompiledProblem, network: torch.nn.Module, settings: Settings, shift: float
+) -> tuple[Ritz, np.ndarray, Intervals | None]:
+    """Rayleigh-Ritz in float64 on fresh samples with the energy form: per point
+    kappa grad u_l . grad u_m + V u_l u_m (the sampler's envelope is constant on a box or
+    region, so h is psi up to a constant)."""
+    net64 = copy.deepcopy(network).double()
+    device = next(net64.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
+    sampler = compiled.sampler.to(device, torch.float64)
+    kappa = compiled.operator.kinetic
+    values, gradients, potentials = [], [], []
+    n = settings.readout.eval_samples
+    for start in range(0, n, CHUNK):
+        x = sampler.sample(min(CHUNK, n - start), generator)
+        _, v, _ = batch_fields(compiled, sampler, x)
+        with torch.no_grad():
+            jet = cast(ModeNetwork, net64).jet(x, order=1)
+        values.append(jet.value)
+        gradients.append(jet.grad)
+        potentials.append(v)
+    h, grad, v = torch.cat(values), torch.cat(gradients), torch.cat(potentials)
+    r, energy = weak_ritz(h, grad, v, kappa)
+    native = differential.native_energies(
+        settings.method, shift, settings.transform.scale, r.gram, energy
+    )
+    modes = compiled.problem.modes
+    return r.first(modes), native[:modes].cpu().numpy(), unavailable(modes, NO_INTERVALS)
+
+
+def weak_ritz(
+    h: torch.Tensor, grad: torch.Tensor, v: torch.Tensor, kappa: float
+) -> tuple[Ritz, torch.Tensor]:
+    """Rayleigh-Ritz from values h (n, L), gradients (n, d, L) and V (n,): the Ritz pairs
+    with standard errors, and the energy matrix E[kappa grad h . grad h^T + V h h^T]."""
+    n = h.shape[0]
+    gram = h.T @ h / n
+    energy = kappa * torch.einsum("ndl,ndm->lm", grad, grad) / n + (h * v[:, None]).T @ h / n
+    _, c = ritz_from_moments(gram, energy)
+    u, gu = h @ c, torch.einsum("ndl,lm->ndm", grad, c)
+    per_point = kappa * (gu * gu).sum(1) + v[:, None] * u * u
+    norm = (u * u).mean(0)
+    eigenvalues = per_point.mean(0) / norm
+    stderr = (per_point - eigenvalues * u * u).std(0) / (n**0.5 * norm)
+    order = torch.argsort(eigenvalues)
+    quotients = torch.diagonal(energy) / torch.diagonal(gram)
+    ritz_result = Ritz(eigenvalues[order], stderr[order], c[:, order], gram, quotients)
+    return ritz_result, energy
+
+
+NEUMANN = NeumannKind()

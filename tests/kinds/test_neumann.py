@@ -1,0 +1,101 @@
+"""Neumann walls (du/dn = 0): the energy form's natural condition, its own kind."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import Result
+
+from nsvd_cli.kinds import kind_of
+from nsvd_cli.kinds.neumann import NEUMANN, weak_ritz
+from nsvd_cli.spec import parse_problem
+
+KAPPA = 0.5
+NEUMANN_1D = """
+name: neumann-1d
+coordinates: [x]
+operator: {kinetic: 1/2, potential: 0}
+domain: {box: {x: [0, 1]}, boundary: neumann}
+modes: 3
+solver: {steps: 3000, hidden: 32, batch_size: 512, eval_samples: 65536}
+reference:
+  eigenvalue: "pi**2*n**2/2"
+  quantum_numbers: {n: [0, 10]}
+"""
+
+
+def test_weak_ritz_recovers_a_rotated_cosine_basis() -> None:
+    """cos(n pi x) on [0, 1] mixed by a random matrix: Rayleigh-Ritz on the energy form
+    gives kappa (n pi)^2 within its standard errors."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(200_000, 1, generator=gen, dtype=torch.float64)
+    n = torch.arange(3, dtype=torch.float64)
+    values = torch.cos(math.pi * n * x)  # (N, 3)
+    grads = (-math.pi * n * torch.sin(math.pi * n * x)).unsqueeze(1)  # (N, 1, 3)
+    mix = torch.randn(3, 3, generator=gen, dtype=torch.float64)
+    zero = torch.zeros(x.shape[0], dtype=torch.float64)
+    r, _ = weak_ritz(values @ mix, grads @ mix, zero, KAPPA)
+    exact = KAPPA * (math.pi * n) ** 2
+    assert torch.all((r.eigenvalues - exact).abs() <= 5 * r.stderr + 1e-9), r
+    assert r.eigenvalues[0].abs() < 1e-9  # the constant has no energy at all
+
+
+def test_neumann_walls_select_their_kind_and_options() -> None:
+    problem = parse_problem(NEUMANN_1D)
+    assert kind_of(problem) is NEUMANN and problem.walls() == "neumann"
+    assert NEUMANN.derive_settings(problem).derivatives == "weak"
+    region = parse_problem(
+        "name: disk\ncoordinates: [x, y]\nmodes: 2\n"
+        'domain: {region: "1 - x**2 - y**2", bounds: {x: [-1, 1], y: [-1, 1]}, '
+        "boundary: neumann}\n"
+    )
+    assert kind_of(region) is NEUMANN
+    assert NEUMANN.build(region, NEUMANN.derive_settings(region)).boundary is None
+
+
+def test_a_neumann_box_trains_to_its_cosine_spectrum(
+    write_problem: Callable[..., Path], nsvd: Callable[..., Result], tmp_path: Path
+) -> None:
+    path = write_problem(NEUMANN_1D)
+    run = tmp_path / "run"
+    result = nsvd("solve", path, "--out", run)
+    assert result.exit_code == 0, result.output
+    with h5py.File(run / "results.h5") as f:
+        values = np.asarray(f["eigenvalues"])
+        intervals = np.asarray(f["eigenvalue_interval"])
+    exact = KAPPA * (np.pi * np.arange(3)) ** 2  # Dirichlet would give 4.93, 19.7, 44.4
+    assert abs(values[0]) < 0.01 * exact[2]
+    assert np.all(np.abs(values[1:] - exact[1:]) < 0.08 * exact[1:]), values
+    assert np.all(np.isnan(intervals))  # no residual bound without the wall term
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--derivatives", "forward-laplacian"], "--derivatives forward-laplacian"),
+        (["--tol", "1e-3"], "--tol"),
+    ],
+)
+def test_what_a_neumann_problem_cannot_honour_is_refused(
+    write_problem: Callable[..., Path],
+    nsvd: Callable[..., Result],
+    tmp_path: Path,
+    args: list[str],
+    named: str,
+) -> None:
+    result = nsvd("solve", write_problem(NEUMANN_1D), "--out", tmp_path / "run", *args)
+    assert result.exit_code == 2 and named in result.output, result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_grid_reference_refuses_neumann_walls(
+    write_problem: Callable[..., Path], nsvd: Callable[..., Result], tmp_path: Path
+) -> None:
+    result = nsvd("reference", write_problem(NEUMANN_1D), "-o", tmp_path / "ref.h5")
+    assert result.exit_code == 2 and "Dirichlet walls only" in result.output, result.output
