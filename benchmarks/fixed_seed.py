@@ -42,6 +42,7 @@ CASES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("eigen-spin", "oscillator-1d", ("--method", "spin")),
     ("eigen-hutchinson", "hydrogen-2d", ("--derivatives", "hutchinson")),
     ("eigen-weak", "box-2d", ("--derivatives", "weak")),
+    ("neumann", "neumann-box-2d", ()),
     ("drift", "convection-diffusion-2d", ()),
     ("integral", "volterra", ()),
     ("integral-kernel", "gaussian-cdk", ()),
