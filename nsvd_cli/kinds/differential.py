@@ -223,8 +223,9 @@ def record(
 
 
 def load(problem: Problem, settings: Settings, results: Results, kind: Kind) -> Run:
-    """The run with its float64 network, rebuilt from a results file."""
-    return Run.rebuilt(problem, build(problem, settings), results, kind)
+    """The run with its float64 network, rebuilt from a results file by its own kind (a
+    kind may build differently: Neumann walls carry no wall factor)."""
+    return Run.rebuilt(problem, kind.build(problem, settings), results, kind)
 
 
 def ritz_functions(run: Run, x: torch.Tensor) -> torch.Tensor:

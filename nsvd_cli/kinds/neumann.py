@@ -3,17 +3,25 @@ whose walls are free (du/dn = 0, ``domain.boundary: neumann``).
 
 The condition is natural in the energy form: minimising <grad u, kappa grad u> + <V u, u>
 over functions with no constraint on the walls gives du/dn = 0 there. So the functions
-carry no wall factor, training uses the weak (first-derivative) form only, and the
-read-out takes its Rayleigh-Ritz energies from gradients too: the strong form
-<u, H u> would miss the wall term -kappa * (surface integral of u du/dn), which a learned
-function does not make zero. Residual intervals would need that wall term as well
-(a surface sample); they are reported unavailable, and --tol is refused, until then.
+carry no wall factor and training uses the weak (first-derivative) form only: the strong
+form <u, H u> misses the wall term kappa * (surface integral of u du/dn), which a learned
+function does not make zero.
+
+The read-out on a box adds that wall term from a sample of the box's surface:
+<u_l, H u_m> + kappa * (surface integral of u_l du_m/dn) is the energy form exactly, and
+both parts vanish pointwise at an eigenfunction (H u = E u inside, du/dn = 0 on the walls),
+so its standard errors shrink as the functions improve, as the strong form's do on
+Dirichlet problems. On a region (no surface sampler yet) the read-out uses the energy form
+per point, kappa grad u_l . grad u_m + V u_l u_m, which has no such property. Residual
+intervals need more than the wall term (a bound for functions that do not meet the wall
+condition); they are reported unavailable, and --tol is refused, until then.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from typing import cast
 
 import numpy as np
@@ -25,7 +33,8 @@ from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, SolverOptions
 from nsvd_cli.kinds.eigen import EigenKind
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
 from nsvd_cli.numerics.networks import ModeNetwork
-from nsvd_cli.objectives.batch import batch_fields
+from nsvd_cli.numerics.sampling import UniformBox, box_surface
+from nsvd_cli.objectives.batch import batch_fields, sample_modes
 from nsvd_cli.objectives.intervals import Intervals, unavailable
 from nsvd_cli.objectives.methods import METHODS
 from nsvd_cli.objectives.readout import Ritz, ritz_from_moments
@@ -68,7 +77,8 @@ class NeumannKind(EigenKind):
     def record(
         self, compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
     ) -> Results:
-        return differential.record(compiled, state, device, complete, read=weak_readout)
+        read = wall_term_readout if isinstance(compiled.sampler, UniformBox) else weak_readout
+        return differential.record(compiled, state, device, complete, read=read)
 
     def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
         raise ValueError(
@@ -105,6 +115,55 @@ def weak_readout(
     )
     modes = compiled.problem.modes
     return r.first(modes), native[:modes].cpu().numpy(), unavailable(modes, NO_INTERVALS)
+
+
+def wall_term_readout(
+    compiled: CompiledProblem, network: torch.nn.Module, settings: Settings, shift: float
+) -> tuple[Ritz, np.ndarray, Intervals | None]:
+    """Rayleigh-Ritz in float64 on a box: the strong form on fresh interior points plus the
+    wall term on as many fresh surface points (module docstring)."""
+    net64 = copy.deepcopy(network).double()
+    device = next(net64.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
+    n = settings.readout.eval_samples
+    inside = sample_modes(compiled, net64, n, generator)
+    box = cast(UniformBox, compiled.sampler).to(device, torch.float64)
+    values, fluxes, area = [], [], 0.0
+    for start in range(0, n, CHUNK):
+        x, normals, area = box_surface(box, min(CHUNK, n - start), generator)
+        with torch.no_grad():
+            jet = cast(ModeNetwork, net64).jet(x, order=1)
+        values.append(jet.value)
+        fluxes.append((jet.grad * normals.unsqueeze(-1)).sum(1))
+    weight = compiled.operator.kinetic * area / math.exp(box.log_volume)
+    r, energy = wall_term_ritz(inside.h, inside.hh, torch.cat(values), torch.cat(fluxes), weight)
+    native = differential.native_energies(
+        settings.method, shift, settings.transform.scale, r.gram, energy
+    )
+    modes = compiled.problem.modes
+    return r.first(modes), native[:modes].cpu().numpy(), unavailable(modes, NO_INTERVALS)
+
+
+def wall_term_ritz(
+    h: torch.Tensor, hh: torch.Tensor, hs: torch.Tensor, flux: torch.Tensor, weight: float
+) -> tuple[Ritz, torch.Tensor]:
+    """Rayleigh-Ritz from interior values h and H h (n, L) and surface values hs and normal
+    derivatives flux (m, L): energy E[h H h^T] + weight * E_surface[hs flux^T], ``weight``
+    = kappa * surface area / volume. Standard errors by the delta method over both
+    independent samples."""
+    n, m = h.shape[0], hs.shape[0]
+    gram = h.T @ h / n
+    energy = h.T @ hh / n + weight * hs.T @ flux / m
+    _, c = ritz_from_moments(gram, energy)
+    u, hu, us, fu = h @ c, hh @ c, hs @ c, flux @ c
+    norm = (u * u).mean(0)
+    eigenvalues = ((u * hu).mean(0) + weight * (us * fu).mean(0)) / norm
+    inside = (u * hu - eigenvalues * u * u).var(0) / n
+    wall = weight**2 * (us * fu).var(0) / m
+    stderr = (inside + wall).sqrt() / norm
+    order = torch.argsort(eigenvalues)
+    quotients = torch.diagonal(energy) / torch.diagonal(gram)
+    return Ritz(eigenvalues[order], stderr[order], c[:, order], gram, quotients), energy
 
 
 def weak_ritz(

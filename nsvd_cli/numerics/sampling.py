@@ -175,3 +175,21 @@ class UniformRegion:
 
     def envelope(self, x: torch.Tensor) -> Jet:
         return self.box.envelope(x)
+
+
+def box_surface(
+    box: UniformBox, n: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``n`` uniform points on the surface of ``box``, their outward unit normals (n, d),
+    and the surface area: a face pair is drawn in proportion to its area, then a face of
+    the pair and a point on it uniformly."""
+    side = box.hi - box.lo
+    pair_area = torch.prod(side) / side  # (d,): the area of each of the two faces of an axis
+    axis = torch.multinomial(pair_area / pair_area.sum(), n, replacement=True, generator=generator)
+    high = torch.rand(n, generator=generator, device=side.device, dtype=side.dtype) < 0.5
+    x = box.sample(n, generator)
+    rows = torch.arange(n, device=side.device)
+    x[rows, axis] = torch.where(high, box.hi[axis], box.lo[axis])
+    normals = torch.zeros_like(x)
+    normals[rows, axis] = torch.where(high, 1.0, -1.0).to(x.dtype)
+    return x, normals, float(2 * pair_area.sum())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,8 @@ import torch
 from typer.testing import Result
 
 from nsvd_cli.kinds import kind_of
-from nsvd_cli.kinds.neumann import NEUMANN, weak_ritz
+from nsvd_cli.kinds.neumann import NEUMANN, wall_term_ritz, weak_ritz
+from nsvd_cli.numerics.sampling import UniformBox, box_surface
 from nsvd_cli.spec import parse_problem
 
 KAPPA = 0.5
@@ -27,6 +29,7 @@ solver: {steps: 3000, hidden: 32, batch_size: 512, eval_samples: 65536}
 reference:
   eigenvalue: "pi**2*n**2/2"
   quantum_numbers: {n: [0, 10]}
+  eigenfunction: "cos(n*pi*x)"
 """
 
 
@@ -44,6 +47,50 @@ def test_weak_ritz_recovers_a_rotated_cosine_basis() -> None:
     exact = KAPPA * (math.pi * n) ** 2
     assert torch.all((r.eigenvalues - exact).abs() <= 5 * r.stderr + 1e-9), r
     assert r.eigenvalues[0].abs() < 1e-9  # the constant has no energy at all
+
+
+def test_the_wall_term_read_out_is_nearly_noiseless_at_eigenfunctions() -> None:
+    """Interior strong form plus the wall term: at Neumann eigenfunctions (mixed by a random
+    matrix) its per-point terms vanish, so its standard errors are far below the energy
+    form's on the same points, and both hold the exact values."""
+    gen = torch.Generator().manual_seed(1)
+    n = torch.arange(3, dtype=torch.float64)
+    x = torch.rand(4096, 1, generator=gen, dtype=torch.float64)
+    mix = torch.randn(3, 3, generator=gen, dtype=torch.float64)
+    exact = KAPPA * (math.pi * n) ** 2
+    h = torch.cos(math.pi * n * x) @ mix
+    hh = (exact * torch.cos(math.pi * n * x)) @ mix
+    walls = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    flux = torch.zeros(2, 3, dtype=torch.float64)  # du/dn = 0 for cos(n pi x) at 0 and 1
+    wall, _ = wall_term_ritz(h, hh, torch.cos(math.pi * n * walls) @ mix, flux, KAPPA * 2.0)
+    grads = (-math.pi * n * torch.sin(math.pi * n * x)).unsqueeze(1) @ mix
+    weak, _ = weak_ritz(h, grads, torch.zeros(x.shape[0], dtype=torch.float64), KAPPA)
+    for r in (wall, weak):
+        assert torch.all((r.eigenvalues - exact).abs() <= 5 * r.stderr + 1e-9), r
+    assert torch.all(wall.stderr[1:] < weak.stderr[1:] / 5), (wall.stderr, weak.stderr)
+
+
+def test_the_wall_term_gives_the_energy_of_a_function_that_breaks_the_condition() -> None:
+    """u = x on [0, 1]: H u = 0 inside, so <u, H u> = 0, but du/dn = 1 at x = 1 where u = 1.
+    The wall term makes the quotient the energy form's, kappa * 1 / <u, u> = 3 kappa."""
+    x = (torch.arange(100_000, dtype=torch.float64).unsqueeze(1) + 0.5) / 100_000
+    wall_u = torch.tensor([[0.0], [1.0]], dtype=torch.float64)  # u at x = 0 and x = 1
+    flux = torch.tensor([[-1.0], [1.0]], dtype=torch.float64)  # outward derivatives
+    r, _ = wall_term_ritz(x, torch.zeros_like(x), wall_u, flux, KAPPA * 2.0)
+    assert abs(float(r.eigenvalues[0]) - 3 * KAPPA) < 1e-6
+
+
+def test_box_surface_points_lie_on_faces_in_proportion_to_area() -> None:
+    box = UniformBox(torch.tensor([0.0, 0.0], dtype=torch.float64),
+                     torch.tensor([2.0, 1.0], dtype=torch.float64))
+    x, normals, area = box_surface(box, 40_000, torch.Generator().manual_seed(0))
+    assert area == 6.0
+    on_x = normals[:, 0] != 0
+    assert torch.all((x[on_x, 0] == 0) | (x[on_x, 0] == 2))  # the faces x = 0 and x = 2
+    assert torch.all((x[~on_x, 1] == 0) | (x[~on_x, 1] == 1))
+    assert abs(float(on_x.double().mean()) - 1 / 3) < 0.01  # faces of length 1 of 6 in all
+    outward = torch.where(x[on_x, 0] == 2, 1.0, -1.0).to(x.dtype)
+    assert torch.equal(normals[on_x, 0], outward)
 
 
 def test_neumann_walls_select_their_kind_and_options() -> None:
@@ -72,7 +119,12 @@ def test_a_neumann_box_trains_to_its_cosine_spectrum(
     exact = KAPPA * (np.pi * np.arange(3)) ** 2  # Dirichlet would give 4.93, 19.7, 44.4
     assert abs(values[0]) < 0.01 * exact[2]
     assert np.all(np.abs(values[1:] - exact[1:]) < 0.08 * exact[1:]), values
-    assert np.all(np.isnan(intervals))  # no residual bound without the wall term
+    assert np.all(np.isnan(intervals))  # no residual bound yet
+    # The reloaded run's functions carry no wall factor: they match cos(n pi x).
+    report = nsvd("eval", run, "--json")
+    assert report.exit_code == 0, report.output
+    distances = json.loads(report.stdout)["subspace_distances"]
+    assert max(distances) < 0.05, distances
 
 
 @pytest.mark.parametrize(
