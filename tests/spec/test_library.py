@@ -31,6 +31,7 @@ DOCUMENTED = [
     "box-3d",
     "oscillator-anisotropic-2d",
     "coupled-oscillators-2d",
+    "neumann-box-2d",
 ]
 
 
