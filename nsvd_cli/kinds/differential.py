@@ -331,6 +331,7 @@ def grid_reference(problem: Problem, points: int | None, extra: int) -> GridRefe
         inside=inside,
         drift=None if drift is None else numpy_field(drift),
         singular=problem.wanted == "smallest-singular",
+        neumann=problem.walls() == "neumann",
     )
     n = points or DEFAULT_GRID[dim]
     started = time.perf_counter()

@@ -14,7 +14,9 @@ so its standard errors shrink as the functions improve, as the strong form's do 
 Dirichlet problems. On a region (no surface sampler yet) the read-out uses the energy form
 per point, kappa grad u_l . grad u_m + V u_l u_m, which has no such property. Residual
 intervals need more than the wall term (a bound for functions that do not meet the wall
-condition); they are reported unavailable, and --tol is refused, until then.
+condition); they are reported unavailable, and --tol is refused, until then. The grid
+reference (``nsvd reference``) handles Neumann boxes (cell-centred points, even
+reflection); regions are refused.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from nsvd_cli.objectives.batch import batch_fields, sample_modes
 from nsvd_cli.objectives.intervals import Intervals, unavailable
 from nsvd_cli.objectives.methods import METHODS
 from nsvd_cli.objectives.readout import Ritz, ritz_from_moments
-from nsvd_cli.spec import Problem
+from nsvd_cli.spec import Problem, RegionDomain
 from nsvd_cli.training.loop import Monitor
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import DTYPES, TrainState
@@ -81,10 +83,12 @@ class NeumannKind(EigenKind):
         return differential.record(compiled, state, device, complete, read=read)
 
     def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
-        raise ValueError(
-            "the finite-difference reference has Dirichlet walls only; compare a Neumann "
-            "problem with a closed form (reference: in the problem file)"
-        )
+        if isinstance(problem.domain, RegionDomain):
+            raise ValueError(
+                "the finite-difference reference has Neumann walls on boxes only (a region's "
+                "staircase edge has no normal); compare with a closed form instead"
+            )
+        return differential.grid_reference(problem, points, extra)
 
 
 def weak_readout(

@@ -7,7 +7,9 @@ decayed), the second derivative by the fourth-order central stencil
     u'' ~ (-u_{i-2} + 16 u_{i-1} - 30 u_i + 16 u_{i+1} - u_{i+2}) / (12 h^2),
 
 with the point beyond the wall taken as the odd reflection of the one inside (consistent
-with a zero boundary value). Region domains keep the grid points inside the region only (a
+with a zero boundary value). Neumann walls (a box only) put the points at cell centres,
+the walls half a spacing outside, and take the even reflection instead (zero normal
+derivative). Region domains keep the grid points inside the region only (a
 staircase boundary, first order). The lowest eigenvalues come from ARPACK in shift-invert
 mode. Its own error is estimated from three grids (N/4, N/2, N points per axis): with the
 observed order p = log(|E_{N/2} - E_{N/4}| / |E_N - E_{N/2}|) / log(r) (r the ratio of
@@ -49,6 +51,8 @@ class GridProblem:
     # The smallest singular values of A instead of the lowest eigenvalues (always wanted
     # with a drift; without one they are the |E| of H nearest 0).
     singular: bool = False
+    # Neumann walls (du/dn = 0) on the box: cell-centred points, even reflection.
+    neumann: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,22 @@ def second_derivative(n: int, h: float) -> sps.csr_matrix:
     return (d2 / (12.0 * h * h)).tocsr()
 
 
+def second_derivative_even(n: int, h: float) -> sps.csr_matrix:
+    """The same stencil on n cell-centred points, walls half a spacing beyond the first
+    and last, with zero normal derivative: the points beyond a wall are the even
+    reflection of those inside (u_{-1} = u_0, u_{-2} = u_1), which keeps the matrix
+    symmetric."""
+    main = np.full(n, -30.0)
+    one = np.full(n - 1, 16.0)
+    two = np.full(n - 2, -1.0)
+    d2 = sps.diags([two, one, main, one, two], [-2, -1, 0, 1, 2], format="lil")
+    for first, second in ((0, 1), (n - 1, n - 2)):
+        d2[first, first] += 16.0  # u_{-1} = u_0, weight 16
+        d2[first, second] += -1.0  # u_{-2} = u_1, weight -1
+        d2[second, first] += -1.0  # the second row's u_{-1} = u_0, weight -1
+    return (d2 / (12.0 * h * h)).tocsr()
+
+
 def first_derivative(n: int, h: float) -> sps.csr_matrix:
     """Fourth-order d/dx on n interior points with zero values beyond both ends,
 
@@ -92,6 +112,9 @@ def first_derivative(n: int, h: float) -> sps.csr_matrix:
 
 
 def _axes(problem: GridProblem, points: int) -> list[np.ndarray]:
+    if problem.neumann:  # cell centres: the walls lie half a spacing outside
+        return [lo + (np.arange(points) + 0.5) * (hi - lo) / points
+                for lo, hi in zip(problem.lo, problem.hi)]
     return [np.linspace(lo, hi, points + 2)[1:-1] for lo, hi in zip(problem.lo, problem.hi)]
 
 
@@ -109,9 +132,10 @@ def hamiltonian(problem: GridProblem, points: int) -> tuple[sps.csr_matrix, np.n
             term = sps.kron(term, f, format="csr")
         return term
 
-    laplacian = along(0, second_derivative)
+    second = second_derivative_even if problem.neumann else second_derivative
+    laplacian = along(0, second)
     for k in range(1, dim):
-        laplacian = laplacian + along(k, second_derivative)
+        laplacian = laplacian + along(k, second)
     mesh = np.meshgrid(*axes, indexing="ij")
     pts = np.stack([m.ravel() for m in mesh], axis=1).reshape(-1, dim)
     v = problem.potential(pts)
@@ -189,7 +213,9 @@ def solve(problem: GridProblem, k: int, points: int) -> GridSpectrum:
         values.append(vals)
         spread = float(vals[-1] - vals[0]) if len(vals) > 1 else abs(float(vals[0]))
         below = float(vals[0]) - max(0.5 * spread, 1e-3 * abs(float(vals[0])), 1e-6)
-    spectrum = richardson(values, sizes, (sizes[2] + 1) / (sizes[1] + 1))  # h_mid / h_fine
+    # h_mid / h_fine: nodes at spacing L / (n + 1), cell centres (Neumann) at L / n.
+    ratio = sizes[2] / sizes[1] if problem.neumann else (sizes[2] + 1) / (sizes[1] + 1)
+    spectrum = richardson(values, sizes, ratio)
     # A potential whose minimum on the grid keeps falling as the grid refines is singular
     # (a Coulomb centre): no value converges at the stencil's order there, and an observed
     # order from three coarse grids is not to be trusted for any of them.
