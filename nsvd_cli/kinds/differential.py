@@ -299,6 +299,20 @@ def left_orthogonality(run: Run, samples: int) -> float:
     return orthogonality(u.T @ u / u.shape[0])
 
 
+def _neumann_axes(problem: Problem) -> tuple[bool, ...]:
+    """Per coordinate, whether both faces of a box are Neumann walls (the grid reference
+    takes one condition per axis)."""
+    faces = problem.box_faces()
+    if faces is None or problem.walls() in (None, "dirichlet"):
+        return ()
+    if any(low != high for low, high in faces):
+        raise ValueError(
+            "the finite-difference reference takes one condition per coordinate (both faces "
+            "of an axis Dirichlet, or both Neumann); compare with a closed form instead"
+        )
+    return tuple(low == "neumann" for low, _ in faces)
+
+
 def grid_reference(problem: Problem, points: int | None, extra: int) -> GridReference:
     """The finite-difference spectrum of a problem (d <= 3), ``modes + extra`` values."""
     dim = len(problem.coordinates)
@@ -331,7 +345,7 @@ def grid_reference(problem: Problem, points: int | None, extra: int) -> GridRefe
         inside=inside,
         drift=None if drift is None else numpy_field(drift),
         singular=problem.wanted == "smallest-singular",
-        neumann=problem.walls() == "neumann",
+        neumann=_neumann_axes(problem),
     )
     n = points or DEFAULT_GRID[dim]
     started = time.perf_counter()

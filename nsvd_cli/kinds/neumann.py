@@ -35,8 +35,9 @@ from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, SolverOptions
 from nsvd_cli.kinds.eigen import EigenKind
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
 from nsvd_cli.numerics.networks import ModeNetwork
+from nsvd_cli.numerics.operators import box_factor
 from nsvd_cli.numerics.sampling import UniformBox, box_surface
-from nsvd_cli.objectives.batch import batch_fields, sample_modes
+from nsvd_cli.objectives.batch import batch_fields, sample_modes, with_boundary
 from nsvd_cli.objectives.intervals import Intervals, unavailable
 from nsvd_cli.objectives.methods import METHODS
 from nsvd_cli.objectives.readout import Ritz, ritz_from_moments
@@ -54,7 +55,7 @@ CHUNK = 8192
 
 class NeumannKind(EigenKind):
     name = "neumann"
-    walls: tuple[str | None, ...] = ("neumann",)
+    walls: tuple[str | None, ...] = ("neumann", "mixed")  # mixed: Dirichlet and Neumann
     description = "an eigenproblem with Neumann walls"
     options = SolverOptions(
         methods=tuple(METHODS),
@@ -71,7 +72,14 @@ class NeumannKind(EigenKind):
         return settings
 
     def build(self, problem: Problem, settings: Settings) -> CompiledProblem:
-        return dataclasses.replace(build(problem, settings), boundary=None)
+        compiled = build(problem, settings)
+        faces = problem.box_faces()
+        if problem.walls() != "mixed" or faces is None:
+            return dataclasses.replace(compiled, boundary=None)
+        # Mixed walls: the wall factor of the Dirichlet faces only; the rest are free.
+        box = cast(UniformBox, compiled.sampler)
+        dirichlet = tuple((low == "dirichlet", high == "dirichlet") for low, high in faces)
+        return dataclasses.replace(compiled, boundary=box_factor(box.lo, box.hi, dirichlet))
 
     def monitor(self, compiled: CompiledProblem) -> Monitor:
         raise ValueError(f"no error intervals can be computed: {NO_INTERVALS}")
@@ -135,8 +143,8 @@ def wall_term_readout(
     values, fluxes, area = [], [], 0.0
     for start in range(0, n, CHUNK):
         x, normals, area = box_surface(box, min(CHUNK, n - start), generator)
-        with torch.no_grad():
-            jet = cast(ModeNetwork, net64).jet(x, order=1)
+        with torch.no_grad():  # mixed walls: the Dirichlet faces' factor, as inside
+            jet = with_boundary(compiled.boundary_jet(x), cast(ModeNetwork, net64).jet(x, order=1))
         values.append(jet.value)
         fluxes.append((jet.grad * normals.unsqueeze(-1)).sum(1))
     weight = compiled.operator.kinetic * area / math.exp(box.log_volume)

@@ -82,11 +82,18 @@ class Schrodinger:
         return self.kinetic * kinetic + potential
 
 
-def box_factor(lo: torch.Tensor, hi: torch.Tensor) -> JetField:
+def box_factor(
+    lo: torch.Tensor, hi: torch.Tensor, faces: tuple[tuple[bool, bool], ...] | None = None
+) -> JetField:
     """b(x) = prod_i (x_i - lo_i)(hi_i - x_i) / w_i^2, w_i the half width: 1 at the centre.
 
     It vanishes on every face, so b * network satisfies the Dirichlet condition exactly.
+    ``faces`` (per axis: whether its low and high face are Dirichlet) keeps only those
+    factors: (x_i - lo_i) / w_i or (hi_i - x_i) / w_i for one face, 1 for none; the other
+    walls are free (Neumann, natural in the energy form).
     """
+    if faces is not None and not all(low and high for low, high in faces):
+        return _face_factor(lo, hi, faces)
 
     def factor(x: torch.Tensor) -> Jet:
         low, up = lo.to(x), hi.to(x)
@@ -100,6 +107,33 @@ def box_factor(lo: torch.Tensor, hi: torch.Tensor) -> JetField:
             grad = x.new_zeros(b, d)
             grad[:, i] = dq[:, i]  # (B, d): scalar jets keep the coordinate axis last
             jet = jet * Jet(q[:, i], grad, d2q[i].expand(b))
+        return jet
+
+    return factor
+
+
+def _face_factor(
+    lo: torch.Tensor, hi: torch.Tensor, faces: tuple[tuple[bool, bool], ...]
+) -> JetField:
+    def factor(x: torch.Tensor) -> Jet:
+        low, up = lo.to(x), hi.to(x)
+        w = (up - low) / 2
+        b, d = x.shape
+        jet = Jet.constant(x.new_ones(b), d)
+        for i, (at_low, at_high) in enumerate(faces):
+            if not (at_low or at_high):
+                continue
+            grad = x.new_zeros(b, d)
+            if at_low and at_high:
+                q = (x[:, i] - low[i]) * (up[i] - x[:, i]) / w[i] ** 2
+                grad[:, i] = (up[i] + low[i] - 2 * x[:, i]) / w[i] ** 2
+                lap = (-2.0 / w[i] ** 2).expand(b)
+            else:
+                sign = 1.0 if at_low else -1.0
+                q = sign * (x[:, i] - (low[i] if at_low else up[i])) / w[i]
+                grad[:, i] = sign / w[i]
+                lap = x.new_zeros(b)
+            jet = jet * Jet(q, grad, lap)
         return jet
 
     return factor

@@ -341,12 +341,23 @@ class Problem(_Model):
         boundary = self.domain.boundary
         if not isinstance(boundary, dict) or "robin" in boundary:
             return boundary if isinstance(boundary, str) else "robin"
-        faces: list[Any] = []
-        for name in self.coordinates:  # a coordinate not named keeps dirichlet walls
-            axis = boundary.get(name, "dirichlet")
-            faces += axis if isinstance(axis, list) else [axis, axis]
+        faces = [face for pair in self.box_faces() or () for face in pair]
         same = all(face == faces[0] for face in faces) and isinstance(faces[0], str)
         return faces[0] if same else "mixed"
+
+    def box_faces(self) -> list[tuple[Any, Any]] | None:
+        """Per coordinate, the conditions on a box's low and high face (a coordinate that
+        ``boundary`` does not name keeps dirichlet); None for other domains."""
+        if not isinstance(self.domain, BoxDomain):
+            return None
+        boundary = self.domain.boundary
+        if not isinstance(boundary, dict) or "robin" in boundary:
+            return [(boundary, boundary)] * self.dim
+        pairs: list[tuple[Any, Any]] = []
+        for name in self.coordinates:
+            axis = boundary.get(name, "dirichlet")
+            pairs.append((axis[0], axis[1]) if isinstance(axis, list) else (axis, axis))
+        return pairs
 
     def domain_bounds(self) -> list[tuple[float, float]] | None:
         """Box or region bounds in coordinate order; None in whole space."""

@@ -4,8 +4,8 @@
 Every form the contract names is parsed and checked here (names, sizes, symmetry, signs),
 so a file is told what is wrong with it at the key that is wrong. The forms no kind trains
 yet are then refused at their key, saying what works today: a constant scalar
-``diffusion`` (the same as ``kinetic``), ``weight: 1``, and one condition, Dirichlet or
-Neumann, on every wall.
+``diffusion`` (the same as ``kinetic``), ``weight: 1``, and Dirichlet or Neumann walls
+(per face on a box).
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def _weight_issues(weight: Any, scope: ExpressionScope) -> Found:
 
 def boundary_issues(domain: Mapping[str, Any], scope: ExpressionScope, drift: bool) -> Found:
     """``boundary`` of a box (per coordinate or face) or of a region (one condition).
-    Trained today: the same ``dirichlet`` or ``neumann`` condition on every wall (Neumann
-    without a drift)."""
+    Trained today: ``dirichlet`` and ``neumann`` walls, per face on a box (Neumann without
+    a drift)."""
     boundary = domain.get("boundary", "dirichlet")
     found: Found = []
     key: Key = ("domain", "boundary")
@@ -124,10 +124,7 @@ def boundary_issues(domain: Mapping[str, Any], scope: ExpressionScope, drift: bo
                 found.extend(_wall_issues((*key, name), face, scope, named))
     elif not ("region" in domain and boundary == "periodic"):  # the structural pass says so
         found.extend(_wall_issues(key, boundary, scope, named))
-    if not found and len(named) > 1:
-        found.append((key, f"walls with different conditions are {NOT_YET} (one condition "
-                      "on every wall is)"))
-    if not found and named == {"neumann"} and drift:
+    if not found and "neumann" in named and drift:
         found.append((key, f"neumann walls with a drift are {NOT_YET}"))
     return _first_of_each(found)
 

@@ -161,7 +161,9 @@ def test_a_neumann_potential_converges_at_second_order_or_better() -> None:
     the observed order drops from the stencil's 4 to about 2, and the estimate says so."""
     from nsvd_cli.references import grid
 
-    problem = grid.GridProblem(KAPPA, lambda x: 10 * x[:, 0] ** 2, (0.0,), (1.0,), neumann=True)
+    problem = grid.GridProblem(
+        KAPPA, lambda x: 10 * x[:, 0] ** 2, (0.0,), (1.0,), neumann=(True,)
+    )
     spectrum = grid.solve(problem, 3, 256)
     assert np.all(spectrum.order >= 1.8) and np.all(spectrum.reliable)
     finer = grid.solve(problem, 3, 1024)
@@ -178,3 +180,56 @@ def test_the_grid_reference_refuses_a_neumann_region(
     )
     result = nsvd("reference", write_problem(disk), "-o", tmp_path / "ref.h5")
     assert result.exit_code == 2 and "Neumann walls on boxes only" in result.output
+
+
+HALF_FREE_1D = (
+    NEUMANN_1D.replace("boundary: neumann", "boundary: {x: [dirichlet, neumann]}")
+    .replace('eigenvalue: "pi**2*n**2/2"', 'eigenvalue: "pi**2*(n + 1/2)**2/2"')
+    .replace('eigenfunction: "cos(n*pi*x)"', 'eigenfunction: "sin((n + 1/2)*pi*x)"')
+)
+
+
+def test_mixed_walls_keep_the_factor_of_the_dirichlet_faces_only() -> None:
+    problem = parse_problem(
+        "name: channel\ncoordinates: [x, y]\nmodes: 2\n"
+        "domain: {box: {x: [0, 2], y: [0, 1]}, boundary: {x: neumann}}\n"
+    )
+    assert problem.walls() == "mixed" and kind_of(problem) is NEUMANN
+    compiled = NEUMANN.build(problem, NEUMANN.derive_settings(problem))
+    assert compiled.boundary is not None
+    on = torch.tensor([[0.0, 0.5], [2.0, 0.5], [1.0, 0.0], [1.0, 1.0], [1.0, 0.5]],
+                      dtype=torch.float64)
+    b = compiled.boundary(on).value
+    assert torch.all(b[:2] > 0.5) and torch.all(b[2:4].abs() < 1e-12) and b[4] > 0.5
+
+
+def test_a_half_free_line_trains_to_its_spectrum(
+    write_problem: Callable[..., Path], nsvd: Callable[..., Result], tmp_path: Path
+) -> None:
+    """u(0) = 0, u'(1) = 0: E = kappa ((n + 1/2) pi)^2 (1.23, 11.1, 30.8), sin((n + 1/2) pi x)."""
+    run = tmp_path / "run"
+    result = nsvd("solve", write_problem(HALF_FREE_1D), "--out", run)
+    assert result.exit_code == 0, result.output
+    with h5py.File(run / "results.h5") as f:
+        values = np.asarray(f["eigenvalues"])
+    exact = KAPPA * ((np.arange(3) + 0.5) * np.pi) ** 2
+    assert np.all(np.abs(values - exact) < 0.08 * exact), values
+    report = nsvd("eval", run, "--json")
+    assert max(json.loads(report.stdout)["subspace_distances"]) < 0.05
+
+
+def test_the_grid_reference_takes_one_condition_per_axis(
+    write_problem: Callable[..., Path], nsvd: Callable[..., Result], tmp_path: Path
+) -> None:
+    channel = (
+        "name: channel\ncoordinates: [x, y]\nmodes: 4\n"
+        "domain: {box: {x: [0, 2], y: [0, 1]}, boundary: {x: neumann}}\n"
+    )
+    result = nsvd("reference", write_problem(channel), "-o", tmp_path / "ref.h5", "--grid", "64")
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "ref.h5") as f:
+        values = np.asarray(f["eigenvalues"])[:4]
+    exact = sorted(np.pi**2 / 2 * (a * a / 4 + b * b) for a in range(8) for b in range(1, 4))
+    assert np.allclose(values, exact[:4], rtol=5e-5)  # grid 64: ~4e-6
+    result = nsvd("reference", write_problem(HALF_FREE_1D), "-o", tmp_path / "half.h5")
+    assert result.exit_code == 2 and "one condition per coordinate" in result.output

@@ -39,7 +39,6 @@ def _issues(text: str) -> list[str]:
         ('operator: {langevin: {potential: "x**2"}}\n', "operator.langevin: a Langevin"),
         ('operator: {langevin: {potential: "x**2", temperature: -1}}\n', "must be > 0"),
         ('operator: {langevin: {potential: "x**2"}, potential: 1}\n', "langevin replaces"),
-        (BOX.replace("BOUNDARY", "{x: neumann}"), "walls with different conditions are not"),
         (
             'operator: {drift: ["1", "0"]}\n' + BOX.replace("BOUNDARY", "neumann"),
             "neumann walls with a drift are not",
