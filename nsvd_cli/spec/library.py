@@ -236,9 +236,9 @@ domain: whole-space                # the default: all of R^d (the wanted states 
 # domain: {box: {x: [0, 1], y: [0, 2]}}
 #                                  # zero (Dirichlet) boundary values on the box's faces
 # domain: {box: {...}, boundary: neumann}
-#                                  # dirichlet (default) | neumann (du/dn = 0), the same on
-#                                  #   every wall (boxes and regions); per coordinate
-#                                  #   {x: periodic} or face {x: [low, high]}, periodic and
+#                                  # dirichlet (default) | neumann (du/dn = 0) on every
+#                                  #   wall; on a box also per coordinate {x: neumann} or
+#                                  #   face {x: [dirichlet, neumann]}; periodic and
 #                                  #   {robin: alpha}: not supported yet
 # domain: {region: "1 - x**2 - y**2", bounds: {x: [-1, 1], y: [-1, 1]}}
 #                                  # the set where the expression is > 0, zero on its edge;
