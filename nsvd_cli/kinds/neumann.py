@@ -33,16 +33,19 @@ from nsvd_cli.files import GridReference, Results
 from nsvd_cli.kinds import differential
 from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, SolverOptions
 from nsvd_cli.kinds.eigen import EigenKind
+from nsvd_cli.kinds.robin import face_alphas, robin_flux, with_robin
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.operators import box_factor
 from nsvd_cli.numerics.sampling import UniformBox, box_surface
-from nsvd_cli.objectives.batch import batch_fields, sample_modes, with_boundary
+from nsvd_cli.objectives.batch import batch_fields, sample_modes
 from nsvd_cli.objectives.intervals import Intervals, unavailable
 from nsvd_cli.objectives.methods import METHODS
 from nsvd_cli.objectives.readout import Ritz, ritz_from_moments
 from nsvd_cli.spec import Problem, RegionDomain
-from nsvd_cli.training.loop import Monitor
+from nsvd_cli.training.distributed import Context
+from nsvd_cli.training.eigen_objective import EigenObjective
+from nsvd_cli.training.loop import Monitor, Objective
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import DTYPES, TrainState
 
@@ -55,7 +58,8 @@ CHUNK = 8192
 
 class NeumannKind(EigenKind):
     name = "neumann"
-    walls: tuple[str | None, ...] = ("neumann", "mixed")  # mixed: Dirichlet and Neumann
+    # mixed: per face Dirichlet, Neumann or Robin; robin: Robin on every face
+    walls: tuple[str | None, ...] = ("neumann", "mixed", "robin")
     description = "an eigenproblem with Neumann walls"
     options = SolverOptions(
         methods=tuple(METHODS),
@@ -80,6 +84,17 @@ class NeumannKind(EigenKind):
         box = cast(UniformBox, compiled.sampler)
         dirichlet = tuple((low == "dirichlet", high == "dirichlet") for low, high in faces)
         return dataclasses.replace(compiled, boundary=box_factor(box.lo, box.hi, dirichlet))
+
+    def objective(
+        self, compiled: CompiledProblem, device: torch.device, context: Context
+    ) -> Objective:
+        objective = EigenObjective(compiled, device, context)
+        alphas = face_alphas(compiled.problem)
+        if alphas is not None:  # Robin faces: their surface term, on fresh surface samples
+            objective.formulation = with_robin(
+                objective.formulation, alphas, compiled.operator.kinetic, compiled.boundary
+            )
+        return objective
 
     def monitor(self, compiled: CompiledProblem) -> Monitor:
         raise ValueError(f"no error intervals can be computed: {NO_INTERVALS}")
@@ -140,13 +155,14 @@ def wall_term_readout(
     n = settings.readout.eval_samples
     inside = sample_modes(compiled, net64, n, generator)
     box = cast(UniformBox, compiled.sampler).to(device, torch.float64)
+    alphas = face_alphas(compiled.problem)  # Robin faces: du/dn + alpha u
     values, fluxes, area = [], [], 0.0
     for start in range(0, n, CHUNK):
         x, normals, area = box_surface(box, min(CHUNK, n - start), generator)
         with torch.no_grad():  # mixed walls: the Dirichlet faces' factor, as inside
-            jet = with_boundary(compiled.boundary_jet(x), cast(ModeNetwork, net64).jet(x, order=1))
-        values.append(jet.value)
-        fluxes.append((jet.grad * normals.unsqueeze(-1)).sum(1))
+            value, flux = robin_flux(net64, x, normals, alphas, compiled.boundary)
+        values.append(value)
+        fluxes.append(flux)
     weight = compiled.operator.kinetic * area / math.exp(box.log_volume)
     r, energy = wall_term_ritz(inside.h, inside.hh, torch.cat(values), torch.cat(fluxes), weight)
     native = differential.native_energies(

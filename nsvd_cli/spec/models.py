@@ -310,6 +310,10 @@ class Problem(_Model):
         compiling: ``compile_torch(expr, problem.symbols(), problem.parameter_values())``)."""
         return self._cached("potential", lambda: self._scope().over_space(self.operator.potential))
 
+    def constant_value(self, text: float | str) -> float:
+        """A constant expression over the parameters (a Robin wall's alpha)."""
+        return self._scope().kinetic(text)
+
     def kinetic_value(self) -> float:
         """The coefficient of -Laplacian: ``kinetic``, or a constant scalar ``diffusion``
         (the only diffusion the semantic pass lets through today)."""

@@ -4,8 +4,8 @@
 Every form the contract names is parsed and checked here (names, sizes, symmetry, signs),
 so a file is told what is wrong with it at the key that is wrong. The forms no kind trains
 yet are then refused at their key, saying what works today: a constant scalar
-``diffusion`` (the same as ``kinetic``), ``weight: 1``, and Dirichlet or Neumann walls
-(per face on a box).
+``diffusion`` (the same as ``kinetic``), ``weight: 1``, Dirichlet and Neumann walls
+(per face on a box) and Robin faces on a box.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def _weight_issues(weight: Any, scope: ExpressionScope) -> Found:
 
 def boundary_issues(domain: Mapping[str, Any], scope: ExpressionScope, drift: bool) -> Found:
     """``boundary`` of a box (per coordinate or face) or of a region (one condition).
-    Trained today: ``dirichlet`` and ``neumann`` walls, per face on a box (Neumann without
-    a drift)."""
+    Trained today: ``dirichlet`` and ``neumann`` walls, per face on a box, and Robin faces
+    on a box (Neumann and Robin without a drift)."""
     boundary = domain.get("boundary", "dirichlet")
     found: Found = []
     key: Key = ("domain", "boundary")
@@ -121,19 +121,24 @@ def boundary_issues(domain: Mapping[str, Any], scope: ExpressionScope, drift: bo
             if "periodic" in faces and faces[0] != faces[1]:
                 found.append(((*key, name), "periodic joins both faces: write `periodic` once"))
             for face in faces:
-                found.extend(_wall_issues((*key, name), face, scope, named))
+                found.extend(_wall_issues((*key, name), face, scope, named, True))
     elif not ("region" in domain and boundary == "periodic"):  # the structural pass says so
-        found.extend(_wall_issues(key, boundary, scope, named))
-    if not found and "neumann" in named and drift:
-        found.append((key, f"neumann walls with a drift are {NOT_YET}"))
+        found.extend(_wall_issues(key, boundary, scope, named, "box" in domain))
+    if not found and named & {"neumann", "robin"} and drift:
+        found.append((key, f"neumann or Robin walls with a drift are {NOT_YET}"))
     return _first_of_each(found)
 
 
-def _wall_issues(key: Key, condition: Any, scope: ExpressionScope, named: set[str]) -> Found:
+def _wall_issues(
+    key: Key, condition: Any, scope: ExpressionScope, named: set[str], box: bool
+) -> Found:
     if isinstance(condition, Mapping):
         found: Found = []
         check_expression((*key, "robin"), condition.get("robin"), scope.kinetic, found)
-        return found or [(key, f"Robin walls are {NOT_YET} (dirichlet and neumann walls are)")]
+        if not found and not box:
+            found.append((key, f"Robin walls on a region are {NOT_YET} (on a box they are)"))
+        named.add("robin")
+        return found
     if condition == "periodic":
         return [(key, f"periodic walls are {NOT_YET} (dirichlet and neumann walls are)")]
     if isinstance(condition, str):

@@ -233,3 +233,37 @@ def test_the_grid_reference_takes_one_condition_per_axis(
     assert np.allclose(values, exact[:4], rtol=5e-5)  # grid 64: ~4e-6
     result = nsvd("reference", write_problem(HALF_FREE_1D), "-o", tmp_path / "half.h5")
     assert result.exit_code == 2 and "one condition per coordinate" in result.output
+
+
+ROBIN_1D = (
+    "name: robin-1d\ncoordinates: [x]\noperator: {kinetic: 1/2, potential: 0}\n"
+    "parameters: {a: 2}\n"
+    "domain: {box: {x: [0, 1]}, boundary: {x: [neumann, {robin: a}]}}\nmodes: 3\n"
+    "solver: {steps: 3000, hidden: 32, batch_size: 512, eval_samples: 65536}\n"
+)
+
+
+def _robin_roots(alpha: float, count: int) -> np.ndarray:
+    """k tan k = alpha: u = cos(k x) with u'(0) = 0 and u'(1) + alpha u(1) = 0."""
+    from scipy.optimize import brentq
+
+    return np.array([
+        brentq(lambda k: k * np.tan(k) - alpha, j * np.pi + 1e-9, j * np.pi + np.pi / 2 - 1e-9)
+        for j in range(count)
+    ])
+
+
+def test_a_robin_wall_trains_to_its_transcendental_spectrum(
+    write_problem: Callable[..., Path], nsvd: Callable[..., Result], tmp_path: Path
+) -> None:
+    """E = kappa k^2 with k tan k = 2 (0.580, 6.64, 21.6): a Dirichlet wall would give
+    1.23, 11.1, 30.8 and a Neumann one 0, 4.93, 19.7."""
+    run = tmp_path / "run"
+    result = nsvd("solve", write_problem(ROBIN_1D), "--out", run)
+    assert result.exit_code == 0, result.output
+    with h5py.File(run / "results.h5") as f:
+        values = np.asarray(f["eigenvalues"])
+    exact = KAPPA * _robin_roots(2.0, 3) ** 2
+    assert np.all(np.abs(values - exact) < 0.05 * exact), (values, exact)
+    refused = nsvd("reference", write_problem(ROBIN_1D, "r2"), "-o", tmp_path / "ref.h5")
+    assert refused.exit_code == 2 and "no Robin walls yet" in refused.output

@@ -41,15 +41,18 @@ def _issues(text: str) -> list[str]:
         ('operator: {langevin: {potential: "x**2"}, potential: 1}\n', "langevin replaces"),
         (
             'operator: {drift: ["1", "0"]}\n' + BOX.replace("BOUNDARY", "neumann"),
-            "neumann walls with a drift are not",
+            "neumann or Robin walls with a drift are not",
         ),
-        (BOX.replace("BOUNDARY", "{robin: 2}"), "domain.boundary: Robin walls are not"),
+        (
+            'domain: {region: "1 - x**2 - y**2", bounds: {x: [-1, 1], y: [-1, 1]}, '
+            "boundary: {robin: 2}}\n",
+            "domain.boundary: Robin walls on a region are not",
+        ),
         (BOX.replace("BOUNDARY", "{robin: q}"), "domain.boundary.robin: unknown name 'q'"),
         (BOX.replace("BOUNDARY", "sticky"), "expected dirichlet, neumann, periodic or"),
         (BOX.replace("BOUNDARY", "{z: neumann}"), "domain.boundary.z: not a coordinate"),
         (BOX.replace("BOUNDARY", "{x: periodic}"), "domain.boundary.x: periodic walls are not"),
         (BOX.replace("BOUNDARY", "{y: [periodic, dirichlet]}"), "periodic joins both faces"),
-        (BOX.replace("BOUNDARY", "{x: [dirichlet, {robin: 1}]}"), "domain.boundary.x: Robin"),
         (BOX.replace("BOUNDARY", "{x: [dirichlet]}"), "[low face, high face]"),
         (
             'domain: {region: "1 - x**2 - y**2", bounds: {x: [-1, 1], y: [-1, 1]}, '
@@ -74,7 +77,13 @@ def test_an_integral_operator_refuses_the_differential_keys() -> None:
 
 
 @pytest.mark.parametrize(
-    "boundary", ["dirichlet", "{x: dirichlet, y: [dirichlet, dirichlet]}"]
+    "boundary",
+    [
+        "dirichlet",
+        "{x: dirichlet, y: [dirichlet, dirichlet]}",
+        "{robin: 2}",
+        "{x: [dirichlet, {robin: 1}], y: neumann}",
+    ],
 )
 def test_what_works_today_parses(boundary: str) -> None:
     problem = parse_problem(
