@@ -205,3 +205,25 @@ IntegerInterval = Annotated[tuple[int, int], PlainValidator(_integer_interval)]
 Parameter = Annotated[float, PlainValidator(parameter_value)]
 PositiveInt = Annotated[int, PlainValidator(integer_type(ge=1))]
 ProblemName = Annotated[str, PlainValidator(_problem_name)]
+
+
+MAX_COORDINATES = 64
+
+
+def diffusion_form(value: Any) -> float | str | list[list[float | str]]:
+    """``diffusion:`` a scalar expression, or a d x d matrix of expressions (list of rows);
+    its size and symmetry are checked against the coordinates by the semantic pass."""
+    if isinstance(value, dict):
+        shape = f"expected an expression or a d x d matrix, got {show(value)}"
+        raise _fail("diffusion_form", shape)
+    if not isinstance(value, list):
+        return _expression_text(value)
+    if not value or len(value) > MAX_COORDINATES or not all(isinstance(r, list) for r in value):
+        raise _fail(
+            "diffusion_form",
+            f"expected an expression or a d x d matrix (a list of rows), got {show(value)}",
+        )
+    return [[_expression_text(entry) for entry in row] for row in value]
+
+
+Diffusion = Annotated[float | str | list[list[float | str]], PlainValidator(diffusion_form)]

@@ -28,6 +28,8 @@ from nsvd_cli.spec.domains import (
     SpecModel,
 )
 from nsvd_cli.spec.fields import (
+    MAX_COORDINATES,
+    Diffusion,
     Expression,
     Fraction,
     IntegerInterval,
@@ -37,16 +39,12 @@ from nsvd_cli.spec.fields import (
     PositiveNumber,
     ProblemName,
     Text,
-    _expression_text,
-    _fail,
     integer_type,
-    show,
 )
 from nsvd_cli.spec.scope import MAX_PARAMETERS, ExpressionScope
 from nsvd_cli.spec.semantics import semantic_issues
 from nsvd_cli.spec.yaml_reader import dotted
 
-MAX_COORDINATES = 64
 # SpIN's weight of the newest batch; the same as objectives.methods.base.DEFAULT_MOVING_AVERAGE
 # (a test checks), written here because the problem-file layer sits below the objectives.
 SPIN_DECAY_DEFAULT = 0.01
@@ -77,25 +75,6 @@ class Langevin(_Model):
 
     potential: Expression
     temperature: Expression = 1.0
-
-
-def diffusion_form(value: Any) -> float | str | list[list[float | str]]:
-    """``diffusion:`` a scalar expression, or a d x d matrix of expressions (list of rows);
-    its size and symmetry are checked against the coordinates by the semantic pass."""
-    if isinstance(value, dict):
-        shape = f"expected an expression or a d x d matrix, got {show(value)}"
-        raise _fail("diffusion_form", shape)
-    if not isinstance(value, list):
-        return _expression_text(value)
-    if not value or len(value) > MAX_COORDINATES or not all(isinstance(r, list) for r in value):
-        raise _fail(
-            "diffusion_form",
-            f"expected an expression or a d x d matrix (a list of rows), got {show(value)}",
-        )
-    return [[_expression_text(entry) for entry in row] for row in value]
-
-
-Diffusion = Annotated[float | str | list[list[float | str]], PlainValidator(diffusion_form)]
 
 
 class Operator(_Model):

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from nsvd_cli.spec import domains, models
+from nsvd_cli.spec import domains
 from nsvd_cli.spec import fields as spec_fields
 from nsvd_cli.spec.models import Operator, Problem, Reference
 
@@ -90,7 +90,7 @@ _FIXED[domains.boundary_conditions] = {
     ],
     "description": "Conditions on the box's walls (default dirichlet).",
 }
-_FIXED[models.diffusion_form] = {
+_FIXED[spec_fields.diffusion_form] = {
     "oneOf": [
         _EXPRESSION,
         {"type": "array", "items": {"type": "array", "items": _EXPRESSION}},

@@ -612,11 +612,13 @@ def mutated_problem(draw: st.DrawFn) -> str:
         elif operation == "drop":
             del container[key]
         elif operation == "replace":
-            container[key] = draw(replacements)
+            # A copy: sampled_from hands out the same list/dict objects every time, and a
+            # later mutation inside one would change what earlier examples drew (flaky data).
+            container[key] = copy.deepcopy(draw(replacements))
         elif operation == "wrap":
             container[key] = draw(st.sampled_from([[container[key]], {"x": container[key]}]))
         elif operation == "add" and isinstance(container, dict):
-            container[draw(keys)] = draw(replacements)
+            container[draw(keys)] = copy.deepcopy(draw(replacements))
         elif operation == "rename" and isinstance(container, dict):
             value = container.pop(key)
             container[draw(keys)] = value
