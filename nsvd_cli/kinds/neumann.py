@@ -50,8 +50,8 @@ from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import DTYPES, TrainState
 
 NO_INTERVALS = (
-    "the residual bound of a Neumann problem needs the wall term kappa u du/dn on the "
-    "boundary, which the read-out does not sample yet"
+    "residual bounds with Neumann or Robin walls need a bound for functions that miss the "
+    "wall condition, which nsvd does not have yet"
 )
 CHUNK = 8192
 

@@ -237,9 +237,9 @@ domain: whole-space                # the default: all of R^d (the wanted states 
 #                                  # zero (Dirichlet) boundary values on the box's faces
 # domain: {box: {...}, boundary: neumann}
 #                                  # dirichlet (default) | neumann (du/dn = 0) on every
-#                                  #   wall; on a box also per coordinate {x: neumann} or
-#                                  #   face {x: [dirichlet, neumann]}; periodic and
-#                                  #   {robin: alpha}: not supported yet
+#                                  #   wall; on a box also {robin: alpha} (du/dn + alpha u
+#                                  #   = 0), per coordinate {x: neumann} or face
+#                                  #   {x: [dirichlet, {robin: 2}]}; periodic: not yet
 # domain: {region: "1 - x**2 - y**2", bounds: {x: [-1, 1], y: [-1, 1]}}
 #                                  # the set where the expression is > 0, zero on its edge;
 #                                  #   bounds must enclose it
