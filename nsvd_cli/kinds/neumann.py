@@ -120,9 +120,7 @@ def weak_readout(
     """Rayleigh-Ritz in float64 on fresh samples with the energy form: per point
     kappa grad u_l . grad u_m + V u_l u_m (the sampler's envelope is constant on a box or
     region, so h is psi up to a constant)."""
-    net64 = copy.deepcopy(network).double()
-    device = next(net64.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
+    net64, device, generator = _float64_copy(network, settings)
     sampler = compiled.sampler.to(device, torch.float64)
     kappa = compiled.operator.kinetic
     values, gradients, potentials = [], [], []
@@ -149,9 +147,7 @@ def wall_term_readout(
 ) -> tuple[Ritz, np.ndarray, Intervals | None]:
     """Rayleigh-Ritz in float64 on a box: the strong form on fresh interior points plus the
     wall term on as many fresh surface points (module docstring)."""
-    net64 = copy.deepcopy(network).double()
-    device = next(net64.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
+    net64, device, generator = _float64_copy(network, settings)
     n = settings.readout.eval_samples
     inside = sample_modes(compiled, net64, n, generator)
     box = cast(UniformBox, compiled.sampler).to(device, torch.float64)
@@ -189,9 +185,7 @@ def wall_term_ritz(
     inside = (u * hu - eigenvalues * u * u).var(0) / n
     wall = weight**2 * (us * fu).var(0) / m
     stderr = (inside + wall).sqrt() / norm
-    order = torch.argsort(eigenvalues)
-    quotients = torch.diagonal(energy) / torch.diagonal(gram)
-    return Ritz(eigenvalues[order], stderr[order], c[:, order], gram, quotients), energy
+    return _ascending(eigenvalues, stderr, c, gram, energy), energy
 
 
 def weak_ritz(
@@ -208,10 +202,28 @@ def weak_ritz(
     norm = (u * u).mean(0)
     eigenvalues = per_point.mean(0) / norm
     stderr = (per_point - eigenvalues * u * u).std(0) / (n**0.5 * norm)
+    ritz_result = _ascending(eigenvalues, stderr, c, gram, energy)
+    return ritz_result, energy
+
+
+def _float64_copy(
+    network: torch.nn.Module, settings: Settings
+) -> tuple[torch.nn.Module, torch.device, torch.Generator]:
+    """The read-out's float64 copy of the network, its device and the read-out's stream."""
+    net64 = copy.deepcopy(network).double()
+    device = next(net64.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
+    return net64, device, generator
+
+
+def _ascending(
+    eigenvalues: torch.Tensor, stderr: torch.Tensor, c: torch.Tensor, gram: torch.Tensor,
+    energy: torch.Tensor,
+) -> Ritz:
+    """The Ritz pairs in ascending order, with each learned function's own quotient."""
     order = torch.argsort(eigenvalues)
     quotients = torch.diagonal(energy) / torch.diagonal(gram)
-    ritz_result = Ritz(eigenvalues[order], stderr[order], c[:, order], gram, quotients)
-    return ritz_result, energy
+    return Ritz(eigenvalues[order], stderr[order], c[:, order], gram, quotients)
 
 
 NEUMANN = NeumannKind()
