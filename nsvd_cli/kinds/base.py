@@ -19,6 +19,7 @@ import torch
 from nsvd_cli.files import GridReference, Results, network_state
 from nsvd_cli.spec import Problem
 from nsvd_cli.training.distributed import Context
+from nsvd_cli.training.eigen_objective import REFINE_DERIVATIVES, REFINE_METHODS
 from nsvd_cli.training.loop import Monitor, Objective
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import TrainState
@@ -43,13 +44,14 @@ class SolverOptions:
     dtypes: tuple[str, ...]
     compile: bool
     tol: bool = False  # trains to a tolerance on its error intervals (``monitor``)
+    refine: bool = False  # can add the residual term (``solver.refine_steps``, strong form)
 
 
 @dataclass(frozen=True)
 class Refusal:
     """One setting a kind cannot honour: the Settings field, its value and why."""
 
-    setting: str  # "method" | "derivatives" | "dtype" | "compile" | "tol"
+    setting: str  # "method" | "derivatives" | "dtype" | "compile" | "tol" | "refine_steps"
     value: str
     message: str
 
@@ -193,4 +195,35 @@ def refusals(kind: Kind, settings: Settings) -> list[Refusal]:
     if tol is not None and not opts.tol:
         why = f"kind {kind.name!r}: no interval checks during training"
         found.append(Refusal("tol", f"{tol:g}", f"not supported for {kind.description} ({why})"))
+    refine = settings.optimiser.refine_steps
+    why_not = refine_refusal(kind, settings) if refine else None
+    if why_not is not None:
+        found.append(Refusal("refine_steps", str(refine), why_not))
     return found
+
+
+def refine_refusal(kind: Kind, settings: Settings) -> str | None:
+    """Why ``solver.refine_steps`` cannot apply to this run, or None."""
+    if not kind.options.refine:
+        return (
+            f"not supported for {kind.description} (kind {kind.name!r}: the residual term "
+            "squares H psi from the strong form, which this kind does not train with)"
+        )
+    if settings.optimiser.tol is not None:
+        return "a run to a tolerance refines on its own, after its first cycle; leave it out"
+    if settings.method not in REFINE_METHODS:
+        return (
+            f"not with method {settings.method!r}: its raw functions are not eigenfunctions "
+            f"(supported: {', '.join(REFINE_METHODS)})"
+        )
+    if settings.derivatives not in REFINE_DERIVATIVES:
+        return (
+            f"not with derivatives {settings.derivatives!r}: the residual needs the exact "
+            f"Laplacian (supported: {', '.join(REFINE_DERIVATIVES)})"
+        )
+    if settings.optimiser.refine_steps >= settings.optimiser.steps:
+        return (
+            f"{settings.optimiser.refine_steps} is not below the run's "
+            f"{settings.optimiser.steps} steps: refining polishes a trained span"
+        )
+    return None

@@ -31,6 +31,7 @@ class EigenKind(DifferentialKind):
         dtypes=tuple(DTYPES),
         compile=True,
         tol=True,
+        refine=True,
     )
 
     def sides(self, run: Run) -> list[FunctionSide]:

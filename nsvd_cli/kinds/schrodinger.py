@@ -266,6 +266,7 @@ def apply_solver_overrides(problem: Problem, s: Settings) -> None:
     s.compile = solver.compile
     s.spin_decay = solver.spin_decay
     s.optimiser.tol = solver.tol
+    s.optimiser.refine_steps = solver.refine_steps or 0
     if solver.shift is not None:
         s.transform.shift = solver.shift
     if solver.scale is not None:

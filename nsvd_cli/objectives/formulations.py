@@ -50,6 +50,9 @@ class StepTerms:
     # that need unbiased products of cross terms with one side held (NeuralEF) use them
     # as they are; the whole-batch energy below is derived from them.
     rows: tuple[torch.Tensor, torch.Tensor]
+    # Per function, ||(H - eta_l) psi_l||^2 / ||psi_l||^2 with the graph (``residual_form``
+    # only; eta_l its Rayleigh quotient, held fixed).
+    residuals: torch.Tensor | None = None
 
     @cached_property
     def gram(self) -> torch.Tensor:
@@ -119,6 +122,33 @@ def strong_form(engine: JetEngine) -> Formulation:
         return StepTerms(f, (row_products(f1, hh1), row_products(f2, hh2)))
 
     return terms
+
+
+def squared_residuals(h: torch.Tensor, hh: torch.Tensor) -> torch.Tensor:
+    """Per column: mean((H~h - eta h)^2) / mean(h^2), with eta = mean(h H~h) / mean(h^2)
+    held fixed (the residual's minimum over eta, so its gradient in eta is zero anyway)."""
+    norm = (h * h).mean(0)
+    eta = ((h * hh).mean(0) / norm).detach()
+    return ((hh - eta * h) ** 2).mean(0) / norm
+
+
+def residual_form(
+    compiled: CompiledOperator,
+    sampler: Sampler,
+    network: torch.nn.Module,
+    x: torch.Tensor,
+    generator: torch.Generator,
+) -> StepTerms:
+    """The strong form's terms plus each function's squared residual, which needs the graph
+    through the exact jet (about 1.7x a strong-form step: docs/method.md, "Refining the
+    residuals"). The energy rows hold H~h fixed as the strong form does."""
+    envelope, v, b = batch_fields(compiled, sampler, x)
+    h = with_boundary(b, cast(ModeNetwork, network).jet(x))
+    hh = compiled.operator.apply(h, envelope, v)
+    f = h.value
+    (f1, f2), (hh1, hh2) = halves(f), halves(hh)
+    rows = (row_products(f1, hh1), row_products(f2, hh2))
+    return StepTerms(f, rows, squared_residuals(f, hh))
 
 
 def weak_form(

@@ -275,6 +275,9 @@ modes: 4                           # required; how many eigenpairs (the lowest e
 #                                  #   (relative half-width); the budget is then 4x the default
 #                                  #   steps, the learning rate runs restartable cosine
 #                                  #   cycles (eigen only)
+#   refine_steps: 6000             # the last steps also lower each function's residual
+#                                  #   ||(H - E) psi||: narrower error intervals, about 1.7x
+#                                  #   a step's time (eigen only; a --tol run refines itself)
 
 # network:                         # optional; the architecture
 #   kind: shared                   # shared: one MLP with `modes` outputs | disjoint: one MLP

@@ -121,6 +121,7 @@ class Solver(_Model):
     compile: StrictBool = False
     spin_decay: Fraction = SPIN_DECAY_DEFAULT
     tol: PositiveNumber | None = None  # train to this relative interval half-width
+    refine_steps: PositiveInt | None = None  # the last steps add the squared residuals
 
 
 class Network(_Model):

@@ -97,7 +97,8 @@ class Context:
         every = _GatherRows.apply(mine, self.rank, self.world)  # (W * 2, n, L), rank-major
         f = every.reshape(self.world, 2, n, modes).transpose(0, 1).reshape(-1, modes)
         rows = self.mean(torch.stack(terms.rows))
-        return StepTerms(f, (rows[0], rows[1]))
+        residuals = None if terms.residuals is None else self.mean(terms.residuals)
+        return StepTerms(f, (rows[0], rows[1]), residuals)
 
     def gather_rows(self, t: torch.Tensor) -> torch.Tensor:
         """Every rank's rows of ``t`` concatenated in rank order, differentiable."""

@@ -15,6 +15,7 @@ from nsvd_cli.objectives.formulations import (
     StepTerms,
     get_formulation,
     operator_rows,
+    residual_form,
     squared_form,
 )
 from nsvd_cli.objectives.readout import ritz_from_moments
@@ -24,6 +25,11 @@ from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import DTYPES, MOMENT_DECAY, Trainable, TrainState
 
 SHIFT_EVERY = 50
+# The residual term's weight against the LoRA loss, both in T's units (T = scale (shift - H),
+# so T's residual is scale times H's). Alone (no LoRA term) the residuals fell further on
+# the Morse well, but a 2-D hydrogen atom's weakly bound shells drifted 26% off: the LoRA
+# term is what keeps the span on the lowest states (docs/method.md, "Refining the residuals").
+REFINE_WEIGHT = 1.0
 
 
 
@@ -70,11 +76,14 @@ class EigenObjective:
     def loss(self, state: TrainState) -> torch.Tensor:
         s = self.compiled.settings
         x = self.sampler.sample(self.batch, state.generator)
+        formulation = residual_form if self.refining(state) else self.formulation
         with autocast(s.dtype, x.device):
-            terms = self.formulation(self.compiled, self.sampler, state.network, x, state.generator)
+            terms = formulation(self.compiled, self.sampler, state.network, x, state.generator)
         if terms.f.dtype != x.dtype:  # the loss and its moments in the parameters' precision
             terms = StepTerms(
-                terms.f.to(x.dtype), (terms.rows[0].to(x.dtype), terms.rows[1].to(x.dtype))
+                terms.f.to(x.dtype),
+                (terms.rows[0].to(x.dtype), terms.rows[1].to(x.dtype)),
+                None if terms.residuals is None else terms.residuals.to(x.dtype),
             )
         terms = self.context.globalize(terms)  # the whole job's batch (distributed.py)
         gram, energy = terms.gram.detach(), terms.energy.detach()
@@ -86,7 +95,19 @@ class EigenObjective:
         out = state.method(terms.f, t, operator_rows(terms, state.shift, s.transform.scale))
         _update_moments(state, gram, energy)
         self.last = (x, terms)  # kept by reference; the checks are built only on failure
-        return out.loss
+        if terms.residuals is None:
+            return out.loss
+        return out.loss + REFINE_WEIGHT * s.transform.scale**2 * terms.residuals.sum()
+
+    def refining(self, state: TrainState) -> bool:
+        """Whether this step adds the residual term: the last ``refine_steps`` of a fixed
+        run, every cycle after the first of a run to a tolerance (where the method's raw
+        functions are eigenfunctions and the derivatives exact: ``refines``)."""
+        s = self.compiled.settings
+        if state.tolerance is not None:
+            return refines(s) and state.step >= state.tolerance.first
+        steps = s.optimiser.refine_steps
+        return steps > 0 and state.step >= s.optimiser.steps - steps
 
     def checks(self) -> list[Check]:
         if self.last is None:
@@ -112,12 +133,29 @@ class EigenObjective:
         return value if floor is None else max(value, floor)
 
     def values(self, state: TrainState) -> list[float]:
-        values = state.current_eigenvalues()  # buffer functions' last: not reported
-        values = values[: len(values) - self.compiled.settings.network.buffer_modes]
+        # The wanted functions' own Ritz values: a buffer function with no state to find
+        # fades, and its near-null direction in the running Gram matrix gave a spurious value
+        # among the wanted ones (Pöschl-Teller: -3.66 between -4.5 and -2).
+        buffer = self.compiled.settings.network.buffer_modes
+        wanted = None if state.gram is None else state.gram.shape[0] - buffer
+        values = state.current_eigenvalues(wanted)
         if self.compiled.settings.want == "smallest-singular":  # Ritz values of A^*A: s^2
             return [math.sqrt(max(v, 0.0)) for v in values]
         return values
 
+
+
+# SpIN's raw functions span the eigenspace but are not eigenfunctions (their residuals are
+# not the Ritz functions'); Hutchinson's Laplacian squared is biased; the weak form has no
+# H~h to square.
+REFINE_METHODS = ("neuralsvd-sequential", "neuralsvd-joint", "neuralef")
+REFINE_DERIVATIVES = ("auto", "forward-laplacian", "autograd")
+
+
+def refines(s: Settings) -> bool:
+    """Whether the residual term can refine this run's functions (an eigenproblem's lowest
+    states, a method whose functions are eigenfunctions, exact derivatives)."""
+    return s.want == "lowest" and s.method in REFINE_METHODS and s.derivatives in REFINE_DERIVATIVES
 
 
 def make_formulation(s: Settings) -> Formulation:

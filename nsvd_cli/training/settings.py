@@ -64,6 +64,9 @@ class OptimiserSettings:
     # Train until every wanted mode's 95% interval is this narrow, relative (training/
     # tolerance.py); None: a fixed number of steps.
     tol: float | None = None
+    # The last this many steps of a fixed run add each function's squared residual to the
+    # loss (training/eigen_objective.py; a run to a tolerance does so after its first cycle).
+    refine_steps: int = 0
 
 
 @dataclass(slots=True)

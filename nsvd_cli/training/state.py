@@ -106,8 +106,11 @@ class TrainState:
         tolerance = state.get("tolerance")
         self.tolerance = None if tolerance is None else ToleranceState.from_dict(tolerance)
 
-    def current_eigenvalues(self) -> list[float]:
+    def current_eigenvalues(self, functions: int | None = None) -> list[float]:
+        """Ritz values of the running moments, of the first ``functions`` learned functions
+        (None: all)."""
         if self.gram is None or self.energy is None:
             return []
-        e, _ = ritz_from_moments(self.gram.double(), self.energy.double())
+        lead = slice(0, functions)
+        e, _ = ritz_from_moments(self.gram[lead, lead].double(), self.energy[lead, lead].double())
         return [float(v) for v in e]

@@ -307,6 +307,7 @@ INNER_KEYS = [
     "hutchinson_probes",
     "compile",
     "spin_decay",
+    "refine_steps",
     "kind",
     "activation",
     "radial_feature",

@@ -161,8 +161,9 @@ def test_template_defaults_are_the_derived_defaults() -> None:
     settings = derive_settings(problem)
     solver = yaml.safe_load(_commented_block(text, "solver"))["solver"]
     network = yaml.safe_load(_commented_block(text, "network"))["network"]
-    # examples: chosen from the problem, or (tol) a value to ask for instead of a default
-    derived = {"shift", "scale", "sampling_scales", "tol"}
+    # examples: chosen from the problem, or (tol, refine_steps) a value to ask for instead
+    # of a default
+    derived = {"shift", "scale", "sampling_scales", "tol", "refine_steps"}
     assert set(solver) == set(Solver.model_fields)
     for key, value in solver.items():
         if key not in derived:
