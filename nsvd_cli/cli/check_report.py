@@ -74,6 +74,10 @@ def _operator(problem: Problem) -> str:
     if op.kernel is not None:
         args = f"{', '.join(problem.coordinates)}; {', '.join(problem.input_coordinates)}"
         return f"integral operator, k({args}) = {_short(op.kernel)}"
+    if op.langevin is not None:
+        t, u = _short(op.langevin.temperature), _short(op.langevin.potential)
+        return (f"L = ({t}) Laplacian - grad U . grad, U = {u}; solved as -({t}) Laplacian + "
+                "|grad U|^2 / (4 T) - Laplacian(U) / 2")
     kinetic = op.kinetic if op.diffusion is None or isinstance(op.diffusion, list) else op.diffusion
     text = f"H = -({_short(kinetic)}) Laplacian + V, V = {_short(op.potential)}"
     if op.drift:
@@ -110,6 +114,8 @@ def summary(problem: Problem, derived: bool = False) -> list[tuple[str, str]]:
         "smallest-singular": "smallest singular values",
         "largest-singular": "largest singular values",
     }[problem.wanted]
+    if problem.operator.langevin is not None:
+        wanted = "slowest relaxation rates (eigenvalues of -L, from 0)"
     lines = [
         ("operator", _operator(problem)),
         ("wants", f"the {problem.modes} {wanted}"),

@@ -56,9 +56,16 @@ class IntervalArrays:
     reason: str | None = None  # why some mode has no interval
 
     def relative_half_width(self) -> np.ndarray:
-        """Half of each interval over its centre's magnitude (nan where unavailable)."""
-        centre = np.maximum(np.abs(0.5 * (self.low + self.high)), 1e-300)
-        return 0.5 * (self.high - self.low) / centre
+        """Half of each interval over its centre's magnitude (nan where unavailable). An
+        interval that holds 0 has no relative size of its own (a Langevin generator's rate
+        0, a Neumann constant state): it is measured against the largest |centre|, the
+        spectrum's scale, as ``references.metrics.relative_errors`` measures a level at 0."""
+        centre = np.abs(0.5 * (self.low + self.high))
+        finite = centre[np.isfinite(centre)]
+        scale = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        holds_zero = (self.low <= 0) & (self.high >= 0)
+        denominator = np.where(holds_zero, scale, np.maximum(centre, 1e-300))
+        return 0.5 * (self.high - self.low) / denominator
 
     def reversed(self) -> IntervalArrays:
         return IntervalArrays(

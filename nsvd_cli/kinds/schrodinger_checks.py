@@ -42,7 +42,7 @@ _ESTIMATE_HINT = (
 def unusable_potential(problem: Problem, what: str) -> ProblemError:
     return located_error(
         problem,
-        ("operator", "potential"),
+        problem.potential_key,
         f"cannot derive the training settings: {what}; {_ESTIMATE_HINT}",
     )
 

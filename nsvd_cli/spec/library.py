@@ -48,7 +48,7 @@ class LibraryEntry:
     dim: int
     modes: int
     domain: str  # whole-space | box | region | gaussian
-    operator: str  # schrodinger | convection-diffusion | integral
+    operator: str  # schrodinger | langevin | convection-diffusion | integral
     wanted: str  # lowest | smallest-singular | largest-singular
     reference: str  # closed-form | listed | none
     description: str
@@ -103,6 +103,8 @@ def _domain_kind(problem: Problem) -> str:
 def _operator_kind(problem: Problem) -> str:
     if problem.is_singular:
         return "integral"
+    if problem.operator.langevin is not None:
+        return "langevin"
     return "convection-diffusion" if problem.operator.drift else "schrodinger"
 
 
@@ -221,7 +223,8 @@ operator:
   #                                #   one varying in space: not supported yet
   # weight: 1                      # H u = lambda * weight * u; weights other than 1: not yet
   # langevin: {potential: "x**2/2", temperature: 1}   # generator T Lap - grad U . grad
-  #                                #   (replaces the keys above): not supported yet
+  #                                #   (replaces the keys above; whole space): its slowest
+  #                                #   relaxation rates, from 0 (langevin-ou-2d)
   # drift: ["1", "0"]              # b . grad added, A = H + b . grad (convection-diffusion),
   #                                #   one expression per coordinate; A is not self-adjoint, so
   #                                #   nsvd computes its smallest singular values instead

@@ -6,14 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import sympy as sp
-from pydantic import (
-    Field,
-    PlainValidator,
-    PrivateAttr,
-    StrictBool,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import Field, PlainValidator, PrivateAttr, StrictBool, ValidationInfo, model_validator
 
 from nsvd_cli.spec.domains import (
     DOMAIN_FORMS,
@@ -41,6 +34,7 @@ from nsvd_cli.spec.fields import (
     Text,
     integer_type,
 )
+from nsvd_cli.spec.langevin import ground_state_potential, symmetrised
 from nsvd_cli.spec.scope import MAX_PARAMETERS, ExpressionScope
 from nsvd_cli.spec.semantics import semantic_issues
 from nsvd_cli.spec.yaml_reader import dotted
@@ -287,8 +281,21 @@ class Problem(_Model):
 
     def potential_expr(self) -> sp.Expr:
         """The potential over coordinates and parameter symbols (bind parameters when
-        compiling: ``compile_torch(expr, problem.symbols(), problem.parameter_values())``)."""
+        compiling: ``compile_torch(expr, problem.symbols(), problem.parameter_values())``);
+        for a Langevin generator, that of its ground-state transform (``spec/langevin.py``)."""
+        if self.operator.langevin is not None:
+            return self._cached("potential", lambda: ground_state_potential(
+                self._langevin_u(), self.kinetic_value(), self.symbols()))
         return self._cached("potential", lambda: self._scope().over_space(self.operator.potential))
+
+    def _langevin_u(self) -> sp.Expr:
+        assert self.operator.langevin is not None
+        return self._scope().over_space(self.operator.langevin.potential)
+
+    @property
+    def potential_key(self) -> tuple[str, ...]:
+        """Where the file gives the potential (errors about it point there)."""
+        return ("operator", *(("langevin",) if self.operator.langevin else ()), "potential")
 
     def constant_value(self, text: float | str) -> float:
         """A constant expression over the parameters (a Robin wall's alpha)."""
@@ -297,8 +304,8 @@ class Problem(_Model):
     def kinetic_value(self) -> float:
         """The coefficient of -Laplacian: ``kinetic``, or a constant scalar ``diffusion``
         (the only diffusion the semantic pass lets through today)."""
-        diffusion = self.operator.diffusion
-        text = self.operator.kinetic
+        diffusion, langevin = self.operator.diffusion, self.operator.langevin
+        text = self.operator.kinetic if langevin is None else langevin.temperature
         if diffusion is not None and not isinstance(diffusion, list):
             text = diffusion
         return self._cached("kinetic", lambda: self._scope().kinetic(text))
@@ -373,7 +380,12 @@ class Problem(_Model):
         return self._reference_formula("where", ExpressionScope.where)
 
     def eigenfunction_expr(self) -> sp.Expr | None:
-        return self._reference_formula("eigenfunction", ExpressionScope.eigenfunction)
+        """The reference eigenfunction; a Langevin generator's (of L) as the transformed
+        operator's, the functions nsvd learns."""
+        phi = self._reference_formula("eigenfunction", ExpressionScope.eigenfunction)
+        if phi is None or self.operator.langevin is None:
+            return phi
+        return symmetrised(phi, self._langevin_u(), self.kinetic_value())
 
     def _reference_formula(
         self, key: str, parse: Callable[[ExpressionScope, float | str], Any]

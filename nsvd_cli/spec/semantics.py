@@ -15,7 +15,7 @@ from typing import Any
 from pydantic_core import PydanticCustomError
 
 from nsvd_cli.spec.fields import integer_value, parameter_value, quote, show
-from nsvd_cli.spec.operator_forms import boundary_issues, operator_form_issues
+from nsvd_cli.spec.operator_forms import LANGEVIN_WALLS, boundary_issues, operator_form_issues
 from nsvd_cli.spec.scope import (
     MANY_STATES,
     MAX_PARAMETERS,
@@ -183,6 +183,8 @@ def _differential_issues(
             found.append((("operator", name), "only for an integral operator (operator.kernel)"))
     found.extend(operator_form_issues(operator, scope))
     domain = data.get("domain")
+    if "langevin" in operator and isinstance(domain, Mapping):
+        found.append((("domain",), LANGEVIN_WALLS))
     coordinates = list(scope.coordinates)
     if isinstance(domain, Mapping):
         if "box" in domain or "region" in domain:

@@ -32,6 +32,7 @@ DOCUMENTED = [
     "oscillator-anisotropic-2d",
     "coupled-oscillators-2d",
     "neumann-box-2d",
+    "langevin-ou-2d",
 ]
 
 
@@ -53,6 +54,7 @@ def test_library_has_at_least_15_described_problems() -> None:
     assert kinds["box-3d"] == (3, 8, "box", "closed-form", "schrodinger")
     assert kinds["gaussian-cdk"][2:] == ("gaussian", "closed-form", "integral")
     assert kinds["convection-diffusion-2d"][4] == "convection-diffusion"
+    assert kinds["langevin-ou-2d"] == (2, 6, "whole-space", "closed-form", "langevin")
 
 
 @pytest.mark.parametrize("path", PROBLEMS, ids=[p.stem for p in PROBLEMS])

@@ -36,7 +36,8 @@ def _issues(text: str) -> list[str]:
         ("operator: {diffusion: {a: 1}}\n", "expected an expression or a d x d matrix"),
         ('operator: {weight: "exp(-x**2)"}\n', "operator.weight: a weight other than 1 is not"),
         ('operator: {weight: "q"}\n', "operator.weight: unknown name 'q'"),
-        ('operator: {langevin: {potential: "x**2"}}\n', "operator.langevin: a Langevin"),
+        ('operator: {langevin: {potential: "x**2"}}\n' + BOX.replace("BOUNDARY", "neumann"),
+         "domain: a Langevin generator on a box"),
         ('operator: {langevin: {potential: "x**2", temperature: -1}}\n', "must be > 0"),
         ('operator: {langevin: {potential: "x**2"}, potential: 1}\n', "langevin replaces"),
         (
