@@ -100,6 +100,12 @@ Formulation = Callable[
 ]
 
 
+def held_rows(f: torch.Tensor, hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per half batch, mean(f_l (H~h)_m) with H~h held fixed: the strong form's rows."""
+    (f1, f2), (hh1, hh2) = halves(f), halves(hh)
+    return row_products(f1, hh1), row_products(f2, hh2)
+
+
 def held_matrix(f: torch.Tensor, af: torch.Tensor) -> torch.Tensor:
     """<f_l, A f_m> for a self-adjoint A from batch values f (graph) and A f (held fixed)."""
     return symmetric(f.T @ af / f.shape[0])
@@ -118,8 +124,7 @@ def strong_form(engine: JetEngine) -> Formulation:
             h = with_boundary(b, engine(cast(ModeNetwork, network), x, generator))
             hh = compiled.operator.apply(h, envelope, v)
         f = mode_values(network, x, None if b is None else b.value)
-        (f1, f2), (hh1, hh2) = halves(f), halves(hh)
-        return StepTerms(f, (row_products(f1, hh1), row_products(f2, hh2)))
+        return StepTerms(f, held_rows(f, hh))
 
     return terms
 
@@ -145,10 +150,7 @@ def residual_form(
     envelope, v, b = batch_fields(compiled, sampler, x)
     h = with_boundary(b, cast(ModeNetwork, network).jet(x))
     hh = compiled.operator.apply(h, envelope, v)
-    f = h.value
-    (f1, f2), (hh1, hh2) = halves(f), halves(hh)
-    rows = (row_products(f1, hh1), row_products(f2, hh2))
-    return StepTerms(f, rows, squared_residuals(f, hh))
+    return StepTerms(h.value, held_rows(h.value, hh), squared_residuals(h.value, hh))
 
 
 def weak_form(
