@@ -12,6 +12,7 @@ from rich.text import Text
 
 from nsvd_cli.runs.estimate import TIMED_STEPS, StepTime
 from nsvd_cli.spec.load import BoxDomain, Problem, ProblemIssue, RegionDomain
+from nsvd_cli.spec.medium import diffusion_kind, weight_expr
 from nsvd_cli.spec.models import GaussianDomain
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.tolerance import CHECK_EVERY
@@ -78,8 +79,16 @@ def _operator(problem: Problem) -> str:
         t, u = _short(op.langevin.temperature), _short(op.langevin.potential)
         return (f"L = ({t}) Laplacian - grad U . grad, U = {u}; solved as -({t}) Laplacian + "
                 "|grad U|^2 / (4 T) - Laplacian(U) / 2")
-    kinetic = op.kinetic if op.diffusion is None or isinstance(op.diffusion, list) else op.diffusion
-    text = f"H = -({_short(kinetic)}) Laplacian + V, V = {_short(op.potential)}"
+    if isinstance(op.diffusion, list):
+        rows = "; ".join(", ".join(map(str, row)) for row in op.diffusion)
+        text = f"H = -div(A grad) + V, A = [{_short(rows)}], V = {_short(op.potential)}"
+    elif op.diffusion is not None and diffusion_kind(problem) == "scalar":
+        text = f"H = -div(k grad) + V, k = {_short(op.diffusion)}, V = {_short(op.potential)}"
+    else:
+        kinetic = op.kinetic if op.diffusion is None else op.diffusion
+        text = f"H = -({_short(kinetic)}) Laplacian + V, V = {_short(op.potential)}"
+    if weight_expr(problem) is not None:
+        text += f"; H u = E rho u, rho = {_short(op.weight or 1)}"
     if op.drift:
         text += f"; + b . grad, b = ({_short(', '.join(map(str, op.drift)))})"
     return text

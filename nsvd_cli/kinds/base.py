@@ -191,6 +191,7 @@ def refusals(kind: Kind, settings: Settings) -> list[Refusal]:
     if settings.compile and not opts.compile:
         why = f"kind {kind.name!r}: its training step is not compiled"
         found.append(Refusal("compile", "on", f"not supported for {kind.description} ({why})"))
+    found.extend(_medium_refusals(settings))
     tol = settings.optimiser.tol
     if tol is not None and not opts.tol:
         why = f"kind {kind.name!r}: no interval checks during training"
@@ -199,6 +200,24 @@ def refusals(kind: Kind, settings: Settings) -> list[Refusal]:
     why_not = refine_refusal(kind, settings) if refine else None
     if why_not is not None:
         found.append(Refusal("refine_steps", str(refine), why_not))
+    return found
+
+
+def _medium_refusals(settings: Settings) -> list[Refusal]:
+    """A matrix diffusion is trained in the weak form only; a scalar field's strong form
+    needs exact gradients (not Hutchinson's); neither has a residual without the strong
+    form, so a matrix refuses a tolerance and refinement."""
+    found = []
+    if settings.diffusion == "matrix":
+        why = "a matrix diffusion is trained in the weak form (derivatives: weak or auto)"
+        if settings.derivatives not in ("auto", "weak"):
+            found.append(Refusal("derivatives", settings.derivatives, why))
+        if settings.optimiser.tol is not None:
+            found.append(Refusal("tol", f"{settings.optimiser.tol:g}", "no error intervals "
+                                 "with a matrix diffusion (they need the strong form H u)"))
+    if settings.diffusion == "scalar" and settings.derivatives == "hutchinson":
+        found.append(Refusal("derivatives", "hutchinson", "a varying diffusion's strong form "
+                             "needs exact gradients (derivatives: forward-laplacian or weak)"))
     return found
 
 
@@ -216,6 +235,8 @@ def refine_refusal(kind: Kind, settings: Settings) -> str | None:
             f"not with method {settings.method!r}: its raw functions are not eigenfunctions "
             f"(supported: {', '.join(REFINE_METHODS)})"
         )
+    if settings.diffusion == "matrix":
+        return "not with a matrix diffusion: it is trained in the weak form only"
     if settings.derivatives not in REFINE_DERIVATIVES:
         return (
             f"not with derivatives {settings.derivatives!r}: the residual needs the exact "

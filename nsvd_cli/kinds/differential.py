@@ -33,6 +33,7 @@ from nsvd_cli.objectives.methods import get_method
 from nsvd_cli.objectives.readout import Ritz, orthogonality, ritz, ritz_squared, unit_coefficients
 from nsvd_cli.references import grid
 from nsvd_cli.spec import Problem
+from nsvd_cli.spec.medium import diffusion_kind, weight_expr
 from nsvd_cli.training.guard import check_readout
 from nsvd_cli.training.loop import Monitor
 from nsvd_cli.training.settings import Settings
@@ -46,6 +47,10 @@ from nsvd_cli.training.tolerance import (
 )
 
 DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
+NO_MATRIX_INTERVALS = (
+    "residual bounds need H u, which with a matrix diffusion takes every second derivative "
+    "of the functions; a matrix diffusion is trained and read out in the weak form only"
+)
 # The checks of a run to a tolerance read points from streams apart from training's and
 # the final read-out's (+ the step: each check its own sample).
 CHECK_SEED_OFFSET = 7 * EVAL_SEED_OFFSET
@@ -131,6 +136,8 @@ def interval_check(compiled: CompiledProblem) -> Monitor:
     diverges = diverging(compiled)
     if diverges is not None:
         raise ValueError(f"no error intervals can be computed: {diverges}")
+    if compiled.operator.medium_is_matrix:
+        raise ValueError(f"no error intervals can be computed: {NO_MATRIX_INTERVALS}")
 
     threshold = continuum(compiled)
     settings = compiled.settings
@@ -258,9 +265,16 @@ def sides(run: Run, names: tuple[str, ...]) -> list[FunctionSide]:
     sampler = run.compiled.sampler
     settings = run.settings
 
+    weight = run.compiled.operator.medium.weight
+
     def sample(n: int, gen: torch.Generator) -> tuple[torch.Tensor, np.ndarray]:
+        # With a weight rho, the sample-frame values carry sqrt(rho): plain means are then
+        # rho's inner products, in which the functions are orthonormal.
         x = sampler.sample(n, gen)
-        return x, torch.exp(-sampler.log_amplitude(x) + 0.5 * sampler.log_volume).numpy()
+        factor = torch.exp(-sampler.log_amplitude(x) + 0.5 * sampler.log_volume)
+        if weight is not None:
+            factor = factor * weight(x).sqrt()
+        return x, factor.numpy()
 
     inside = None
     if run.problem.region_expr() is not None and run.compiled.boundary is not None:
@@ -322,6 +336,11 @@ def grid_reference(problem: Problem, points: int | None, extra: int) -> GridRefe
     """The finite-difference spectrum of a problem (d <= 3), ``modes + extra`` values."""
     dim = len(problem.coordinates)
     grid.check_dimension(dim)  # before deriving settings, which samples the potential
+    if diffusion_kind(problem) != "constant" or weight_expr(problem) is not None:
+        raise ValueError(
+            "the finite-difference reference has -kappa Laplacian + V only (no diffusion "
+            "field, no weight); compare with a closed form instead"
+        )
     settings = derive_settings(problem)
     compiled = build(problem, settings)
     if settings.sampler.domain == "whole-space":

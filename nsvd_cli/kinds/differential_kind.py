@@ -14,6 +14,7 @@ from nsvd_cli.kinds.base import Kind, MemoryNeed, Run
 from nsvd_cli.kinds.evaluation import against_fields, interval_fields
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, memory_needs
 from nsvd_cli.kinds.schrodinger_checks import check_region_bounds
+from nsvd_cli.kinds.weak_readout import weak_readout
 from nsvd_cli.objectives.readout import normalized_gram, orthogonality
 from nsvd_cli.spec import Problem
 from nsvd_cli.training.distributed import Context
@@ -51,7 +52,9 @@ class DifferentialKind:
     def record(
         self, compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
     ) -> Results:
-        return differential.record(compiled, state, device, complete)
+        # A matrix diffusion has no strong form here: the energy form reads it out.
+        read = weak_readout if compiled.operator.medium_is_matrix else None
+        return differential.record(compiled, state, device, complete, read=read)
 
     def load(self, problem: Problem, settings: Settings, results: Results) -> Run:
         return differential.load(problem, settings, results, cast(Kind, self))

@@ -21,7 +21,6 @@ reflection); regions are refused.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from typing import cast
@@ -31,14 +30,20 @@ import torch
 
 from nsvd_cli.files import GridReference, Results
 from nsvd_cli.kinds import differential
-from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, SolverOptions
+from nsvd_cli.kinds.base import SolverOptions
 from nsvd_cli.kinds.eigen import EigenKind
 from nsvd_cli.kinds.robin import face_alphas, robin_flux, with_robin
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
-from nsvd_cli.numerics.networks import ModeNetwork
+from nsvd_cli.kinds.weak_readout import (
+    CHUNK,
+    NO_INTERVALS,
+    ascending,
+    float64_copy,
+    weak_readout,
+)
 from nsvd_cli.numerics.operators import box_factor
 from nsvd_cli.numerics.sampling import UniformBox, box_surface
-from nsvd_cli.objectives.batch import batch_fields, sample_modes
+from nsvd_cli.objectives.batch import sample_modes
 from nsvd_cli.objectives.intervals import Intervals, unavailable
 from nsvd_cli.objectives.methods import METHODS
 from nsvd_cli.objectives.readout import Ritz, ritz_from_moments
@@ -48,12 +53,6 @@ from nsvd_cli.training.eigen_objective import EigenObjective
 from nsvd_cli.training.loop import Monitor, Objective
 from nsvd_cli.training.settings import Settings
 from nsvd_cli.training.state import DTYPES, TrainState
-
-NO_INTERVALS = (
-    "residual bounds with Neumann or Robin walls need a bound for functions that miss the "
-    "wall condition, which nsvd does not have yet"
-)
-CHUNK = 8192
 
 
 class NeumannKind(EigenKind):
@@ -91,9 +90,7 @@ class NeumannKind(EigenKind):
         objective = EigenObjective(compiled, device, context)
         alphas = face_alphas(compiled.problem)
         if alphas is not None:  # Robin faces: their surface term, on fresh surface samples
-            objective.formulation = with_robin(
-                objective.formulation, alphas, compiled.operator.kinetic, compiled.boundary
-            )
+            objective.formulation = with_robin(objective.formulation, alphas, compiled)
         return objective
 
     def monitor(self, compiled: CompiledProblem) -> Monitor:
@@ -102,7 +99,8 @@ class NeumannKind(EigenKind):
     def record(
         self, compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
     ) -> Results:
-        read = wall_term_readout if isinstance(compiled.sampler, UniformBox) else weak_readout
+        strong = isinstance(compiled.sampler, UniformBox) and not compiled.operator.medium_is_matrix
+        read = wall_term_readout if strong else weak_readout
         return differential.record(compiled, state, device, complete, read=read)
 
     def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
@@ -114,40 +112,12 @@ class NeumannKind(EigenKind):
         return differential.grid_reference(problem, points, extra)
 
 
-def weak_readout(
-    compiled: CompiledProblem, network: torch.nn.Module, settings: Settings, shift: float
-) -> tuple[Ritz, np.ndarray, Intervals | None]:
-    """Rayleigh-Ritz in float64 on fresh samples with the energy form: per point
-    kappa grad u_l . grad u_m + V u_l u_m (the sampler's envelope is constant on a box or
-    region, so h is psi up to a constant)."""
-    net64, device, generator = _float64_copy(network, settings)
-    sampler = compiled.sampler.to(device, torch.float64)
-    kappa = compiled.operator.kinetic
-    values, gradients, potentials = [], [], []
-    n = settings.readout.eval_samples
-    for start in range(0, n, CHUNK):
-        x = sampler.sample(min(CHUNK, n - start), generator)
-        _, v, _ = batch_fields(compiled, sampler, x)
-        with torch.no_grad():
-            jet = cast(ModeNetwork, net64).jet(x, order=1)
-        values.append(jet.value)
-        gradients.append(jet.grad)
-        potentials.append(v)
-    h, grad, v = torch.cat(values), torch.cat(gradients), torch.cat(potentials)
-    r, energy = weak_ritz(h, grad, v, kappa)
-    native = differential.native_energies(
-        settings.method, shift, settings.transform.scale, r.gram, energy
-    )
-    modes = compiled.problem.modes
-    return r.first(modes), native[:modes].cpu().numpy(), unavailable(modes, NO_INTERVALS)
-
-
 def wall_term_readout(
     compiled: CompiledProblem, network: torch.nn.Module, settings: Settings, shift: float
 ) -> tuple[Ritz, np.ndarray, Intervals | None]:
     """Rayleigh-Ritz in float64 on a box: the strong form on fresh interior points plus the
     wall term on as many fresh surface points (module docstring)."""
-    net64, device, generator = _float64_copy(network, settings)
+    net64, device, generator = float64_copy(network, settings)
     n = settings.readout.eval_samples
     inside = sample_modes(compiled, net64, n, generator)
     box = cast(UniformBox, compiled.sampler).to(device, torch.float64)
@@ -157,8 +127,9 @@ def wall_term_readout(
         x, normals, area = box_surface(box, min(CHUNK, n - start), generator)
         with torch.no_grad():  # mixed walls: the Dirichlet faces' factor, as inside
             value, flux = robin_flux(net64, x, normals, alphas, compiled.boundary)
+        k = compiled.operator.medium.values(x).diffusion  # a scalar diffusion: k du/dn
         values.append(value)
-        fluxes.append(flux)
+        fluxes.append(flux if k is None else k.unsqueeze(-1) * flux)
     weight = compiled.operator.kinetic * area / math.exp(box.log_volume)
     r, energy = wall_term_ritz(inside.h, inside.hh, torch.cat(values), torch.cat(fluxes), weight)
     native = differential.native_energies(
@@ -185,45 +156,7 @@ def wall_term_ritz(
     inside = (u * hu - eigenvalues * u * u).var(0) / n
     wall = weight**2 * (us * fu).var(0) / m
     stderr = (inside + wall).sqrt() / norm
-    return _ascending(eigenvalues, stderr, c, gram, energy), energy
-
-
-def weak_ritz(
-    h: torch.Tensor, grad: torch.Tensor, v: torch.Tensor, kappa: float
-) -> tuple[Ritz, torch.Tensor]:
-    """Rayleigh-Ritz from values h (n, L), gradients (n, d, L) and V (n,): the Ritz pairs
-    with standard errors, and the energy matrix E[kappa grad h . grad h^T + V h h^T]."""
-    n = h.shape[0]
-    gram = h.T @ h / n
-    energy = kappa * torch.einsum("ndl,ndm->lm", grad, grad) / n + (h * v[:, None]).T @ h / n
-    _, c = ritz_from_moments(gram, energy)
-    u, gu = h @ c, torch.einsum("ndl,lm->ndm", grad, c)
-    per_point = kappa * (gu * gu).sum(1) + v[:, None] * u * u
-    norm = (u * u).mean(0)
-    eigenvalues = per_point.mean(0) / norm
-    stderr = (per_point - eigenvalues * u * u).std(0) / (n**0.5 * norm)
-    ritz_result = _ascending(eigenvalues, stderr, c, gram, energy)
-    return ritz_result, energy
-
-
-def _float64_copy(
-    network: torch.nn.Module, settings: Settings
-) -> tuple[torch.nn.Module, torch.device, torch.Generator]:
-    """The read-out's float64 copy of the network, its device and the read-out's stream."""
-    net64 = copy.deepcopy(network).double()
-    device = next(net64.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
-    return net64, device, generator
-
-
-def _ascending(
-    eigenvalues: torch.Tensor, stderr: torch.Tensor, c: torch.Tensor, gram: torch.Tensor,
-    energy: torch.Tensor,
-) -> Ritz:
-    """The Ritz pairs in ascending order, with each learned function's own quotient."""
-    order = torch.argsort(eigenvalues)
-    quotients = torch.diagonal(energy) / torch.diagonal(gram)
-    return Ritz(eigenvalues[order], stderr[order], c[:, order], gram, quotients)
+    return ascending(eigenvalues, stderr, c, gram, energy), energy
 
 
 NEUMANN = NeumannKind()

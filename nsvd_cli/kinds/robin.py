@@ -47,11 +47,14 @@ def alpha_at(alphas: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
 
 
 def with_robin(
-    formulation: Formulation, alphas: torch.Tensor, kappa: float, boundary: JetField | None
+    formulation: Formulation, alphas: torch.Tensor, compiled: CompiledOperator
 ) -> Formulation:
-    """``formulation`` (the weak form) plus kappa * alpha * <u_l, u_m> on the Robin faces,
-    each half batch's rows from its own surface sample of the same size (gradient into the
-    row's function only, as every formulation)."""
+    """``formulation`` (the weak form) plus kappa * alpha * <u_l, u_m> on the Robin faces
+    (kappa * k(x) * alpha with a scalar diffusion k), each half batch's rows from its own
+    surface sample of the same size (gradient into the row's function only, as every
+    formulation)."""
+    kappa, boundary = compiled.operator.kinetic, compiled.boundary_jet
+    diffusion = compiled.operator.medium.diffusion
 
     def terms(
         compiled: CompiledOperator,
@@ -66,9 +69,13 @@ def with_robin(
         rows = []
         for row in inner.rows:
             xs, normals, area = box_surface(box, x.shape[0] // 2, generator)
-            b = None if boundary is None else boundary(xs).value
-            hs = mode_values(network, xs, b)
-            scaled = hs * alpha_at(alphas, normals).unsqueeze(-1)
+            b = boundary(xs)
+            hs = mode_values(network, xs, None if b is None else b.value)
+            alpha = alpha_at(alphas, normals)
+            if diffusion is not None:
+                with torch.no_grad():
+                    alpha = alpha * diffusion(xs)
+            scaled = hs * alpha.unsqueeze(-1)
             rows.append(row + weight * area * row_products(scaled, hs))
         return StepTerms(inner.f, (rows[0], rows[1]))
 

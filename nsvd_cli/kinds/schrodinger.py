@@ -19,6 +19,7 @@ import torch
 
 from nsvd_cli.expr import compile_torch
 from nsvd_cli.kinds.base import MemoryNeed, element_bytes
+from nsvd_cli.kinds.medium_fields import compile_medium, weyl_estimate
 from nsvd_cli.kinds.schrodinger_checks import (
     check_estimate,
     check_potential_values,
@@ -41,6 +42,7 @@ from nsvd_cli.numerics.operators import (
 )
 from nsvd_cli.numerics.sampling import GaussianMixture, Sampler, UniformBox, UniformRegion
 from nsvd_cli.spec.load import Problem, located_error
+from nsvd_cli.spec.medium import diffusion_kind
 from nsvd_cli.training.settings import Settings
 
 ANALYSIS_SEED = 12345
@@ -152,10 +154,10 @@ def _whole_space_settings(
     problem: Problem, s: Settings, potential: analysis.Field, kappa: float, gen: torch.Generator
 ) -> analysis.SpectrumEstimate:
     """Sampling scales, input normalisation, export window and shift for the whole space."""
-    d, modes = len(problem.coordinates), problem.modes
+    d = len(problem.coordinates)
     pts, log_w = analysis.log_radial_points(d, ANALYSIS_POINTS, gen)
     check_potential_values(problem, potential(pts))
-    est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
+    est = weyl_estimate(problem, potential, kappa, pts, log_w)
     check_estimate(problem, est, whole_space=True)
     s.sampler.center = list(est.center)
     # Gaussians aligned with the principal axes of the classically allowed region (the
@@ -189,7 +191,6 @@ def _bounded_settings(
     problem: Problem, s: Settings, potential: analysis.Field, kappa: float, gen: torch.Generator
 ) -> analysis.SpectrumEstimate:
     """The same for a box or a region (uniform sampling inside the bounds)."""
-    d, modes = len(problem.coordinates), problem.modes
     kind, lo, hi = s.sampler.domain, s.sampler.bounds_lo, s.sampler.bounds_hi
     lo_t = torch.tensor(lo, dtype=torch.float64)
     hi_t = torch.tensor(hi, dtype=torch.float64)
@@ -206,11 +207,9 @@ def _bounded_settings(
             )
         check_region_inside_bounds(problem, region, lo, hi, gen)
         s.sampler.region_acceptance = max(float(inside.double().mean()), 1e-6)
-        log_w = torch.where(inside, log_w, torch.full_like(log_w, -math.inf))
-        check_potential_values(problem, potential(pts[inside]))
-    else:
-        check_potential_values(problem, potential(pts))
-    est = analysis.weyl_estimate(potential, kappa, d, modes, pts, log_w)
+        pts, log_w = pts[inside], log_w[inside]
+    check_potential_values(problem, potential(pts))
+    est = weyl_estimate(problem, potential, kappa, pts, log_w)
     check_estimate(problem, est, whole_space=False)
     s.network.input_center = [(a + b) / 2 for a, b in zip(lo, hi)]
     s.network.input_scale = [(b - a) / 2 for a, b in zip(lo, hi)]
@@ -262,6 +261,9 @@ def apply_solver_overrides(problem: Problem, s: Settings) -> None:
     if solver.checkpoint_every:
         s.optimiser.checkpoint_every = solver.checkpoint_every
     s.derivatives = solver.derivatives
+    s.diffusion = diffusion_kind(problem)
+    if s.diffusion == "matrix" and s.derivatives == "auto":
+        s.derivatives = "weak"  # its strong form needs every second derivative
     s.hutchinson_probes = solver.hutchinson_probes
     s.compile = solver.compile
     s.spin_decay = solver.spin_decay
@@ -309,7 +311,9 @@ def _default_steps(problem: Problem) -> int:
 
 def build(problem: Problem, settings: Settings) -> CompiledProblem:
     potential = _potential_field(problem)
-    operator = Schrodinger(problem.kinetic_value(), potential, _drift_field(problem))
+    operator = Schrodinger(
+        problem.kinetic_value(), potential, _drift_field(problem), compile_medium(problem)
+    )
     boundary: JetField | None = None
     sampler: Sampler
     if settings.sampler.domain == "whole-space":

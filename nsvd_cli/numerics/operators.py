@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from nsvd_cli.numerics.jets import Jet, radius
+from nsvd_cli.numerics.media import NO_MEDIUM, Medium, MediumValues
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 JetField = Callable[[torch.Tensor], Jet]
@@ -36,14 +37,21 @@ def finite_potential(potential: Field, x: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class Schrodinger:
     """H = -kinetic Laplacian + V, plus ``drift`` b . grad when given (then A = H + b . grad
-    is not self-adjoint, and only its singular values are asked for)."""
+    is not self-adjoint, and only its singular values are asked for); with a ``medium``,
+    H = -kinetic div(A grad) + V over the weight rho (``media.py``)."""
 
     kinetic: float
     potential: Field
     drift: Field | None = None  # (B, d) -> (B, d): the vector field b
+    medium: Medium = Medium()
+
+    @property
+    def medium_is_matrix(self) -> bool:
+        return self.medium.matrix
 
     def apply(
-        self, h: Jet, envelope: Jet, v: torch.Tensor, b: torch.Tensor | None = None
+        self, h: Jet, envelope: Jet, v: torch.Tensor, b: torch.Tensor | None = None,
+        m: MediumValues = NO_MEDIUM,
     ) -> torch.Tensor:
         """H~ h for h of value shape (B, L), envelope a of value shape (B,), V of shape (B,);
         with the drift's values ``b`` (B, d) also ``e^{-a} b . grad(e^a h) = b . grad h +
@@ -59,6 +67,8 @@ class Schrodinger:
         assert envelope.lap is not None, "the envelope is an exact second-order jet"
         mult = envelope.lap + (envelope.grad * envelope.grad).sum(1)
         kin = h.lap + cross + mult.unsqueeze(-1) * h.value
+        if m.diffusion is not None:
+            kin = _scalar_diffusion(kin, h, envelope, m)
         out = -self.kinetic * kin + v.unsqueeze(-1) * h.value
         if b is not None:
             assert h.tangents is None, "a drift needs exact gradients (not Hutchinson)"
@@ -66,20 +76,34 @@ class Schrodinger:
             out = out + along + (b * envelope.grad).sum(1).unsqueeze(-1) * h.value
         return out
 
-    def weak_energy(self, h: Jet, envelope: Jet, v: torch.Tensor) -> torch.Tensor:
+    def weak_energy(
+        self, h: Jet, envelope: Jet, v: torch.Tensor, m: MediumValues = NO_MEDIUM
+    ) -> torch.Tensor:
         """The (L, L) matrix <psi_l, H psi_m> from first derivatives only (the energy form),
         with the gradient into psi_l only (``formulations.symmetric`` gives both sides).
 
         Integrating by parts, <psi_l, -lap psi_m> = <grad psi_l, grad psi_m> when boundary
         values vanish or the functions decay; per sample (psi = e^a h, p = e^{2a})
-        grad psi . grad psi' / p = (grad h + h grad a) . (grad h' + h' grad a).
+        grad psi . grad psi' / p = (grad h + h grad a) . (grad h' + h' grad a); a medium's
+        A sits between the two factors.
         """
         assert h.tangents is None, "the weak form needs exact first derivatives"
         u = h.grad + h.value.unsqueeze(1) * envelope.grad.unsqueeze(-1)  # (B, d, L)
         n = h.value.shape[0]
-        kinetic = torch.einsum("bdl,bdm->lm", u, u.detach()) / n
+        kinetic = torch.einsum("bdl,bdm->lm", u, m.flux(u.detach())) / n
         potential = (h.value * v.unsqueeze(-1)).T @ h.value.detach() / n
         return self.kinetic * kinetic + potential
+
+
+def _scalar_diffusion(kin: torch.Tensor, h: Jet, envelope: Jet, m: MediumValues) -> torch.Tensor:
+    """e^{-a} div(k grad(e^a h)) from the frame Laplacian ``kin``: k kin + grad k . (grad h +
+    h grad a), for a scalar diffusion k (a matrix one is trained in the weak form only)."""
+    assert m.diffusion is not None and m.gradient is not None and not m.matrix, (
+        "the strong form takes a scalar diffusion (a matrix one is weak-form only)")
+    assert h.tangents is None, "a varying diffusion needs exact gradients (not Hutchinson)"
+    u = h.grad + h.value.unsqueeze(1) * envelope.grad.unsqueeze(-1)  # (B, d, L)
+    along = torch.einsum("bd,bdl->bl", m.gradient, u)
+    return m.diffusion.unsqueeze(-1) * kin + along
 
 
 def box_factor(

@@ -37,7 +37,7 @@ class SpectrumEstimate:
 
 
 def _log_weyl_terms(
-    v: torch.Tensor, log_w: torch.Tensor, energy: float, kappa: float, d: int
+    v: torch.Tensor, log_w: torch.Tensor, energy: float, kappa: float | torch.Tensor, d: int
 ) -> torch.Tensor:
     gap = (energy - v) / kappa
     inside = gap > 0
@@ -48,19 +48,27 @@ def _log_weyl_terms(
 
 def weyl_estimate(
     potential: Field,
-    kappa: float,
+    kappa: float | torch.Tensor,
     dim: int,
     modes: int,
     points: torch.Tensor,
     log_weights: torch.Tensor,
+    weight: torch.Tensor | None = None,
 ) -> SpectrumEstimate:
     """Bisect N(E) = 1 and N(E) = modes on a fixed weighted sample of the domain.
 
     ``points`` with ``log_weights`` must estimate integrals over the domain:
-    integral g dx ~ sum_i exp(log_weights_i) g(points_i).
+    integral g dx ~ sum_i exp(log_weights_i) g(points_i). A medium gives ``kappa`` per
+    point (``media.effective_kappa``) and the weight rho: the count is then over
+    E - V / rho, the phase-space volume of H u = E rho u.
     """
     v = potential(points).to(torch.float64)
+    if weight is not None:
+        v = v / weight
     ok = torch.isfinite(v)
+    if isinstance(kappa, torch.Tensor):
+        ok &= torch.isfinite(kappa) & (kappa > 0)
+        kappa = kappa[ok].to(torch.float64)
     points, v, log_weights = points[ok], v[ok], log_weights[ok]
     log_const = (
         0.5 * dim * math.log(math.pi) - math.lgamma(0.5 * dim + 1) - dim * math.log(2 * math.pi)

@@ -14,6 +14,7 @@ from typing import Protocol, cast
 import torch
 
 from nsvd_cli.numerics.jets import Jet
+from nsvd_cli.numerics.media import MediumValues
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.operators import Schrodinger, finite_potential
 from nsvd_cli.numerics.sampling import Sampler
@@ -31,6 +32,8 @@ class CompiledOperator(Protocol):
 @dataclass(frozen=True)
 class Batch:
     x: torch.Tensor
+    # With a weight rho, in its frame (sqrt(rho) h, H~h / sqrt(rho)): plain means are the
+    # weighted inner products (``media.py``).
     h: torch.Tensor  # (B, L), detached
     hh: torch.Tensor  # (B, L): H~ h, detached
     boundary: torch.Tensor | None  # (B,) boundary factor values, or None
@@ -55,6 +58,11 @@ def batch_fields(
         return envelope, v, compiled.boundary_jet(x)
 
 
+def medium_values(compiled: CompiledOperator, x: torch.Tensor) -> MediumValues:
+    """The diffusion, its gradient and the weight at x (None where constant), no graph."""
+    return compiled.operator.medium.values(x)
+
+
 def drift_values(compiled: CompiledOperator, x: torch.Tensor) -> torch.Tensor | None:
     """The drift b(x) (B, d), or None without one."""
     drift = compiled.operator.drift
@@ -69,10 +77,12 @@ def evaluate_batch(
 ) -> Batch:
     """h and H~ h (with a drift: A~ h) at the points x (exact derivatives), no autograd graph."""
     envelope, v, b = batch_fields(compiled, sampler, x)
+    m = medium_values(compiled, x)
     with torch.no_grad():
         h = with_boundary(b, cast(ModeNetwork, network).jet(x))
-        hh = compiled.operator.apply(h, envelope, v, drift_values(compiled, x))
-    return Batch(x, h.value, hh, None if b is None else b.value)
+        hh = compiled.operator.apply(h, envelope, v, drift_values(compiled, x), m)
+    values, applied = m.frame(h.value, hh)
+    return Batch(x, values, applied, None if b is None else b.value)
 
 
 def mode_values(

@@ -13,9 +13,13 @@ kinetic term was computed. The formulations:
   ``dE = dM + dM^T``, so ``E = M + M^T - sg((M + M^T) / 2)`` has the right value and
   gradient. One no-grad jet pass plus one ordinary forward and backward pass per step.
 * weak form (``weak``): first derivatives only, ``E_lm = mean(kappa (grad h_l + h_l grad a)
-  . (grad h_m + h_m grad a) + V h_l h_m)`` with the full graph, valid for decaying functions
-  and zero boundary values (every domain here). The backward pass runs through the
-  first-order jet, which costs about three times its forward.
+  . A (grad h_m + h_m grad a) + V h_l h_m)`` with the full graph, valid for decaying functions
+  and zero boundary values (every domain here); the only form for a matrix diffusion A.
+  The backward pass runs through the first-order jet, which costs about three times its
+  forward.
+
+With a weight rho, ``f`` is sqrt(rho) h and the strong form's H~h is divided by sqrt(rho)
+(``numerics/media.py``): the Gram matrix is then rho's, the rows and residuals unchanged.
 
 ``auto`` resolves to ``forward-laplacian``: it is exact and measured cheapest at every
 dimension in ``docs/speed.md``; Hutchinson is an explicit choice because it adds variance.
@@ -38,6 +42,7 @@ from nsvd_cli.objectives.batch import (
     CompiledOperator,
     batch_fields,
     drift_values,
+    medium_values,
     mode_values,
     with_boundary,
 )
@@ -120,10 +125,11 @@ def strong_form(engine: JetEngine) -> Formulation:
         generator: torch.Generator,
     ) -> StepTerms:
         envelope, v, b = batch_fields(compiled, sampler, x)
+        m = medium_values(compiled, x)
         with torch.no_grad():
             h = with_boundary(b, engine(cast(ModeNetwork, network), x, generator))
-            hh = compiled.operator.apply(h, envelope, v)
-        f = mode_values(network, x, None if b is None else b.value)
+            hh = compiled.operator.apply(h, envelope, v, m=m)
+        f, hh = m.frame(mode_values(network, x, None if b is None else b.value), hh)
         return StepTerms(f, held_rows(f, hh))
 
     return terms
@@ -148,9 +154,10 @@ def residual_form(
     through the exact jet (about 1.7x a strong-form step: docs/method.md, "Refining the
     residuals"). The energy rows hold H~h fixed as the strong form does."""
     envelope, v, b = batch_fields(compiled, sampler, x)
+    m = medium_values(compiled, x)
     h = with_boundary(b, cast(ModeNetwork, network).jet(x))
-    hh = compiled.operator.apply(h, envelope, v)
-    return StepTerms(h.value, held_rows(h.value, hh), squared_residuals(h.value, hh))
+    f, hh = m.frame(h.value, compiled.operator.apply(h, envelope, v, m=m))
+    return StepTerms(f, held_rows(f, hh), squared_residuals(f, hh))
 
 
 def weak_form(
@@ -161,13 +168,14 @@ def weak_form(
     generator: torch.Generator,
 ) -> StepTerms:
     envelope, v, b = batch_fields(compiled, sampler, x)
+    m = medium_values(compiled, x)
     h = with_boundary(b, cast(ModeNetwork, network).jet(x, order=1))
     half = x.shape[0] // 2
     first, second = (
-        compiled.operator.weak_energy(h.at(p), envelope.at(p), v[p])
+        compiled.operator.weak_energy(h.at(p), envelope.at(p), v[p], m.at(p))
         for p in (slice(0, half), slice(half, 2 * half))
     )
-    return StepTerms(h.value, (first, second))
+    return StepTerms(m.weighted(h.value), (first, second))
 
 
 def squared_form(

@@ -35,6 +35,7 @@ from nsvd_cli.spec.fields import (
     integer_type,
 )
 from nsvd_cli.spec.langevin import ground_state_potential, symmetrised
+from nsvd_cli.spec.medium import kinetic_factor
 from nsvd_cli.spec.scope import MAX_PARAMETERS, ExpressionScope
 from nsvd_cli.spec.semantics import semantic_issues
 from nsvd_cli.spec.yaml_reader import dotted
@@ -302,13 +303,12 @@ class Problem(_Model):
         return self._scope().kinetic(text)
 
     def kinetic_value(self) -> float:
-        """The coefficient of -Laplacian: ``kinetic``, or a constant scalar ``diffusion``
-        (the only diffusion the semantic pass lets through today)."""
-        diffusion, langevin = self.operator.diffusion, self.operator.langevin
-        text = self.operator.kinetic if langevin is None else langevin.temperature
-        if diffusion is not None and not isinstance(diffusion, list):
-            text = diffusion
-        return self._cached("kinetic", lambda: self._scope().kinetic(text))
+        """The constant factor of the kinetic term (``spec/medium.py``)."""
+        return self._cached("kinetic", lambda: kinetic_factor(self, self._scope()))
+
+    def space_expr(self, key: str, text: float | str) -> sp.Expr:
+        """An expression over coordinates and parameters, parsed once (cached by ``key``)."""
+        return self._cached(key, lambda: self._scope().over_space(text))
 
     def kernel_expr(self) -> sp.Expr | None:
         """k(x, y) over coordinates, input coordinates and parameters."""

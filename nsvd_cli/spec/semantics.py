@@ -188,7 +188,8 @@ def _differential_issues(
     coordinates = list(scope.coordinates)
     if isinstance(domain, Mapping):
         if "box" in domain or "region" in domain:
-            found.extend(boundary_issues(domain, scope, bool(operator.get("drift"))))
+            found.extend(boundary_issues(domain, scope, bool(operator.get("drift")),
+                                         isinstance(operator.get("diffusion"), list)))
         if "region" in domain:
             check_expression(("domain", "region"), domain["region"], scope.over_space, found)
             check_limits(("domain", "bounds"), domain.get("bounds"), coordinates, found)

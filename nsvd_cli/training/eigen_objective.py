@@ -155,15 +155,19 @@ REFINE_DERIVATIVES = ("auto", "forward-laplacian", "autograd")
 def refines(s: Settings) -> bool:
     """Whether the residual term can refine this run's functions (an eigenproblem's lowest
     states, a method whose functions are eigenfunctions, exact derivatives)."""
-    return s.want == "lowest" and s.method in REFINE_METHODS and s.derivatives in REFINE_DERIVATIVES
+    return (
+        s.want == "lowest" and s.method in REFINE_METHODS and s.derivatives in REFINE_DERIVATIVES
+        and s.diffusion != "matrix"
+    )
 
 
 def make_formulation(s: Settings) -> Formulation:
     # The smallest singular values train on the quadratic form of A^*A (its own terms).
     if s.want == "smallest-singular":
         formulation: Formulation = squared_form
-    else:
-        formulation = get_formulation(s.derivatives, s.hutchinson_probes)
+    else:  # a matrix diffusion has the weak form only (``numerics/media.py``)
+        name = "weak" if s.diffusion == "matrix" else s.derivatives
+        formulation = get_formulation(name, s.hutchinson_probes)
     if s.compile:
         formulation = torch.compile(formulation, dynamic=False)
     return formulation

@@ -100,6 +100,8 @@ class Settings:
     dtype: str = "float32"
     # How the kinetic term is computed in training (formulations.py); read-out is always exact.
     derivatives: str = "auto"
+    # constant (kinetic) | scalar (a field k(x)) | matrix (a field A(x): weak form only)
+    diffusion: str = "constant"
     hutchinson_probes: int = 8
     compile: bool = False
     spin_decay: float = DEFAULT_MOVING_AVERAGE  # SpIN: weight of the newest batch

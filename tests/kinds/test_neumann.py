@@ -14,7 +14,8 @@ import torch
 from typer.testing import Result
 
 from nsvd_cli.kinds import kind_of
-from nsvd_cli.kinds.neumann import NEUMANN, wall_term_ritz, weak_ritz
+from nsvd_cli.kinds.neumann import NEUMANN, wall_term_ritz
+from nsvd_cli.kinds.weak_readout import weak_ritz
 from nsvd_cli.numerics.sampling import UniformBox, box_surface
 from nsvd_cli.spec import parse_problem
 

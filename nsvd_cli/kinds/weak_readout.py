@@ -1,0 +1,102 @@
+"""The weak (energy-form) read-out: Rayleigh-Ritz from first derivatives only, for the
+problems whose strong form nsvd does not build (a region with free walls, a matrix
+diffusion). Its standard errors do not vanish at eigenfunctions, as the strong form's do.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import cast
+
+import numpy as np
+import torch
+
+from nsvd_cli.kinds import differential
+from nsvd_cli.kinds.base import EVAL_SEED_OFFSET
+from nsvd_cli.kinds.differential import NO_MATRIX_INTERVALS
+from nsvd_cli.kinds.schrodinger import CompiledProblem
+from nsvd_cli.numerics.media import NO_MEDIUM, MediumValues, joined
+from nsvd_cli.numerics.networks import ModeNetwork
+from nsvd_cli.objectives.batch import batch_fields, medium_values, with_boundary
+from nsvd_cli.objectives.intervals import Intervals, unavailable
+from nsvd_cli.objectives.readout import Ritz, ritz_from_moments
+from nsvd_cli.training.settings import Settings
+
+NO_INTERVALS = (
+    "residual bounds with Neumann or Robin walls need a bound for functions that miss the "
+    "wall condition, which nsvd does not have yet"
+)
+CHUNK = 8192
+
+
+def weak_readout(
+    compiled: CompiledProblem, network: torch.nn.Module, settings: Settings, shift: float
+) -> tuple[Ritz, np.ndarray, Intervals | None]:
+    """Rayleigh-Ritz in float64 on fresh samples with the energy form: per point
+    kappa grad psi_l . A grad psi_m + V psi_l psi_m over rho psi_l psi_m (in the sampler's
+    frame, ``Schrodinger.weak_energy``). Where no strong form applies (a region's free walls,
+    a matrix diffusion): its standard errors do not vanish at eigenfunctions."""
+    net64, device, generator = float64_copy(network, settings)
+    sampler = compiled.sampler.to(device, torch.float64)
+    values, gradients, potentials, media = [], [], [], []
+    n = settings.readout.eval_samples
+    for start in range(0, n, CHUNK):
+        x = sampler.sample(min(CHUNK, n - start), generator)
+        envelope, v, b = batch_fields(compiled, sampler, x)
+        with torch.no_grad():
+            jet = with_boundary(b, cast(ModeNetwork, net64).jet(x, order=1))
+        values.append(jet.value)
+        gradients.append(jet.grad + jet.value.unsqueeze(1) * envelope.grad.unsqueeze(-1))
+        potentials.append(v)
+        media.append(medium_values(compiled, x))
+    h, grad, v = torch.cat(values), torch.cat(gradients), torch.cat(potentials)
+    r, energy = weak_ritz(h, grad, v, compiled.operator.kinetic, joined(media))
+    native = differential.native_energies(
+        settings.method, shift, settings.transform.scale, r.gram, energy
+    )
+    modes = compiled.problem.modes
+    why = NO_MATRIX_INTERVALS if compiled.operator.medium_is_matrix else NO_INTERVALS
+    return r.first(modes), native[:modes].cpu().numpy(), unavailable(modes, why)
+
+
+def weak_ritz(
+    h: torch.Tensor, grad: torch.Tensor, v: torch.Tensor, kappa: float,
+    medium: MediumValues = NO_MEDIUM,
+) -> tuple[Ritz, torch.Tensor]:
+    """Rayleigh-Ritz from values h (n, L), gradients (n, d, L), V (n,) and the medium: the
+    Ritz pairs with standard errors, and the energy matrix
+    E[kappa grad h . A grad h^T + V h h^T] (the Gram matrix E[rho h h^T])."""
+    n = h.shape[0]
+    g = medium.weighted(h)
+    gram = g.T @ g / n
+    flux = medium.flux(grad)
+    energy = kappa * torch.einsum("ndl,ndm->lm", grad, flux) / n + (h * v[:, None]).T @ h / n
+    _, c = ritz_from_moments(gram, energy)
+    u, wu = h @ c, g @ c
+    gu, fu = (torch.einsum("ndl,lm->ndm", t, c) for t in (grad, flux))
+    per_point = kappa * (gu * fu).sum(1) + v[:, None] * u * u
+    norm = (wu * wu).mean(0)
+    eigenvalues = per_point.mean(0) / norm
+    stderr = (per_point - eigenvalues * wu * wu).std(0) / (n**0.5 * norm)
+    ritz_result = ascending(eigenvalues, stderr, c, gram, energy)
+    return ritz_result, energy
+
+
+def float64_copy(
+    network: torch.nn.Module, settings: Settings
+) -> tuple[torch.nn.Module, torch.device, torch.Generator]:
+    """The read-out's float64 copy of the network, its device and the read-out's stream."""
+    net64 = copy.deepcopy(network).double()
+    device = next(net64.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(settings.seed + EVAL_SEED_OFFSET)
+    return net64, device, generator
+
+
+def ascending(
+    eigenvalues: torch.Tensor, stderr: torch.Tensor, c: torch.Tensor, gram: torch.Tensor,
+    energy: torch.Tensor,
+) -> Ritz:
+    """The Ritz pairs in ascending order, with each learned function's own quotient."""
+    order = torch.argsort(eigenvalues)
+    quotients = torch.diagonal(energy) / torch.diagonal(gram)
+    return Ritz(eigenvalues[order], stderr[order], c[:, order], gram, quotients)

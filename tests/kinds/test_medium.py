@@ -1,0 +1,194 @@
+"""General second-order operators: -div(A grad u) + V u = lambda rho u with a scalar or
+matrix diffusion field A and a weight rho (numerics/media.py, spec/medium.py)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import Result
+
+from nsvd_cli.kinds import kind_of
+from nsvd_cli.kinds.medium_fields import compile_medium
+from nsvd_cli.numerics.jets import Jet
+from nsvd_cli.numerics.media import effective_kappa
+from nsvd_cli.numerics.sampling import GaussianMixture
+from nsvd_cli.numerics.weyl import weyl_estimate
+from nsvd_cli.objectives.batch import evaluate_batch, with_boundary
+from nsvd_cli.objectives.formulations import symmetric
+from nsvd_cli.spec import ProblemError, parse_problem
+
+SCALAR_1D = """
+name: sturm-liouville
+coordinates: [x]
+operator: {diffusion: "1 + x**2", potential: "3*x", weight: "1 + x/2"}
+domain: {box: {x: [0, 1]}}
+modes: 3
+"""
+
+MATRIX_2D = """
+name: matrix-oscillator
+coordinates: [x, y]
+operator:
+  diffusion: [[1, 1/2], [1/2, 1]]
+  potential: "(x**2 + y**2)/2"
+modes: 3
+"""
+
+
+def _compiled(text: str) -> object:
+    problem = parse_problem(text)
+    kind = kind_of(problem)
+    return kind.build(problem, kind.derive_settings(problem))
+
+
+def test_the_strong_and_weak_forms_agree_with_a_scalar_diffusion_and_a_weight() -> None:
+    """On a Dirichlet box, <h, H h> from the strong form (k lap + grad k . grad) equals the
+    energy form <grad h, k grad h> + <V h, h>, and both use rho's Gram matrix: compared on
+    a midpoint rule, where both integrals are exact to O(1e-8)."""
+    compiled = _compiled(SCALAR_1D)
+    torch.manual_seed(0)
+    network = compiled.make_network().double()  # type: ignore[attr-defined]
+    n = 20_000
+    x = ((torch.arange(n, dtype=torch.float64) + 0.5) / n).unsqueeze(-1)
+    batch = evaluate_batch(compiled, compiled.sampler, network, x)  # type: ignore[arg-type, attr-defined]
+    strong = 0.5 * (batch.h.T @ batch.hh + batch.hh.T @ batch.h) / n
+    operator = compiled.operator  # type: ignore[attr-defined]
+    b = compiled.boundary(x)  # type: ignore[attr-defined]
+    with torch.no_grad():
+        jet = with_boundary(b, network.jet(x, order=1))
+        envelope = Jet.constant(torch.zeros(n, dtype=torch.float64), 1)
+        weak = symmetric(operator.weak_energy(jet, envelope, 3 * x[:, 0],
+                                              operator.medium.values(x)))
+    assert torch.allclose(strong, weak, rtol=1e-6, atol=1e-8), (strong, weak)
+    rho = (1 + x[:, 0] / 2).unsqueeze(-1)
+    gram = (jet.value * rho).T @ jet.value / n
+    assert torch.allclose(batch.h.T @ batch.h / n, gram, rtol=1e-12)
+
+
+def test_a_scalar_diffusion_in_the_sampler_frame_matches_autograd() -> None:
+    """H~ h = e^{-a} (-div(k grad(e^a h)) + V e^a h) with a Gaussian sampler's envelope a,
+    against autograd of the physical function."""
+    problem = parse_problem(
+        "name: w\ncoordinates: [x, y]\nmodes: 2\n"
+        'operator: {diffusion: "1 + x**2/4 + sin(y)/2", potential: "x**2 + y**2"}\n'
+    )
+    medium = compile_medium(problem)
+    sampler = GaussianMixture(torch.zeros(2, dtype=torch.float64),
+                              torch.tensor([[0.7, 1.3]], dtype=torch.float64))
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    net = net.double()
+    x = torch.randn(12, 2, dtype=torch.float64)
+    from nsvd_cli.numerics.operators import Schrodinger
+
+    operator = Schrodinger(1.0, lambda p: (p * p).sum(-1), None, medium)
+    h = _jet_of(net, x)
+    applied = operator.apply(h, sampler.envelope(x), (x * x).sum(-1), m=medium.values(x))
+    expected = torch.stack([_autograd_h(net, sampler, medium, x, mode) for mode in range(2)], -1)
+    assert torch.allclose(applied, expected, rtol=1e-9, atol=1e-9)
+
+
+def _jet_of(net: torch.nn.Module, x: torch.Tensor) -> Jet:
+    """The exact second-order jet of a small network by autograd (value, grad, Laplacian)."""
+    values, grads, laps = [], [], []
+    for mode in range(2):
+        y = x.clone().requires_grad_(True)
+        f = net(y)[:, mode]
+        (g,) = torch.autograd.grad(f.sum(), y, create_graph=True)
+        lap = sum(torch.autograd.grad(g[:, i].sum(), y, retain_graph=True)[0][:, i]
+                  for i in range(2))
+        values.append(f.detach())
+        grads.append(g.detach())
+        laps.append(torch.as_tensor(lap).detach())
+    return Jet(torch.stack(values, -1), torch.stack(grads, -1), torch.stack(laps, -1))
+
+
+def _autograd_h(
+    net: torch.nn.Module, sampler: GaussianMixture, medium: object, x: torch.Tensor, mode: int
+) -> torch.Tensor:
+    y = x.clone().requires_grad_(True)
+    amplitude = torch.exp(sampler.log_amplitude(y))
+    psi = amplitude * net(y)[:, mode]
+    (g,) = torch.autograd.grad(psi.sum(), y, create_graph=True)
+    flux = medium.diffusion(y).unsqueeze(-1) * g  # type: ignore[attr-defined]
+    div = sum(torch.autograd.grad(flux[:, i].sum(), y, retain_graph=True)[0][:, i]
+              for i in range(2))
+    h_psi = -torch.as_tensor(div) + (y * y).sum(-1) * psi
+    return (h_psi / amplitude).detach()
+
+
+def test_the_weyl_count_follows_the_diffusion_and_the_weight() -> None:
+    """N(E) = (1/pi) integral sqrt(E rho / k) dx: sqrt(E) for the Legendre operator
+    (k = 1 - x^2 on [-1, 1]) and for -u'' = E u / x^2 on [1, e^pi], so E_1 = 1, E_4 = 16."""
+    gen = torch.Generator().manual_seed(0)
+    for diffusion, weight, lo, hi in (("1 - x**2", None, -1.0, 1.0),
+                                      (None, "1/x**2", 1.0, math.exp(math.pi))):
+        lines = ["name: w", "coordinates: [x]", "modes: 4",
+                 f"domain: {{box: {{x: [{lo}, {hi}]}}}}"]
+        op = {"kinetic": "1"} if diffusion is None else {"diffusion": f'"{diffusion}"'}
+        if weight:
+            op["weight"] = f'"{weight}"'
+        lines.append("operator: {" + ", ".join(f"{k}: {v}" for k, v in op.items()) + "}")
+        problem = parse_problem("\n".join(lines) + "\n")
+        points = lo + (hi - lo) * torch.rand(400_000, 1, generator=gen, dtype=torch.float64)
+        log_w = torch.full((points.shape[0],), math.log((hi - lo) / points.shape[0]),
+                           dtype=torch.float64)
+        values = compile_medium(problem).values(points)
+        est = weyl_estimate(lambda p: 0 * p[:, 0], effective_kappa(values, 1.0, 1), 1, 4,
+                            points, log_w, values.weight)
+        assert abs(est.lowest - 1.0) < 0.02 and abs(est.highest - 16.0) < 0.3, est
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        (SCALAR_1D.replace('"1 + x**2"', '"x - 1/2"'), "operator.diffusion", "> 0"),
+        (MATRIX_2D.replace("[[1, 1/2], [1/2, 1]]", "[[1, 2], [2, 1]]"), "operator.diffusion",
+         "positive definite"),
+        (SCALAR_1D.replace('"1 + x/2"', '"x - 1/2"'), "operator.weight", "> 0"),
+    ],
+)
+def test_a_diffusion_or_weight_that_is_not_positive_is_a_located_error(
+    text: str, key: str, words: str
+) -> None:
+    problem = parse_problem(text, "medium.yaml")
+    with pytest.raises(ProblemError) as err:
+        kind_of(problem).derive_settings(problem)
+    message = str(err.value)
+    assert message.startswith("medium.yaml:") and key in message and words in message, message
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (SCALAR_1D.replace("modes: 3", 'modes: 3\n').replace(
+            'weight: "1 + x/2"}', 'weight: "1 + x/2", drift: ["1"]}'), "operator.weight"),
+        (MATRIX_2D.replace("modes: 3", "modes: 3\ndomain: {box: {x: [0, 1], y: [0, 1]}, "
+                           "boundary: {robin: 1}}"), "domain.boundary"),
+    ],
+)
+def test_what_no_kind_trains_yet_is_refused_at_its_key(text: str, key: str) -> None:
+    with pytest.raises(ProblemError) as err:
+        parse_problem(text, "medium.yaml")
+    assert key in str(err.value) and "not supported yet" in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "named"),
+    [
+        (MATRIX_2D, ["--derivatives", "forward-laplacian"], "weak form"),
+        (MATRIX_2D, ["--tol", "1e-3"], "matrix diffusion"),
+        (SCALAR_1D, ["--derivatives", "hutchinson"], "exact gradients"),
+    ],
+)
+def test_options_a_medium_cannot_honour_are_refused(
+    write_problem: Callable[..., Path], nsvd: Callable[..., Result], tmp_path: Path,
+    text: str, args: list[str], named: str,
+) -> None:
+    result = nsvd("solve", write_problem(text), "--out", tmp_path / "run", *args)
+    assert result.exit_code == 2 and named in result.output, result.output
+    assert not (tmp_path / "run").exists()
