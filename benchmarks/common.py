@@ -83,6 +83,7 @@ def run_one(
         # Residual intervals (eigen runs; None for singular-value problems).
         "reference_values": report["reference"],
         "values": report["eigenvalues"],
+        "stderr_values": report["stderr"],
         "intervals": report.get("intervals"),
         "interval_methods": report.get("interval_methods"),
         "reference_in_interval": report.get("reference_in_interval"),

@@ -48,7 +48,9 @@ def values_table(
     table.add_column("mode", justify="right")
     table.add_column(kind_of(problem).value_name, justify="right")
     if intervals is not None:
-        table.add_column(f"{intervals.confidence:.0%} interval", justify="right")
+        exact = intervals.confidence >= 1.0  # a quadrature read-out: deterministic
+        table.add_column("interval" if exact else f"{intervals.confidence:.0%} interval",
+                         justify="right")
         table.add_column("rel. half-width", justify="right")
     table.add_column("read-out s.e.", justify="right")
     half = None if intervals is None else intervals.relative_half_width()
@@ -68,9 +70,13 @@ def interval_note(intervals: IntervalArrays | None) -> str | None:
     if intervals.reason is not None and all(m == "unavailable" for m in intervals.methods):
         return f"no error intervals: {intervals.reason}"
     methods = sorted({m for m in intervals.methods if m != "unavailable"})
+    how = (
+        "from Gauss-Legendre quadrature (no Monte-Carlo error)" if intervals.confidence >= 1.0
+        else f"at {intervals.confidence:.0%} Monte-Carlo confidence"
+    )
     note = (
-        f"intervals: residual bounds ({', '.join(methods)}) at {intervals.confidence:.0%} "
-        "Monte-Carlo confidence; Kato-Temple ones rest on an estimated gap (docs/method.md)"
+        f"intervals: residual bounds ({', '.join(methods)}) {how}; Kato-Temple ones rest on "
+        "an estimated gap (docs/method.md)"
     )
     if intervals.reason is not None:
         note += f"; some unavailable: {intervals.reason}"

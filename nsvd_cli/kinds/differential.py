@@ -6,23 +6,27 @@ the Rayleigh-Ritz read-out, the learned functions, and the finite-difference ref
 from __future__ import annotations
 
 import copy
-import json
-import time
+import dataclasses
 from collections.abc import Callable
 from typing import cast
 
 import numpy as np
 import torch
 
-from nsvd_cli.files import GridReference, IntervalArrays, Results, SingularArrays
+from nsvd_cli.files import IntervalArrays, Results, SingularArrays
 from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, FunctionSide, Kind, Run
-from nsvd_cli.kinds.records import build_results, interval_arrays, reference_record
-from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
-from nsvd_cli.kinds.schrodinger_checks import region_field
+from nsvd_cli.kinds.records import build_results, interval_arrays
+from nsvd_cli.kinds.schrodinger import CompiledProblem
 from nsvd_cli.numerics.derivatives import hutchinson_variance
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.weyl import limit_at_infinity, residual_diverges
-from nsvd_cli.objectives.batch import Batch, evaluate_batch, sample_modes
+from nsvd_cli.objectives.batch import (
+    Batch,
+    evaluate_batch,
+    exact_points,
+    quadrature_modes,
+    sample_modes,
+)
 from nsvd_cli.objectives.intervals import (
     Intervals,
     gap_above,
@@ -31,9 +35,7 @@ from nsvd_cli.objectives.intervals import (
 )
 from nsvd_cli.objectives.methods import get_method
 from nsvd_cli.objectives.readout import Ritz, orthogonality, ritz, ritz_squared, unit_coefficients
-from nsvd_cli.references import grid
 from nsvd_cli.spec import Problem
-from nsvd_cli.spec.medium import diffusion_kind, weight_expr
 from nsvd_cli.training.guard import check_readout
 from nsvd_cli.training.loop import Monitor
 from nsvd_cli.training.settings import Settings
@@ -46,7 +48,6 @@ from nsvd_cli.training.tolerance import (
     widest,
 )
 
-DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
 NO_MATRIX_INTERVALS = (
     "residual bounds need H u, which with a matrix diffusion takes every second derivative "
     "of the functions; a matrix diffusion is trained and read out in the weak form only"
@@ -72,38 +73,51 @@ def readout(
         return r, native.clamp_min(0.0).sqrt().cpu().numpy(), unavailable(r.stderr.shape[0], (
             "the residual A* u - s v of a singular pair (u = A v / s) needs A* A v, fourth "
             "derivatives that the drift kind does not form"))
-    r = ritz(batch.h, batch.hh)
+    exact = exact_points(compiled)
+    r = exact_ritz(batch) if exact else ritz(batch.h, batch.hh)
     energy = batch.h.T @ batch.hh / n
     native = native_energies(settings.method, shift, settings.transform.scale, r.gram, energy)
     modes = compiled.problem.modes  # buffer functions above them are not reported
-    intervals = _intervals(batch, r, diverging(compiled), modes, continuum(compiled))
+    intervals = _intervals(batch, r, diverging(compiled), modes, continuum(compiled), exact)
     return r.first(modes), native[:modes].cpu().numpy(), intervals
+
+
+def exact_ritz(batch: Batch) -> Ritz:
+    """Rayleigh-Ritz on quadrature points: no Monte-Carlo error, so no standard error."""
+    r = ritz(batch.h, batch.hh)
+    return dataclasses.replace(r, stderr=torch.zeros_like(r.stderr))
 
 
 def _float64_batch(
     compiled: CompiledProblem, network: torch.nn.Module, samples: int, seed: int
 ) -> Batch:
     net64 = copy.deepcopy(network).double()
+    if exact_points(compiled):  # a 1-D box: Gauss-Legendre nodes instead of samples
+        return quadrature_modes(compiled, net64)
     device = next(net64.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     return sample_modes(compiled, net64, samples, gen)
 
 
 def _intervals(
-    batch: Batch, r: Ritz, diverges: str | None, modes: int, threshold: float | None
+    batch: Batch, r: Ritz, diverges: str | None, modes: int, threshold: float | None,
+    exact: bool = False,
 ) -> Intervals:
     """The wanted modes' intervals; Ritz pairs above them (buffer functions) only give the
-    highest wanted level its gap (``gap_above``) and never join its cluster."""
+    highest wanted level its gap (``gap_above``) and never join its cluster. ``exact``: the
+    batch is a quadrature rule (deterministic intervals)."""
     u, hu = batch.h @ r.rotation, batch.hh @ r.rotation
     values, stderr = r.eigenvalues, r.stderr
     ceiling = None
     if u.shape[1] > modes:
         rest = slice(modes, None)
-        buffer = residual_intervals(u[:, rest], hu[:, rest], values[rest], stderr[rest], diverges)
+        buffer = residual_intervals(
+            u[:, rest], hu[:, rest], values[rest], stderr[rest], diverges, exact=exact
+        )
         ceiling = gap_above(buffer, values[rest], threshold)
     wanted = slice(0, modes)
     return residual_intervals(
-        u[:, wanted], hu[:, wanted], values[wanted], stderr[wanted], diverges, ceiling
+        u[:, wanted], hu[:, wanted], values[wanted], stderr[wanted], diverges, ceiling, exact
     )
 
 
@@ -146,8 +160,10 @@ def interval_check(compiled: CompiledProblem) -> Monitor:
     def read(state: TrainState, n: int) -> IntervalCheck:
         seed = settings.seed + CHECK_SEED_OFFSET + state.step
         batch = _float64_batch(compiled, state.network, n, seed)
-        r = ritz(batch.h, batch.hh)
-        arrays = interval_arrays(_intervals(batch, r, None, compiled.problem.modes, threshold))
+        exact = exact_points(compiled)
+        r = exact_ritz(batch) if exact else ritz(batch.h, batch.hh)
+        found = _intervals(batch, r, None, compiled.problem.modes, threshold, exact)
+        arrays = interval_arrays(found)
         widths = [float(w) for w in arrays.relative_half_width()]
         return IntervalCheck(state.step, widths, [float(e) for e in arrays.residual], n)
 
@@ -311,76 +327,3 @@ def left_orthogonality(run: Run, samples: int) -> float:
     inv_sqrt_p = torch.exp(-sampler.log_amplitude(x) + 0.5 * sampler.log_volume)
     u = left_functions(run, x) * inv_sqrt_p.unsqueeze(-1)
     return orthogonality(u.T @ u / u.shape[0])
-
-
-def _neumann_axes(problem: Problem) -> tuple[bool, ...]:
-    """Per coordinate, whether both faces of a box are Neumann walls (the grid reference
-    takes one condition per axis)."""
-    faces = problem.box_faces()
-    if faces is None or problem.walls() in (None, "dirichlet"):
-        return ()
-    if any(isinstance(face, dict) for pair in faces for face in pair):
-        raise ValueError(
-            "the finite-difference reference has no Robin walls yet; compare with a closed "
-            "form instead"
-        )
-    if any(low != high for low, high in faces):
-        raise ValueError(
-            "the finite-difference reference takes one condition per coordinate (both faces "
-            "of an axis Dirichlet, or both Neumann); compare with a closed form instead"
-        )
-    return tuple(low == "neumann" for low, _ in faces)
-
-
-def grid_reference(problem: Problem, points: int | None, extra: int) -> GridReference:
-    """The finite-difference spectrum of a problem (d <= 3), ``modes + extra`` values."""
-    dim = len(problem.coordinates)
-    grid.check_dimension(dim)  # before deriving settings, which samples the potential
-    if diffusion_kind(problem) != "constant" or weight_expr(problem) is not None:
-        raise ValueError(
-            "the finite-difference reference has -kappa Laplacian + V only (no diffusion "
-            "field, no weight); compare with a closed form instead"
-        )
-    settings = derive_settings(problem)
-    compiled = build(problem, settings)
-    if settings.sampler.domain == "whole-space":
-        # 1.5x the export window (centre +- 6 rms radii of the highest wanted state).
-        export_lo, export_hi = settings.readout.export_lo, settings.readout.export_hi
-        centre = [0.5 * (lo + hi) for lo, hi in zip(export_lo, export_hi)]
-        lo = [c + 1.5 * (v - c) for c, v in zip(centre, export_lo)]
-        hi = [c + 1.5 * (v - c) for c, v in zip(centre, export_hi)]
-    else:
-        lo, hi = settings.sampler.bounds_lo, settings.sampler.bounds_hi
-
-    def numpy_field(field: Callable[[torch.Tensor], torch.Tensor]) -> grid.PointField:
-        def call(x: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return field(torch.from_numpy(x)).numpy()
-
-        return call
-
-    inside = numpy_field(region_field(problem)) if settings.sampler.domain == "region" else None
-    drift = compiled.operator.drift
-    spec = grid.GridProblem(
-        kinetic=compiled.operator.kinetic,
-        potential=numpy_field(compiled.operator.potential),
-        lo=tuple(lo),
-        hi=tuple(hi),
-        inside=inside,
-        drift=None if drift is None else numpy_field(drift),
-        singular=problem.wanted == "smallest-singular",
-        neumann=_neumann_axes(problem),
-    )
-    n = points or DEFAULT_GRID[dim]
-    started = time.perf_counter()
-    spectrum = grid.solve(spec, problem.modes + extra, n)
-    return reference_record(
-        problem,
-        spectrum,
-        "finite differences, 4th order, ARPACK shift-invert"
-        + (" on [[0, A], [A^T, 0]] (singular values)" if spec.singular else ""),
-        "smallest-singular" if spec.singular else "eigen",
-        started,
-        window_lo=json.dumps(list(lo)),
-        window_hi=json.dumps(list(hi)),
-    )

@@ -32,6 +32,7 @@ from nsvd_cli.files import GridReference, Results
 from nsvd_cli.kinds import differential
 from nsvd_cli.kinds.base import SolverOptions
 from nsvd_cli.kinds.eigen import EigenKind
+from nsvd_cli.kinds.grid_reference import grid_reference
 from nsvd_cli.kinds.robin import face_alphas, robin_flux, with_robin
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
 from nsvd_cli.kinds.weak_readout import (
@@ -42,8 +43,9 @@ from nsvd_cli.kinds.weak_readout import (
     weak_readout,
 )
 from nsvd_cli.numerics.operators import box_factor
+from nsvd_cli.numerics.quadrature import end_points
 from nsvd_cli.numerics.sampling import UniformBox, box_surface
-from nsvd_cli.objectives.batch import sample_modes
+from nsvd_cli.objectives.batch import exact_points, quadrature_modes, sample_modes
 from nsvd_cli.objectives.intervals import Intervals, unavailable
 from nsvd_cli.objectives.methods import METHODS
 from nsvd_cli.objectives.readout import Ritz, ritz_from_moments
@@ -109,22 +111,28 @@ class NeumannKind(EigenKind):
                 "the finite-difference reference has Neumann walls on boxes only (a region's "
                 "staircase edge has no normal); compare with a closed form instead"
             )
-        return differential.grid_reference(problem, points, extra)
+        return grid_reference(problem, points, extra)
 
 
 def wall_term_readout(
     compiled: CompiledProblem, network: torch.nn.Module, settings: Settings, shift: float
 ) -> tuple[Ritz, np.ndarray, Intervals | None]:
     """Rayleigh-Ritz in float64 on a box: the strong form on fresh interior points plus the
-    wall term on as many fresh surface points (module docstring)."""
+    wall term on as many fresh surface points (module docstring); on a 1-D box, the
+    Gauss-Legendre nodes and the two ends instead (exact, no standard error)."""
     net64, device, generator = float64_copy(network, settings)
-    n = settings.readout.eval_samples
-    inside = sample_modes(compiled, net64, n, generator)
     box = cast(UniformBox, compiled.sampler).to(device, torch.float64)
+    exact = exact_points(compiled)
+    n = settings.readout.eval_samples
+    inside = quadrature_modes(compiled, net64) if exact else sample_modes(
+        compiled, net64, n, generator)
     alphas = face_alphas(compiled.problem)  # Robin faces: du/dn + alpha u
     values, fluxes, area = [], [], 0.0
-    for start in range(0, n, CHUNK):
-        x, normals, area = box_surface(box, min(CHUNK, n - start), generator)
+    for start in range(0, 1 if exact else n, CHUNK):
+        x, normals, area = (
+            end_points(float(box.lo[0]), float(box.hi[0]), device=device) if exact
+            else box_surface(box, min(CHUNK, n - start), generator)
+        )
         with torch.no_grad():  # mixed walls: the Dirichlet faces' factor, as inside
             value, flux = robin_flux(net64, x, normals, alphas, compiled.boundary)
         k = compiled.operator.medium.values(x).diffusion  # a scalar diffusion: k du/dn
@@ -132,6 +140,8 @@ def wall_term_readout(
         fluxes.append(flux if k is None else k.unsqueeze(-1) * flux)
     weight = compiled.operator.kinetic * area / math.exp(box.log_volume)
     r, energy = wall_term_ritz(inside.h, inside.hh, torch.cat(values), torch.cat(fluxes), weight)
+    if exact:
+        r = dataclasses.replace(r, stderr=torch.zeros_like(r.stderr))
     native = differential.native_energies(
         settings.method, shift, settings.transform.scale, r.gram, energy
     )

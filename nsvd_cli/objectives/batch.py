@@ -17,7 +17,8 @@ from nsvd_cli.numerics.jets import Jet
 from nsvd_cli.numerics.media import MediumValues
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.operators import Schrodinger, finite_potential
-from nsvd_cli.numerics.sampling import Sampler
+from nsvd_cli.numerics.quadrature import gauss_legendre
+from nsvd_cli.numerics.sampling import Sampler, UniformBox
 
 
 class CompiledOperator(Protocol):
@@ -113,3 +114,20 @@ def sample_modes(
         torch.cat([b.hh for b in parts]),
         None if parts[0].boundary is None else torch.cat([b.boundary for b in parts if b.boundary is not None]),  # noqa: E501
     )
+
+
+def exact_points(compiled: CompiledOperator) -> bool:
+    """Whether the read-out integrates by quadrature instead of sampling: a 1-D box, where a
+    Gauss-Legendre rule is exact to rounding for these smooth functions (``quadrature.py``)."""
+    return isinstance(compiled.sampler, UniformBox) and compiled.sampler.dim == 1
+
+
+def quadrature_modes(compiled: CompiledOperator, network: torch.nn.Module) -> Batch:
+    """h and H~h on the Gauss-Legendre nodes of a 1-D box, scaled by sqrt(n w_i) so that
+    plain means over the points are the quadrature's integrals (over the length)."""
+    p = next(network.parameters())
+    box = cast(UniformBox, compiled.sampler).to(p.device, p.dtype)
+    x, w = gauss_legendre(float(box.lo[0]), float(box.hi[0]), dtype=p.dtype, device=p.device)
+    batch = evaluate_batch(compiled, box, network, x)
+    scale = (w * x.shape[0]).sqrt().unsqueeze(-1)
+    return Batch(x, batch.h * scale, batch.hh * scale, batch.boundary)

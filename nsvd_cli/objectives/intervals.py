@@ -45,6 +45,7 @@ estimate), and the blocks' spread gives its standard error.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -118,11 +119,19 @@ class Residuals(Protocol):
 class PointResiduals:
     """Residuals from the sample-frame values u and H~u at the read-out points (n, L)."""
 
-    def __init__(self, u: torch.Tensor, hu: torch.Tensor, values: torch.Tensor) -> None:
+    def __init__(
+        self, u: torch.Tensor, hu: torch.Tensor, values: torch.Tensor, exact: bool = False
+    ) -> None:
+        # exact: the points are a quadrature rule (numerics/quadrature.py), whose means carry
+        # no Monte-Carlo error and no heavy-tail risk.
+        self.exact = exact
         self.r = hu - u * values
         self.norm = (u * u).mean(0)
         self.eps2, self.eps2_stderr = residual_norms(u, self.r)
         self.max_share = largest_share(self.r * self.r)
+        if exact:
+            self.eps2_stderr = torch.zeros_like(self.eps2)
+            self.max_share = torch.zeros_like(self.eps2)
 
     def block(self, members: list[int]) -> tuple[float, float]:
         index = torch.tensor(members, device=self.r.device)
@@ -130,7 +139,8 @@ class PointResiduals:
         gram = scaled.T @ scaled / self.r.shape[0]
         evals, evecs = torch.linalg.eigh(0.5 * (gram + gram.T))
         along = (scaled @ evecs[:, -1]) ** 2
-        return float(evals[-1]), float(along.std() / self.r.shape[0] ** 0.5)
+        spread = 0.0 if self.exact else float(along.std() / self.r.shape[0] ** 0.5)
+        return float(evals[-1]), spread
 
 
 class BlockResiduals:
@@ -172,15 +182,19 @@ def residual_intervals(
     stderr: torch.Tensor,
     diverges: str | None = None,
     ceiling: float | None = None,
+    exact: bool = False,
 ) -> Intervals:
     """Confidence intervals for the eigenvalues that the Ritz values ``values`` (ascending,
     with standard errors ``stderr``) of the Ritz functions sampled as u, H~u (n, L) approach;
     ``diverges``: why ||H u|| is known to be infinite (then no mode gets an interval);
     ``ceiling``: an estimate of the lowest point of the spectrum above all of them (from
-    buffer functions, ``gap_above``), which gives the highest level its Kato-Temple gap.
+    buffer functions, ``gap_above``), which gives the highest level its Kato-Temple gap;
+    ``exact``: the points are a quadrature rule, so the intervals are deterministic
+    (confidence 1, no Monte-Carlo margins).
 
     Float64 in, float64 out, on u's device."""
-    return intervals_from(PointResiduals(u, hu, values), values, stderr, diverges, ceiling)
+    found = intervals_from(PointResiduals(u, hu, values, exact), values, stderr, diverges, ceiling)
+    return dataclasses.replace(found, confidence=1.0) if exact else found
 
 
 def intervals_from(

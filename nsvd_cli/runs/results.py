@@ -19,9 +19,14 @@ from nsvd_cli.files import RESULTS_NAME, GridReference, read_results
 from nsvd_cli.kinds import Evaluation, FunctionSide, Run, kind_of
 from nsvd_cli.kinds.records import first_line
 from nsvd_cli.spec import Problem, ProblemError, parse_problem
+from nsvd_cli.spec.medium import weight_expr
 from nsvd_cli.training import Settings
 
 EXPORT_CHUNK = 65536  # points per network call of an export
+
+
+# H u = lambda rho u: the functions are orthonormal in rho's inner product.
+WEIGHTED_NORM = "unit norm in the weighted inner product (integral of u^2 * weight)"
 
 
 def load_run(run_dir: Path) -> Run:
@@ -166,7 +171,9 @@ def export(run: Run, points: int, window: Window | None = None) -> Export:
     attrs = {
         "problem_name": run.problem.name,
         "nsvd_version": __version__,
-        "normalization": run.kind.function_norm,
+        "normalization": (
+            WEIGHTED_NORM if weight_expr(run.problem) is not None else run.kind.function_norm
+        ),
     }
     singular = run.results.singular
     if singular is None:

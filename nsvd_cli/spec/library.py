@@ -15,6 +15,7 @@ from typing import Any
 
 from nsvd_cli.errors import NsvdError
 from nsvd_cli.spec.load import BoxDomain, Problem, RegionDomain, load_problem, parse_problem
+from nsvd_cli.spec.medium import diffusion_kind, weight_expr
 
 __all__ = [
     "LibraryEntry",
@@ -48,7 +49,7 @@ class LibraryEntry:
     dim: int
     modes: int
     domain: str  # whole-space | box | region | gaussian
-    operator: str  # schrodinger | langevin | convection-diffusion | integral
+    operator: str  # schrodinger | diffusion | langevin | convection-diffusion | integral
     wanted: str  # lowest | smallest-singular | largest-singular
     reference: str  # closed-form | listed | none
     description: str
@@ -105,7 +106,10 @@ def _operator_kind(problem: Problem) -> str:
         return "integral"
     if problem.operator.langevin is not None:
         return "langevin"
-    return "convection-diffusion" if problem.operator.drift else "schrodinger"
+    if problem.operator.drift:
+        return "convection-diffusion"
+    varies = diffusion_kind(problem) != "constant" or weight_expr(problem) is not None
+    return "diffusion" if varies else "schrodinger"
 
 
 def _reference_kind(problem: Problem) -> str:
@@ -219,9 +223,11 @@ parameters: {w: 2}                 # optional named constants, usable in every e
 operator:
   kinetic: 1/2                     # default 1/2 (hbar = m = 1); a number or constant expression
   potential: "(x**2 + w**2*y**2)/2"   # over coordinates and parameters; default 0
-  # diffusion: 1/2                 # the same as kinetic (give one); a matrix [[..], [..]] or
-  #                                #   one varying in space: not supported yet
-  # weight: 1                      # H u = lambda * weight * u; weights other than 1: not yet
+  # diffusion: "1 + x**2/4"        # -div(A grad u) instead of kinetic (give one): a number is
+  #                                #   kinetic, an expression varies in space, a symmetric
+  #                                #   matrix [["1", "x*y/4"], ["x*y/4", "1"]] is anisotropic
+  #                                #   (legendre-1d, anisotropic-diffusion-2d)
+  # weight: "1/(1 + x**2)"         # > 0: H u = lambda * weight * u (sturm-liouville-1d)
   # langevin: {potential: "x**2/2", temperature: 1}   # generator T Lap - grad U . grad
   #                                #   (replaces the keys above; whole space): its slowest
   #                                #   relaxation rates, from 0 (langevin-ou-2d)

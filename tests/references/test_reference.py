@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from nsvd_cli.references.closed_form import (
     reference_states,
 )
 from nsvd_cli.spec.load import Problem, load_problem, parse_problem
+from nsvd_cli.spec.medium import diffusion_expr, weight_expr
 
 ROOT = Path(__file__).resolve().parents[2] / "problems"
 # Problems without a closed form (checked with `nsvd reference` instead) are left out.
@@ -147,39 +149,80 @@ def _sample_points(prob: Problem, rng: np.random.Generator, count: int = 40) -> 
 
 @pytest.mark.parametrize("path", WITH_EIGENFUNCTION, ids=[p.name for p in WITH_EIGENFUNCTION])
 def test_eigenfunctions_solve_the_equation(path: Path) -> None:
-    """-kinetic * Laplacian(psi) + V psi = E psi by 4th-order finite differences in float64."""
+    """-kinetic * Laplacian(psi) + V psi = E psi by 4th-order finite differences in float64;
+    with a diffusion field or a weight, -div(A grad psi) + V psi = E rho psi (the flux by
+    the same differences, then its divergence)."""
     prob = load_problem(path)
     potential = compile_numpy(prob.potential_expr(), prob.coordinates, prob.parameter_values())
-    kinetic = prob.kinetic_value()
+    kinetic_term = _kinetic_term(prob)
+    weight = _weight(prob)
     rng = np.random.default_rng(1)
     points = _sample_points(prob, rng)
-    h = 1e-3
     for state in reference_states(prob, 10):
         psi = eigenfunction_callable(prob, state)
         assert psi is not None
         value = psi(points)
         assert value.shape == (len(points),) and np.all(np.isfinite(value))
         assert np.max(np.abs(value)) > 1e-8  # not identically zero
-        laplacian = np.zeros(len(points))
-        for i in range(prob.dim):
-            step = np.zeros(prob.dim)
-            step[i] = h
-            laplacian += (
-                -psi(points + 2 * step)
-                + 16 * psi(points + step)
-                - 30 * value
-                + 16 * psi(points - step)
-                - psi(points - 2 * step)
-            ) / (12 * h * h)
-        lhs = -kinetic * laplacian + potential(points) * value
-        rhs = state.eigenvalue * value
-        scale = np.max(
-            np.abs(kinetic * laplacian) + np.abs(potential(points) * value) + np.abs(rhs)
-        )
+        kinetic = kinetic_term(psi, points)
+        lhs = kinetic + potential(points) * value
+        rhs = state.eigenvalue * weight(points) * value
+        scale = np.max(np.abs(kinetic) + np.abs(potential(points) * value) + np.abs(rhs))
         # A zero-energy state (a Neumann constant) has every term 0: compare with psi itself.
         scale = max(float(scale), float(np.max(np.abs(value))))
         residual = np.max(np.abs(lhs - rhs)) / scale
         assert residual < 1e-5, (state, residual)
+
+
+STEP = 1e-3
+Field = Callable[[np.ndarray], np.ndarray]
+
+
+def _derivative(f: Field, points: np.ndarray, axis: int) -> np.ndarray:
+    step = np.zeros(points.shape[1])
+    step[axis] = STEP
+    return (-f(points + 2 * step) + 8 * f(points + step) - 8 * f(points - step)
+            + f(points - 2 * step)) / (12 * STEP)
+
+
+def _kinetic_term(prob: Problem) -> Callable[[Field, np.ndarray], np.ndarray]:
+    """psi, points -> -kinetic * Laplacian(psi), or -div(A grad psi) with a diffusion field."""
+    diffusion = diffusion_expr(prob)
+    dim, names, params = prob.dim, prob.coordinates, prob.parameter_values()
+    if diffusion is None:
+        kinetic = prob.kinetic_value()
+
+        def laplacian_term(psi: Field, points: np.ndarray) -> np.ndarray:
+            total = np.zeros(len(points))
+            for i in range(dim):
+                step = np.zeros(dim)
+                step[i] = STEP
+                total += (-psi(points + 2 * step) + 16 * psi(points + step) - 30 * psi(points)
+                          + 16 * psi(points - step) - psi(points - 2 * step)) / (12 * STEP**2)
+            return -kinetic * total
+
+        return laplacian_term
+    if isinstance(diffusion, list):
+        entries = [[compile_numpy(a, names, params) for a in row] for row in diffusion]
+    else:
+        k = compile_numpy(diffusion, names, params)
+        entries = [[k if i == j else None for j in range(dim)] for i in range(dim)]
+
+    def divergence_term(psi: Field, points: np.ndarray) -> np.ndarray:
+        def flux(i: int) -> Field:
+            return lambda x: sum(a(x) * _derivative(psi, x, j)
+                                 for j, a in enumerate(entries[i]) if a is not None)
+
+        return -sum(_derivative(flux(i), points, i) for i in range(dim))
+
+    return divergence_term
+
+
+def _weight(prob: Problem) -> Field:
+    rho = weight_expr(prob)
+    if rho is None:
+        return lambda x: np.ones(len(x))
+    return compile_numpy(rho, prob.coordinates, prob.parameter_values())
 
 
 def test_eigenfunction_binds_quantum_numbers() -> None:

@@ -33,6 +33,11 @@ DOCUMENTED = [
     "coupled-oscillators-2d",
     "neumann-box-2d",
     "langevin-ou-2d",
+    "legendre-1d",
+    "robin-interval-1d",
+    "sturm-liouville-1d",
+    "weighted-string-1d",
+    "anisotropic-diffusion-2d",
 ]
 
 
@@ -55,6 +60,9 @@ def test_library_has_at_least_15_described_problems() -> None:
     assert kinds["gaussian-cdk"][2:] == ("gaussian", "closed-form", "integral")
     assert kinds["convection-diffusion-2d"][4] == "convection-diffusion"
     assert kinds["langevin-ou-2d"] == (2, 6, "whole-space", "closed-form", "langevin")
+    assert kinds["legendre-1d"] == (1, 6, "box", "closed-form", "diffusion")
+    assert kinds["weighted-string-1d"][4] == kinds["anisotropic-diffusion-2d"][4] == "diffusion"
+    assert kinds["robin-interval-1d"] == (1, 6, "box", "listed", "schrodinger")
 
 
 @pytest.mark.parametrize("path", PROBLEMS, ids=[p.stem for p in PROBLEMS])

@@ -1,0 +1,95 @@
+"""The finite-difference reference of a differential problem (``nsvd reference``, d <= 3):
+-kappa Laplacian + V (plus a drift's singular values) on a box, a region's staircase or a
+window of the whole space, with Dirichlet walls or one Neumann condition per axis."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from nsvd_cli.files import GridReference
+from nsvd_cli.kinds.records import reference_record
+from nsvd_cli.kinds.schrodinger import build, derive_settings
+from nsvd_cli.kinds.schrodinger_checks import region_field
+from nsvd_cli.references import grid
+from nsvd_cli.spec import Problem
+from nsvd_cli.spec.medium import diffusion_kind, weight_expr
+
+DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
+
+
+def _neumann_axes(problem: Problem) -> tuple[bool, ...]:
+    """Per coordinate, whether both faces of a box are Neumann walls (the grid reference
+    takes one condition per axis)."""
+    faces = problem.box_faces()
+    if faces is None or problem.walls() in (None, "dirichlet"):
+        return ()
+    if any(isinstance(face, dict) for pair in faces for face in pair):
+        raise ValueError(
+            "the finite-difference reference has no Robin walls yet; compare with a closed "
+            "form instead"
+        )
+    if any(low != high for low, high in faces):
+        raise ValueError(
+            "the finite-difference reference takes one condition per coordinate (both faces "
+            "of an axis Dirichlet, or both Neumann); compare with a closed form instead"
+        )
+    return tuple(low == "neumann" for low, _ in faces)
+
+
+def grid_reference(problem: Problem, points: int | None, extra: int) -> GridReference:
+    """The finite-difference spectrum of a problem (d <= 3), ``modes + extra`` values."""
+    dim = len(problem.coordinates)
+    grid.check_dimension(dim)  # before deriving settings, which samples the potential
+    if diffusion_kind(problem) != "constant" or weight_expr(problem) is not None:
+        raise ValueError(
+            "the finite-difference reference has -kappa Laplacian + V only (no diffusion "
+            "field, no weight); compare with a closed form instead"
+        )
+    settings = derive_settings(problem)
+    compiled = build(problem, settings)
+    if settings.sampler.domain == "whole-space":
+        # 1.5x the export window (centre +- 6 rms radii of the highest wanted state).
+        export_lo, export_hi = settings.readout.export_lo, settings.readout.export_hi
+        centre = [0.5 * (lo + hi) for lo, hi in zip(export_lo, export_hi)]
+        lo = [c + 1.5 * (v - c) for c, v in zip(centre, export_lo)]
+        hi = [c + 1.5 * (v - c) for c, v in zip(centre, export_hi)]
+    else:
+        lo, hi = settings.sampler.bounds_lo, settings.sampler.bounds_hi
+
+    def numpy_field(field: Callable[[torch.Tensor], torch.Tensor]) -> grid.PointField:
+        def call(x: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return field(torch.from_numpy(x)).numpy()
+
+        return call
+
+    inside = numpy_field(region_field(problem)) if settings.sampler.domain == "region" else None
+    drift = compiled.operator.drift
+    spec = grid.GridProblem(
+        kinetic=compiled.operator.kinetic,
+        potential=numpy_field(compiled.operator.potential),
+        lo=tuple(lo),
+        hi=tuple(hi),
+        inside=inside,
+        drift=None if drift is None else numpy_field(drift),
+        singular=problem.wanted == "smallest-singular",
+        neumann=_neumann_axes(problem),
+    )
+    n = points or DEFAULT_GRID[dim]
+    started = time.perf_counter()
+    spectrum = grid.solve(spec, problem.modes + extra, n)
+    return reference_record(
+        problem,
+        spectrum,
+        "finite differences, 4th order, ARPACK shift-invert"
+        + (" on [[0, A], [A^T, 0]] (singular values)" if spec.singular else ""),
+        "smallest-singular" if spec.singular else "eigen",
+        started,
+        window_lo=json.dumps(list(lo)),
+        window_hi=json.dumps(list(hi)),
+    )
