@@ -163,7 +163,9 @@ def _print_evaluation(report: Evaluation, against: Path | None) -> None:
             f"the reference lies in {len(inside)} of {len(held)} intervals"
             + (f" (not in modes {outside})" if outside else "")
             + ("" if len(inside) + len(outside) == len(held) else "; the rest have none")
-            + "; s.e.: the read-out's Monte-Carlo standard error alone",
+            + ("; s.e. 0: a quadrature read-out (no Monte-Carlo error)"
+               if not np.any(np.asarray(report.stderr)) else
+               "; s.e.: the read-out's Monte-Carlo standard error alone"),
             highlight=False,
         )
     if report.interval_reason is not None:

@@ -63,6 +63,11 @@ def values_table(
     return table
 
 
+def _confidence(confidence: float) -> str:
+    """'95% ' for Monte-Carlo intervals, nothing for deterministic (quadrature) ones."""
+    return "" if confidence >= 1.0 else f"{confidence:.0%} "
+
+
 def interval_note(intervals: IntervalArrays | None) -> str | None:
     """One line under the table: what the intervals are, or why there are none."""
     if intervals is None:
@@ -102,7 +107,8 @@ def run_warnings(results: Results) -> list[str]:
         functions = "eigenfunctions" if results.singular is None else "singular functions"
         if wide:
             found.append(
-                f"modes {wide} have 95% intervals wider than {WIDE_INTERVAL:.0%} of their value: "
+                f"modes {wide} have {_confidence(intervals.confidence)}intervals wider than "
+                f"{WIDE_INTERVAL:.0%} of their value: "
                 f"their functions are still far from {functions}; train longer (--steps) "
                 "(docs/method.md, Error intervals)"
             )

@@ -101,6 +101,8 @@ class NeumannKind(EigenKind):
     def record(
         self, compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
     ) -> Results:
+        if natural_walls(compiled):  # no wall term at all: the Dirichlet kind's read-out
+            return differential.record(compiled, state, device, complete)
         strong = isinstance(compiled.sampler, UniformBox) and not compiled.operator.medium_is_matrix
         read = wall_term_readout if strong else weak_readout
         return differential.record(compiled, state, device, complete, read=read)
@@ -112,6 +114,26 @@ class NeumannKind(EigenKind):
                 "staircase edge has no normal); compare with a closed form instead"
             )
         return grid_reference(problem, points, extra)
+
+
+def natural_walls(compiled: CompiledProblem) -> bool:
+    """Whether a scalar diffusion vanishes on every wall of a Neumann box (the Legendre
+    operator's ends): the wall term k u du/dn is then identically 0 for every smooth
+    function, the strong form is the whole energy, and residual intervals hold as on a
+    Dirichlet problem (the operator needs no condition there; smooth functions are in its
+    domain)."""
+    diffusion = compiled.operator.medium.diffusion
+    if (diffusion is None or compiled.operator.medium_is_matrix
+            or compiled.problem.walls() != "neumann"
+            or not isinstance(compiled.sampler, UniformBox)):
+        return False
+    box = compiled.sampler.to("cpu", torch.float64)
+    if box.dim == 1:
+        x = end_points(float(box.lo[0]), float(box.hi[0]))[0]
+    else:
+        x = box_surface(box, 4096, torch.Generator().manual_seed(0))[0]
+    with torch.no_grad():
+        return bool(torch.all(diffusion(x).abs() <= 1e-12))
 
 
 def wall_term_readout(

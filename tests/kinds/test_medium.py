@@ -17,6 +17,7 @@ from nsvd_cli.kinds import kind_of
 from nsvd_cli.kinds.medium_fields import compile_medium
 from nsvd_cli.numerics.jets import Jet
 from nsvd_cli.numerics.media import effective_kappa
+from nsvd_cli.numerics.quadrature import gauss_legendre
 from nsvd_cli.numerics.sampling import GaussianMixture
 from nsvd_cli.numerics.weyl import weyl_estimate
 from nsvd_cli.objectives.batch import evaluate_batch, with_boundary
@@ -231,3 +232,18 @@ def test_general_operators_train_to_their_closed_forms(
     found = json.loads(report.stdout)
     assert found["max_relative_error"] < error, found["relative_errors"]
     assert max(found["subspace_distances"]) < distance, found["subspace_distances"]
+    if name != "anisotropic-diffusion-2d":  # 1-D boxes: an exact quadrature read-out
+        assert not any(found["stderr"]), found["stderr"]
+        # Deterministic residual intervals (Legendre: its diffusion vanishes on the walls,
+        # so there is no wall term) hold the exact values.
+        assert all(found["reference_in_interval"]), found["intervals"]
+
+
+def test_gauss_legendre_points_integrate_exactly() -> None:
+    """The read-out's rule: sum w_i f(x_i) = integral f / length to rounding."""
+    x, w = gauss_legendre(1.0, 3.0)
+    assert abs(float(w.sum()) - 1.0) < 1e-14
+    exact = (math.exp(3.0) - math.exp(1.0)) / 2.0
+    assert abs(float((w * torch.exp(x[:, 0])).sum()) - exact) < 1e-13 * exact
+    wiggly = float((w * torch.cos(40 * x[:, 0])).sum())
+    assert abs(wiggly - (math.sin(120.0) - math.sin(40.0)) / 80.0) < 1e-14
