@@ -105,8 +105,8 @@ def _diffusion_issues(diffusion: Any, scope: ExpressionScope) -> Found:
         [check_expression((*key, i, j), a, scope.over_space, found) for j, a in enumerate(row)]
         for i, row in enumerate(diffusion)
     ]
-    if found:
-        return found
+    if found or any(a is None for row in entries for a in row):
+        return found  # (an entry that is no expression: the structural pass says so)
     for i in range(d):
         for j in range(i + 1, d):
             if sp.simplify(entries[i][j] - entries[j][i]) != 0:

@@ -35,6 +35,8 @@ def _issues(text: str) -> list[str]:
         ('operator: {diffusion: [["1", "x*y"], ["x*y", "1"]]}\n' + BOX.replace(
             "BOUNDARY", "{robin: 1}"), "Robin walls with a matrix diffusion are not"),
         ('operator: {diffusion: [["1"]]}\n', "operator.diffusion: a matrix diffusion is 2 x 2"),
+        ('operator: {diffusion: [["1", [0, 0]], ["1/2", "1"]]}\n',
+         "operator.diffusion: expected a number or an expression string"),
         ("operator: {diffusion: {a: 1}}\n", "expected an expression or a d x d matrix"),
         ('operator: {weight: "exp(-x**2)", drift: ["1", "0"]}\n',
          "operator.weight: a weight with a drift is not"),

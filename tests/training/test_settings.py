@@ -20,8 +20,8 @@ VERSION_1_KEYS = [
 ]  # fmt: skip
 
 
-# Keys added since, after them (grouped: network, then optimiser).
-LATER_KEYS = ["buffer_modes", "cusp", "tol", "refine_steps"]
+# Keys added since, after them (grouped: top level, network, then optimiser).
+LATER_KEYS = ["diffusion", "buffer_modes", "cusp", "tol", "refine_steps"]
 
 
 def test_the_flat_layout_keeps_the_version_1_keys_in_order() -> None:
