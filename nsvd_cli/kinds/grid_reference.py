@@ -28,6 +28,12 @@ def _neumann_axes(problem: Problem) -> tuple[bool, ...]:
     faces = problem.box_faces()
     if faces is None or problem.walls() in (None, "dirichlet"):
         return ()
+    if problem.operator.langevin is not None:
+        raise ValueError(
+            "reflecting walls of a Langevin generator are a Robin condition on the "
+            "transformed functions (alpha = dU/dn / 2T), which the finite-difference "
+            "reference does not have; compare with a closed form instead"
+        )
     if any(isinstance(face, dict) for pair in faces for face in pair):
         raise ValueError(
             "the finite-difference reference has no Robin walls yet; compare with a closed "

@@ -33,7 +33,7 @@ from nsvd_cli.kinds import differential
 from nsvd_cli.kinds.base import SolverOptions
 from nsvd_cli.kinds.eigen import EigenKind
 from nsvd_cli.kinds.grid_reference import grid_reference
-from nsvd_cli.kinds.robin import face_alphas, robin_flux, with_robin
+from nsvd_cli.kinds.robin import robin_flux, wall_alpha, with_robin
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
 from nsvd_cli.kinds.weak_readout import (
     CHUNK,
@@ -90,9 +90,9 @@ class NeumannKind(EigenKind):
         self, compiled: CompiledProblem, device: torch.device, context: Context
     ) -> Objective:
         objective = EigenObjective(compiled, device, context)
-        alphas = face_alphas(compiled.problem)
-        if alphas is not None:  # Robin faces: their surface term, on fresh surface samples
-            objective.formulation = with_robin(objective.formulation, alphas, compiled)
+        alpha = wall_alpha(compiled.problem)
+        if alpha is not None:  # Robin faces: their surface term, on fresh surface samples
+            objective.formulation = with_robin(objective.formulation, alpha, compiled)
         return objective
 
     def monitor(self, compiled: CompiledProblem) -> Monitor:
@@ -148,7 +148,7 @@ def wall_term_readout(
     n = settings.readout.eval_samples
     inside = quadrature_modes(compiled, net64) if exact else sample_modes(
         compiled, net64, n, generator)
-    alphas = face_alphas(compiled.problem)  # Robin faces: du/dn + alpha u
+    alphas = wall_alpha(compiled.problem)  # Robin faces: du/dn + alpha u
     values, fluxes, area = [], [], 0.0
     for start in range(0, 1 if exact else n, CHUNK):
         x, normals, area = (

@@ -11,10 +11,12 @@ vanishes pointwise at an eigenfunction as Neumann's does.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import cast
 
 import torch
 
+from nsvd_cli.expr import compile_torch
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.operators import JetField
 from nsvd_cli.numerics.quadrature import end_points
@@ -22,6 +24,7 @@ from nsvd_cli.numerics.sampling import Sampler, UniformBox, box_surface
 from nsvd_cli.objectives.batch import CompiledOperator, mode_values, with_boundary
 from nsvd_cli.objectives.formulations import Formulation, StepTerms, row_products
 from nsvd_cli.spec import Problem
+from nsvd_cli.spec.langevin import reflecting_alpha
 
 
 def face_alphas(problem: Problem) -> torch.Tensor | None:
@@ -47,8 +50,40 @@ def alpha_at(alphas: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
     return alphas.to(normals)[axis, high]
 
 
+AlphaAt = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (points, normals) -> (m,)
+
+
+def wall_alpha(problem: Problem) -> AlphaAt | None:
+    """alpha per surface point: the Robin faces' constants, plus, for a Langevin generator
+    with reflecting walls, (grad U . n) / 2T (``spec/langevin.py``, ``reflecting_alpha``);
+    None where every free wall has alpha 0 (Neumann)."""
+    faces = face_alphas(problem)
+    drift = reflecting_field(problem)
+    if faces is None and drift is None:
+        return None
+
+    def alpha(x: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+        found = x.new_zeros(x.shape[0])
+        if faces is not None:
+            found = found + alpha_at(faces, normals)
+        if drift is not None:
+            found = found + (drift(x) * normals).sum(1)
+        return found
+
+    return alpha
+
+
+def reflecting_field(problem: Problem) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """grad U / 2T of a Langevin generator with reflecting (neumann) walls, else None."""
+    terms = reflecting_alpha(problem)
+    if terms is None:
+        return None
+    parts = [compile_torch(t, problem.symbols(), problem.parameter_values()) for t in terms]
+    return lambda x: torch.stack([p(x) for p in parts], -1)
+
+
 def with_robin(
-    formulation: Formulation, alphas: torch.Tensor, compiled: CompiledOperator
+    formulation: Formulation, alpha_of: AlphaAt, compiled: CompiledOperator
 ) -> Formulation:
     """``formulation`` (the weak form) plus kappa * alpha * <u_l, u_m> on the Robin faces
     (kappa * k(x) * alpha with a scalar diffusion k), each half batch's rows from its own
@@ -76,7 +111,7 @@ def with_robin(
             )
             b = boundary(xs)
             hs = mode_values(network, xs, None if b is None else b.value)
-            alpha = alpha_at(alphas, normals)
+            alpha = alpha_of(xs, normals)
             if diffusion is not None:
                 with torch.no_grad():
                     alpha = alpha * diffusion(xs)
@@ -88,13 +123,13 @@ def with_robin(
 
 
 def robin_flux(
-    network: torch.nn.Module, x: torch.Tensor, normals: torch.Tensor, alphas: torch.Tensor | None,
+    network: torch.nn.Module, x: torch.Tensor, normals: torch.Tensor, alpha_of: AlphaAt | None,
     boundary: JetField | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Values u and du/dn + alpha u at surface points (alpha 0 off Robin faces)."""
     b = None if boundary is None else boundary(x)
     jet = with_boundary(b, cast(ModeNetwork, network).jet(x, order=1))
     flux = (jet.grad * normals.unsqueeze(-1)).sum(1)
-    if alphas is not None:
-        flux = flux + alpha_at(alphas, normals).unsqueeze(-1) * jet.value
+    if alpha_of is not None:
+        flux = flux + alpha_of(x, normals).unsqueeze(-1) * jet.value
     return jet.value, flux

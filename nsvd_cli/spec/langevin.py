@@ -15,7 +15,12 @@ ordinary whole-space Schrödinger problem. Pure SymPy: no files, no torch.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sympy as sp
+
+if TYPE_CHECKING:
+    from nsvd_cli.spec.models import Problem
 
 
 def ground_state_potential(u: sp.Expr, temperature: float, coordinates: list[sp.Symbol]) -> sp.Expr:
@@ -29,3 +34,18 @@ def ground_state_potential(u: sp.Expr, temperature: float, coordinates: list[sp.
 def symmetrised(phi: sp.Expr, u: sp.Expr, temperature: float) -> sp.Expr:
     """An eigenfunction phi of L as the Schrödinger operator's: phi exp(-U / 2T)."""
     return phi * sp.exp(-u / (2 * sp.nsimplify(temperature)))
+
+
+def reflecting_alpha(problem: Problem) -> list[sp.Expr] | None:
+    """grad U / 2T for a Langevin generator with reflecting walls (``boundary: neumann``):
+    d phi / dn = 0 on phi is d psi / dn + (dU/dn / 2T) psi = 0 on psi = phi exp(-U / 2T), a
+    Robin condition whose alpha at a wall point with outward normal n is this . n. None
+    for any other problem."""
+    langevin = problem.operator.langevin
+    if langevin is None or problem.walls() != "neumann":
+        return None
+    u = problem.space_expr("langevin-potential", langevin.potential)
+    t = sp.nsimplify(problem.kinetic_value())
+    names = {str(s): s for s in u.free_symbols}
+    coordinates = [names.get(c, sp.Symbol(c, real=True)) for c in problem.coordinates]
+    return [sp.diff(u, x) / (2 * t) for x in coordinates]

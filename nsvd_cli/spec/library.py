@@ -227,10 +227,12 @@ operator:
   #                                #   kinetic, an expression varies in space, a symmetric
   #                                #   matrix [["1", "x*y/4"], ["x*y/4", "1"]] is anisotropic
   #                                #   (legendre-1d, anisotropic-diffusion-2d)
-  # weight: "1/(1 + x**2)"         # > 0: H u = lambda * weight * u (sturm-liouville-1d)
+  # weight: "1/(1 + x**2)"         # > 0: H u = lambda * weight * u (weighted-string-1d)
   # langevin: {potential: "x**2/2", temperature: 1}   # generator T Lap - grad U . grad
-  #                                #   (replaces the keys above; whole space): its slowest
-  #                                #   relaxation rates, from 0 (langevin-ou-2d)
+  #                                #   (replaces the keys above; whole space, or a box
+  #                                #   with absorbing dirichlet or reflecting neumann
+  #                                #   walls): its slowest relaxation rates, from 0
+  #                                #   (langevin-ou-2d)
   # drift: ["1", "0"]              # b . grad added, A = H + b . grad (convection-diffusion),
   #                                #   one expression per coordinate; A is not self-adjoint, so
   #                                #   nsvd computes its smallest singular values instead

@@ -25,9 +25,18 @@ Found = list[tuple[Key, str]]
 NOT_YET = "not supported yet"
 LANGEVIN_EXCLUDES = ("kinetic", "diffusion", "potential", "weight", "drift")
 LANGEVIN_WALLS = (
-    f"a Langevin generator on a box or region (reflecting walls) is {NOT_YET}; it is "
-    "solved on the whole space with a confining potential U"
+    f"a Langevin generator on a region, or with walls that differ, is {NOT_YET}: on a box "
+    "its walls are all `dirichlet` (absorbing) or all `neumann` (reflecting)"
 )
+
+
+def langevin_domain_issues(domain: Mapping[str, Any]) -> Found:
+    """A Langevin generator's domain: the whole space, or a box whose walls are all
+    absorbing (``dirichlet``: phi = 0) or all reflecting (``neumann``: d phi/dn = 0, a Robin
+    condition on the transformed functions, ``spec/langevin.py``)."""
+    if "region" in domain or domain.get("boundary", "dirichlet") not in ("dirichlet", "neumann"):
+        return [(("domain",), LANGEVIN_WALLS)]
+    return []
 
 
 def operator_form_issues(operator: Mapping[str, Any], scope: ExpressionScope) -> Found:

@@ -15,7 +15,11 @@ from typing import Any
 from pydantic_core import PydanticCustomError
 
 from nsvd_cli.spec.fields import integer_value, parameter_value, quote, show
-from nsvd_cli.spec.operator_forms import LANGEVIN_WALLS, boundary_issues, operator_form_issues
+from nsvd_cli.spec.operator_forms import (
+    boundary_issues,
+    langevin_domain_issues,
+    operator_form_issues,
+)
 from nsvd_cli.spec.scope import (
     MANY_STATES,
     MAX_PARAMETERS,
@@ -184,7 +188,7 @@ def _differential_issues(
     found.extend(operator_form_issues(operator, scope))
     domain = data.get("domain")
     if "langevin" in operator and isinstance(domain, Mapping):
-        found.append((("domain",), LANGEVIN_WALLS))
+        found.extend(langevin_domain_issues(domain))
     coordinates = list(scope.coordinates)
     if isinstance(domain, Mapping):
         if "box" in domain or "region" in domain:

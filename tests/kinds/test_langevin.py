@@ -111,12 +111,45 @@ def test_the_grid_reference_matches_a_discretisation_of_the_generator(
     assert rates[1] < 0.5 * rates[2]  # a slow barrier-crossing rate below the rest
 
 
-def test_a_langevin_box_is_refused_naming_the_domain(
+def test_a_langevin_region_is_refused_naming_the_domain(
     write_problem: Callable[..., Path], nsvd: Callable[..., Result], tmp_path: Path
 ) -> None:
-    text = DOUBLE_WELL + "domain: {box: {x: [-2, 2]}}\n"
+    text = DOUBLE_WELL + 'domain: {region: "4 - x**2", bounds: {x: [-2, 2]}}\n'
     result = nsvd("check", write_problem(text))
-    assert result.exit_code == 2 and "domain: a Langevin generator on a box" in result.output
+    assert result.exit_code == 2 and "domain: a Langevin generator on a region" in result.output
+
+
+# A constant force F = 1 (U = x) at T = 1/2 in the box [0, 2]: with reflecting walls
+# (d phi/dn = 0) the rates are 0 and T (n pi / 2)^2 + F^2 / 4T for n >= 1; with absorbing
+# walls (phi = 0) the same without the 0 (phi = exp(x / 2T) sin(n pi x / 2)).
+FORCE_BOX = """\
+name: force-box
+coordinates: [x]
+operator:
+  langevin: {potential: "x", temperature: "1/2"}
+domain: {box: {x: [0, 2]}, boundary: WALLS}
+modes: 3
+solver: {steps: 5000, hidden: 32, batch_size: 512}
+"""
+
+
+@pytest.mark.parametrize(("walls", "first"), [("neumann", 0), ("dirichlet", 1)])
+def test_reflecting_and_absorbing_walls_give_their_closed_form_rates(
+    write_problem: Callable[..., Path], nsvd: Callable[..., Result], tmp_path: Path,
+    walls: str, first: int,
+) -> None:
+    """Reflecting walls are a Robin condition on the transformed functions with
+    alpha = dU/dn / 2T (here -1 at x = 0 and +1 at x = 2): the stationary density at 0,
+    then T (n pi / 2)^2 + 1/2. A plain Neumann condition would give 1/2 (n pi / 2)^2 + 1/2
+    from n = 0, which starts at 1/2, not 0; absorbing walls lose the 0."""
+    run = tmp_path / "run"
+    result = nsvd("solve", write_problem(FORCE_BOX.replace("WALLS", walls)), "--out", run)
+    assert result.exit_code == 0, result.output
+    with h5py.File(run / "results.h5") as f:
+        values = np.asarray(f["eigenvalues"])
+    n = np.arange(first, first + 3)
+    exact = np.where(n == 0, 0.0, 0.5 * (n * np.pi / 2) ** 2 + 0.5)
+    assert np.all(np.abs(values - exact) < 0.03 * exact.max()), (values, exact)
 
 
 def test_the_ou_process_trains_to_its_rates_and_hermite_functions(

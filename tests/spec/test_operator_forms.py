@@ -42,8 +42,8 @@ def _issues(text: str) -> list[str]:
          "operator.weight: a weight with a drift is not"),
         ('operator: {weight: "-2"}\n', "operator.weight: must be > 0"),
         ('operator: {weight: "q"}\n', "operator.weight: unknown name 'q'"),
-        ('operator: {langevin: {potential: "x**2"}}\n' + BOX.replace("BOUNDARY", "neumann"),
-         "domain: a Langevin generator on a box"),
+        ('operator: {langevin: {potential: "x**2"}}\n' + BOX.replace("BOUNDARY", "{x: neumann}"),
+         "domain: a Langevin generator on a region, or with walls that differ"),
         ('operator: {langevin: {potential: "x**2", temperature: -1}}\n', "must be > 0"),
         ('operator: {langevin: {potential: "x**2"}, potential: 1}\n', "langevin replaces"),
         (
