@@ -121,11 +121,12 @@ def run_warnings(results: Results) -> list[str]:
     live = results.history.get("eigenvalues")
     if results.singular is None and live is not None and len(live):
         final = np.asarray(results.eigenvalues)
-        # A value within 3 standard errors of 0 (a Langevin generator's rate 0) has no
-        # relative size: the spectrum's scale stands in, as in the relative errors.
+        # A value within 3 standard errors of 0 (a Langevin generator's rate 0), or below
+        # 1e-3 of the spectrum's scale (a quadrature read-out has no standard error), has
+        # no relative size: the spectrum's scale stands in, as in the relative errors.
         magnitude = np.abs(final)
-        at_zero = magnitude <= 3 * np.asarray(results.stderr)
         scale = max(float(np.nanmax(magnitude)), 1e-300) if magnitude.size else 1.0
+        at_zero = (magnitude <= 3 * np.asarray(results.stderr)) | (magnitude <= 1e-3 * scale)
         gap = np.abs(np.asarray(live[-1]) - final) / np.where(
             at_zero, scale, np.maximum(magnitude, 1e-300))
         gap = gap[np.isfinite(gap)]  # +inf: a direction the running moments still lack

@@ -67,7 +67,7 @@ class NeumannKind(EigenKind):
         derivatives=("auto", "weak"),  # the strong form's <u, H u> misses the wall term
         dtypes=tuple(DTYPES),
         compile=True,
-        tol=False,
+        tol=True,  # where the walls are natural (``natural_walls``); monitor says why not
     )
 
     def derive_settings(self, problem: Problem) -> Settings:
@@ -96,6 +96,8 @@ class NeumannKind(EigenKind):
         return objective
 
     def monitor(self, compiled: CompiledProblem) -> Monitor:
+        if natural_walls(compiled):  # no wall term: the Dirichlet kind's interval check
+            return differential.interval_check(compiled)
         raise ValueError(f"no error intervals can be computed: {NO_INTERVALS}")
 
     def record(

@@ -247,3 +247,30 @@ def test_gauss_legendre_points_integrate_exactly() -> None:
     assert abs(float((w * torch.exp(x[:, 0])).sum()) - exact) < 1e-13 * exact
     wiggly = float((w * torch.cos(40 * x[:, 0])).sum())
     assert abs(wiggly - (math.sin(120.0) - math.sin(40.0)) / 80.0) < 1e-14
+
+
+LEGENDRE_3 = """
+name: legendre-3
+coordinates: [x]
+operator: {diffusion: "1 - x**2", potential: 0}
+domain: {box: {x: [-1, 1]}, boundary: neumann}
+modes: 3
+solver: {steps: 6000, hidden: 32, batch_size: 512}
+reference:
+  eigenvalue: "n*(n + 1)"
+  quantum_numbers: {n: [0, 10]}
+"""
+
+
+def test_natural_walls_take_a_tolerance(
+    write_problem: Callable[..., Path], nsvd: Callable[..., Result], tmp_path: Path
+) -> None:
+    """A Neumann box whose diffusion vanishes on its walls has no wall term, so it has
+    residual intervals and trains to a tolerance (a Neumann box with a wall term refuses
+    --tol: tests/kinds/test_neumann.py); the deterministic intervals hold n (n + 1)."""
+    run = tmp_path / "run"
+    result = nsvd("solve", write_problem(LEGENDRE_3), "--out", run, "--tol", "0.03")
+    assert result.exit_code == 0, result.output
+    report = json.loads(nsvd("eval", run, "--json").stdout)
+    assert report["tol_met"], report
+    assert all(report["reference_in_interval"]), report["intervals"]
