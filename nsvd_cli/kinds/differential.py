@@ -6,7 +6,6 @@ the Rayleigh-Ritz read-out, the learned functions, and the finite-difference ref
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable
 from typing import cast
 
@@ -34,7 +33,14 @@ from nsvd_cli.objectives.intervals import (
     unavailable,
 )
 from nsvd_cli.objectives.methods import get_method
-from nsvd_cli.objectives.readout import Ritz, orthogonality, ritz, ritz_squared, unit_coefficients
+from nsvd_cli.objectives.readout import (
+    Ritz,
+    orthogonality,
+    ritz,
+    ritz_squared,
+    unit_coefficients,
+    without_stderr,
+)
 from nsvd_cli.spec import Problem
 from nsvd_cli.training.guard import check_readout
 from nsvd_cli.training.loop import Monitor
@@ -66,26 +72,22 @@ def readout(
     seed = settings.seed + EVAL_SEED_OFFSET
     batch = _float64_batch(compiled, network, settings.readout.eval_samples, seed)
     n = batch.h.shape[0]
+    exact = exact_points(compiled)  # a quadrature rule: no Monte-Carlo error
     if settings.want == "smallest-singular":
         r = ritz_squared(batch.h, batch.hh)
+        r = without_stderr(r) if exact else r
         square = batch.hh.T @ batch.hh / n
         native = native_energies(settings.method, shift, settings.transform.scale, r.gram, square)
         return r, native.clamp_min(0.0).sqrt().cpu().numpy(), unavailable(r.stderr.shape[0], (
             "the residual A* u - s v of a singular pair (u = A v / s) needs A* A v, fourth "
             "derivatives that the drift kind does not form"))
-    exact = exact_points(compiled)
-    r = exact_ritz(batch) if exact else ritz(batch.h, batch.hh)
+    r = ritz(batch.h, batch.hh)
+    r = without_stderr(r) if exact else r
     energy = batch.h.T @ batch.hh / n
     native = native_energies(settings.method, shift, settings.transform.scale, r.gram, energy)
     modes = compiled.problem.modes  # buffer functions above them are not reported
     intervals = _intervals(batch, r, diverging(compiled), modes, continuum(compiled), exact)
     return r.first(modes), native[:modes].cpu().numpy(), intervals
-
-
-def exact_ritz(batch: Batch) -> Ritz:
-    """Rayleigh-Ritz on quadrature points: no Monte-Carlo error, so no standard error."""
-    r = ritz(batch.h, batch.hh)
-    return dataclasses.replace(r, stderr=torch.zeros_like(r.stderr))
 
 
 def _float64_batch(
@@ -161,7 +163,8 @@ def interval_check(compiled: CompiledProblem) -> Monitor:
         seed = settings.seed + CHECK_SEED_OFFSET + state.step
         batch = _float64_batch(compiled, state.network, n, seed)
         exact = exact_points(compiled)
-        r = exact_ritz(batch) if exact else ritz(batch.h, batch.hh)
+        r = ritz(batch.h, batch.hh)
+        r = without_stderr(r) if exact else r
         found = _intervals(batch, r, None, compiled.problem.modes, threshold, exact)
         arrays = interval_arrays(found)
         widths = [float(w) for w in arrays.relative_half_width()]

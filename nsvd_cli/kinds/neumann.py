@@ -43,12 +43,11 @@ from nsvd_cli.kinds.weak_readout import (
     weak_readout,
 )
 from nsvd_cli.numerics.operators import box_factor
-from nsvd_cli.numerics.quadrature import end_points
 from nsvd_cli.numerics.sampling import UniformBox, box_surface
 from nsvd_cli.objectives.batch import exact_points, quadrature_modes, sample_modes
 from nsvd_cli.objectives.intervals import Intervals, unavailable
 from nsvd_cli.objectives.methods import METHODS
-from nsvd_cli.objectives.readout import Ritz, ritz_from_moments
+from nsvd_cli.objectives.readout import Ritz, ritz_from_moments, without_stderr
 from nsvd_cli.spec import Problem, RegionDomain
 from nsvd_cli.training.distributed import Context
 from nsvd_cli.training.eigen_objective import EigenObjective
@@ -130,10 +129,7 @@ def natural_walls(compiled: CompiledProblem) -> bool:
             or not isinstance(compiled.sampler, UniformBox)):
         return False
     box = compiled.sampler.to("cpu", torch.float64)
-    if box.dim == 1:
-        x = end_points(float(box.lo[0]), float(box.hi[0]))[0]
-    else:
-        x = box_surface(box, 4096, torch.Generator().manual_seed(0))[0]
+    x = box_surface(box, 4096, torch.Generator().manual_seed(0))[0]
     with torch.no_grad():
         return bool(torch.all(diffusion(x).abs() <= 1e-12))
 
@@ -152,11 +148,8 @@ def wall_term_readout(
         compiled, net64, n, generator)
     alphas = wall_alpha(compiled.problem)  # Robin faces: du/dn + alpha u
     values, fluxes, area = [], [], 0.0
-    for start in range(0, 1 if exact else n, CHUNK):
-        x, normals, area = (
-            end_points(float(box.lo[0]), float(box.hi[0]), device=device) if exact
-            else box_surface(box, min(CHUNK, n - start), generator)
-        )
+    for start in range(0, 1 if box.dim == 1 else n, CHUNK):  # 1-D: both ends, once
+        x, normals, area = box_surface(box, min(CHUNK, n - start), generator)
         with torch.no_grad():  # mixed walls: the Dirichlet faces' factor, as inside
             value, flux = robin_flux(net64, x, normals, alphas, compiled.boundary)
         k = compiled.operator.medium.values(x).diffusion  # a scalar diffusion: k du/dn
@@ -165,7 +158,7 @@ def wall_term_readout(
     weight = compiled.operator.kinetic * area / math.exp(box.log_volume)
     r, energy = wall_term_ritz(inside.h, inside.hh, torch.cat(values), torch.cat(fluxes), weight)
     if exact:
-        r = dataclasses.replace(r, stderr=torch.zeros_like(r.stderr))
+        r = without_stderr(r)
     native = differential.native_energies(
         settings.method, shift, settings.transform.scale, r.gram, energy
     )

@@ -19,7 +19,6 @@ import torch
 from nsvd_cli.expr import compile_torch
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.operators import JetField
-from nsvd_cli.numerics.quadrature import end_points
 from nsvd_cli.numerics.sampling import Sampler, UniformBox, box_surface
 from nsvd_cli.objectives.batch import CompiledOperator, mode_values, with_boundary
 from nsvd_cli.objectives.formulations import Formulation, StepTerms, row_products
@@ -104,11 +103,7 @@ def with_robin(
         weight = kappa / math.exp(box.log_volume)
         rows = []
         for row in inner.rows:
-            # A 1-D box's surface is its two ends: exact, not a noisy choice between them.
-            xs, normals, area = (
-                end_points(float(box.lo[0]), float(box.hi[0]), x.dtype, x.device)
-                if box.dim == 1 else box_surface(box, x.shape[0] // 2, generator)
-            )
+            xs, normals, area = box_surface(box, x.shape[0] // 2, generator)
             b = boundary(xs)
             hs = mode_values(network, xs, None if b is None else b.value)
             alpha = alpha_of(xs, normals)

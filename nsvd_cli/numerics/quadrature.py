@@ -5,7 +5,8 @@ by ``sqrt(n w_i)`` (``w`` summing to 1) turns those means into the quadrature su
 sum_i w_i f(x_i) = integral f / length, the frame trick of a weight (``media.py``). With
 ``NODES`` nodes the rule integrates polynomials of degree 2 NODES - 1 exactly; the smooth
 networks here and their products are integrated to rounding, so the Ritz values, residuals
-and intervals carry no Monte-Carlo error. Two surface "points" (the ends) are exact too.
+and intervals carry no Monte-Carlo error. The surface (the two ends) is exact in
+``sampling.box_surface``.
 """
 
 from __future__ import annotations
@@ -35,12 +36,3 @@ def gauss_legendre(
     nodes_t = torch.as_tensor(x, dtype=dtype, device=device).unsqueeze(-1)
     return nodes_t, torch.as_tensor(weights, dtype=dtype, device=device)
 
-
-def end_points(
-    lo: float, hi: float, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """The two ends of [lo, hi] as surface points, their outward normals and the surface
-    measure 2 (the counting measure), as ``box_surface`` returns them."""
-    x = torch.tensor([[lo], [hi]], dtype=dtype, device=device)
-    normals = torch.tensor([[-1.0], [1.0]], dtype=dtype, device=device)
-    return x, normals, 2.0

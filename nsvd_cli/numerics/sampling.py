@@ -182,7 +182,12 @@ def box_surface(
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """``n`` uniform points on the surface of ``box``, their outward unit normals (n, d),
     and the surface area: a face pair is drawn in proportion to its area, then a face of
-    the pair and a point on it uniformly."""
+    the pair and a point on it uniformly. A 1-D box's surface is its two ends: both of
+    them, whatever ``n`` (their mean is then exact, not a noisy choice between them), with
+    the counting measure 2."""
+    if box.dim == 1:
+        x = torch.stack([box.lo, box.hi])  # (2, 1)
+        return x, torch.tensor([[-1.0], [1.0]], dtype=x.dtype, device=x.device), 2.0
     side = box.hi - box.lo
     pair_area = torch.prod(side) / side  # (d,): the area of each of the two faces of an axis
     axis = torch.multinomial(pair_area / pair_area.sum(), n, replacement=True, generator=generator)

@@ -90,6 +90,11 @@ def ritz(h: torch.Tensor, hh: torch.Tensor) -> Ritz:
     return Ritz(values[order], stderr[order], c[:, order], gram, quotients)
 
 
+def without_stderr(r: Ritz) -> Ritz:
+    """The Ritz pairs of a quadrature read-out: no Monte-Carlo error, so no standard error."""
+    return Ritz(r.eigenvalues, torch.zeros_like(r.stderr), r.rotation, r.gram, r.quotients)
+
+
 def ritz_squared(h: torch.Tensor, ah: torch.Tensor) -> Ritz:
     """Rayleigh-Ritz for A^*A from samples h and A~h (float64): the smallest singular values
     of A on the learned span, ascending, as s = sqrt(E) for the Ritz values E of

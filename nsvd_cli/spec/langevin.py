@@ -46,6 +46,4 @@ def reflecting_alpha(problem: Problem) -> list[sp.Expr] | None:
         return None
     u = problem.space_expr("langevin-potential", langevin.potential)
     t = sp.nsimplify(problem.kinetic_value())
-    names = {str(s): s for s in u.free_symbols}
-    coordinates = [names.get(c, sp.Symbol(c, real=True)) for c in problem.coordinates]
-    return [sp.diff(u, x) / (2 * t) for x in coordinates]
+    return [sp.diff(u, x) / (2 * t) for x in problem.symbols()]

@@ -69,7 +69,7 @@ def diffusion_gradient(problem: Problem) -> list[sp.Expr] | None:
     k = diffusion_expr(problem)
     if k is None or isinstance(k, list):
         return None
-    return [sp.diff(k, s) for s in _symbols_of(problem, k)]
+    return [sp.diff(k, s) for s in problem.symbols()]
 
 
 def weight_expr(problem: Problem) -> sp.Expr | None:
@@ -80,8 +80,3 @@ def weight_expr(problem: Problem) -> sp.Expr | None:
     expr = problem.space_expr("weight", weight)
     return None if sp.simplify(expr - 1) == 0 else expr
 
-
-def _symbols_of(problem: Problem, expr: sp.Expr) -> list[sp.Symbol]:
-    """The coordinate symbols as ``expr`` spells them (the parser's assumptions), in order."""
-    by_name = {str(s): s for s in expr.free_symbols}
-    return [by_name.get(c, sp.Symbol(c, real=True)) for c in problem.coordinates]

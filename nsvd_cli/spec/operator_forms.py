@@ -62,7 +62,9 @@ def _with_drift_issues(operator: Mapping[str, Any], scope: ExpressionScope) -> F
     """A drift's kind (singular values of H + b . grad) has -kappa Laplacian + V only."""
     found: Found = []
     diffusion = operator.get("diffusion")
-    if diffusion is not None and (isinstance(diffusion, list) or _varies(diffusion, scope)):
+    if diffusion is not None and (
+        isinstance(diffusion, list) or _varies(scope.over_space(diffusion), scope)
+    ):
         found.append((("operator", "diffusion"), f"a varying or matrix diffusion with a drift "
                       f"is {NOT_YET} (a constant scalar is)"))
     weight = operator.get("weight")
@@ -71,9 +73,9 @@ def _with_drift_issues(operator: Mapping[str, Any], scope: ExpressionScope) -> F
     return found
 
 
-def _varies(text: Any, scope: ExpressionScope) -> bool:
-    names = {str(s) for s in scope.over_space(text).free_symbols}
-    return bool(names & set(scope.coordinates))
+def _varies(expr: sp.Expr, scope: ExpressionScope) -> bool:
+    """Whether a parsed expression depends on the coordinates (not only on parameters)."""
+    return bool({str(s) for s in expr.free_symbols} & set(scope.coordinates))
 
 
 def _langevin_issues(operator: Mapping[str, Any], scope: ExpressionScope) -> Found:
@@ -101,7 +103,7 @@ def _diffusion_issues(diffusion: Any, scope: ExpressionScope) -> Found:
         value = check_expression(key, diffusion, scope.over_space, found)
         if value is None:
             return found
-        if {str(s) for s in value.free_symbols} & set(scope.coordinates):
+        if _varies(value, scope):
             return found  # positive on the domain: checked on samples (module docstring)
         constant = check_expression(key, diffusion, scope.kinetic, found)
         if constant is not None and not constant > 0:
@@ -128,7 +130,7 @@ def _weight_issues(weight: Any, scope: ExpressionScope) -> Found:
     found: Found = []
     key: Key = ("operator", "weight")
     value = check_expression(key, weight, scope.over_space, found)
-    if value is not None and not {str(s) for s in value.free_symbols} & set(scope.coordinates):
+    if value is not None and not _varies(value, scope):
         constant = check_expression(key, weight, scope.kinetic, found)
         if constant is not None and not constant > 0:
             found.append((key, f"must be > 0, got {constant:g}"))
