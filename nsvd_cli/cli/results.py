@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +35,19 @@ from nsvd_cli.kinds import Evaluation, Run, kind_of
 from nsvd_cli.objectives.readout import normalized_gram, orthogonality
 from nsvd_cli.runs import Export, evaluate, export, grid_reference, load_run
 from nsvd_cli.runs.resources import export_bytes, largest_grid, network_workspace, readout_bytes
+
+
+class ReferenceMethod(str, Enum):
+    auto = "auto"
+    fem = "fem"
+    grid = "grid"
+
+
+def reference_title(attrs: dict[str, Any]) -> str:
+    """What a reference file's three resolutions were, for the table's title."""
+    if "cells" in attrs:
+        return f"finite-element reference ({attrs['cells']} elements across)"
+    return f"grid reference ({attrs['points']} points per axis)"
 
 
 @app.command("eval")
@@ -68,13 +82,15 @@ def eval_cmd(
         except NoReference:
             _print_own_report(run, as_json)
             raise
-    if ref is not None and run.problem.region_expr() is not None:
+    staircase = ref is not None and str(ref.attrs.get("method", "")).startswith("finite diff")
+    if staircase and run.problem.region_expr() is not None:
         # A curved edge cuts the grid's cells: first-order convergence, and an error estimate
         # (from three grids) that a user's ellipse showed to be optimistic by 1.4x.
         err.print(
-            "warning: on a region domain the grid reference converges at first order (its "
-            "values are typically 1e-3 to 1e-2 off at the default grid); small learned "
-            "errors are dominated by the reference's own",
+            "warning: on a region domain the finite-difference reference converges at first "
+            "order (its values are typically 1e-3 to 1e-2 off at the default grid); small "
+            "learned errors are dominated by the reference's own (`nsvd reference --method "
+            "fem` meshes the curved edge)",
             highlight=False,
         )
     if ref is not None and ref.problem_yaml != run.problem.source_text:
@@ -334,20 +350,32 @@ def reference_cmd(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .h5")] = None,
     grid: Annotated[
         int | None,
-        typer.Option(min=16, help="Points per axis of the finest grid (default by dimension)."),
+        typer.Option(
+            min=8,
+            help="Points per axis of the finest grid, or elements across the longest side "
+            "of the finest mesh (default by dimension).",
+        ),
     ] = None,
+    method: Annotated[
+        ReferenceMethod,
+        typer.Option(
+            help="fem: P2 finite elements (every wall condition, diffusion fields, weights, "
+            "curved regions); grid: 4th-order finite differences (drifts; faster on "
+            "constant-coefficient boxes); auto: the kind's choice."
+        ),
+    ] = ReferenceMethod.auto,
 ) -> None:
-    """Reference values on grids (finite differences; quadrature for integral operators),
-    with an error estimate from three resolutions."""
+    """Reference values on meshes or grids (finite elements or differences; quadrature for
+    integral operators), with an error estimate from three resolutions."""
     problem = load_or_exit(problem_file)
     with user_errors():  # a ProblemError here was found while deriving the window
         try:
-            ref = grid_reference(problem, grid)
+            ref = grid_reference(problem, grid, method=method.value)
         except ValueError as exc:  # no reference for this problem (d > 3, a missing grid)
             raise UsageError(f"{problem_file}: {exc}") from None
         target = output or problem_file.with_suffix(".reference.h5")
         write_reference(target, ref)
-    table = Table(title=f"{problem.name}: grid reference ({ref.attrs['points']} points per axis)")
+    table = Table(title=f"{problem.name}: {reference_title(ref.attrs)}")
     value = kind_of(problem).value_name
     for col in ("index", value, "est. abs. error", "observed order"):
         table.add_column(col, justify="right")

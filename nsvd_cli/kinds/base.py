@@ -164,8 +164,11 @@ class Kind(Protocol):
         """The comparison with the closed form, or with ``against``."""
         ...
 
-    def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
-        """A deterministic reference spectrum (d <= 3) with its error estimate."""
+    def reference(
+        self, problem: Problem, points: int | None, extra: int, method: str = "auto"
+    ) -> GridReference:
+        """A deterministic reference spectrum (d <= 3) with its error estimate, by
+        ``method`` (``auto``: the kind's choice; ``fem``, ``grid``)."""
         ...
 
 

@@ -12,7 +12,7 @@ from nsvd_cli.files import GridReference, Results
 from nsvd_cli.kinds import differential
 from nsvd_cli.kinds.base import Kind, MemoryNeed, Run
 from nsvd_cli.kinds.evaluation import against_fields, interval_fields
-from nsvd_cli.kinds.grid_reference import grid_reference
+from nsvd_cli.kinds.fem_reference import differential_reference
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, memory_needs
 from nsvd_cli.kinds.schrodinger_checks import check_region_bounds
 from nsvd_cli.kinds.weak_readout import weak_readout
@@ -60,8 +60,10 @@ class DifferentialKind:
     def load(self, problem: Problem, settings: Settings, results: Results) -> Run:
         return differential.load(problem, settings, results, cast(Kind, self))
 
-    def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
-        return grid_reference(problem, points, extra)
+    def reference(
+        self, problem: Problem, points: int | None, extra: int, method: str = "auto"
+    ) -> GridReference:
+        return differential_reference(problem, points, extra, method)
 
 
 def shared_evaluation(

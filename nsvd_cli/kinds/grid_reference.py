@@ -16,8 +16,9 @@ from nsvd_cli.kinds.records import reference_record
 from nsvd_cli.kinds.schrodinger import build, derive_settings
 from nsvd_cli.kinds.schrodinger_checks import region_field
 from nsvd_cli.references import grid
-from nsvd_cli.spec import Problem
+from nsvd_cli.spec import Problem, RegionDomain
 from nsvd_cli.spec.medium import diffusion_kind, weight_expr
+from nsvd_cli.training.settings import Settings
 
 DEFAULT_GRID = {1: 2048, 2: 192, 3: 40}
 
@@ -47,6 +48,28 @@ def _neumann_axes(problem: Problem) -> tuple[bool, ...]:
     return tuple(low == "neumann" for low, _ in faces)
 
 
+def reference_window(settings: Settings) -> tuple[list[float], list[float]]:
+    """The box a reference solves on: the domain's bounds, or in whole space 1.5x the
+    export window (centre +- 6 rms radii of the highest wanted state), with zero walls."""
+    if settings.sampler.domain != "whole-space":
+        return list(settings.sampler.bounds_lo), list(settings.sampler.bounds_hi)
+    export_lo, export_hi = settings.readout.export_lo, settings.readout.export_hi
+    centre = [0.5 * (lo + hi) for lo, hi in zip(export_lo, export_hi)]
+    lo = [c + 1.5 * (v - c) for c, v in zip(centre, export_lo)]
+    hi = [c + 1.5 * (v - c) for c, v in zip(centre, export_hi)]
+    return lo, hi
+
+
+def numpy_field(field: Callable[[torch.Tensor], torch.Tensor]) -> grid.PointField:
+    """A torch field as a function of numpy points (float64, no gradients)."""
+
+    def call(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return field(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+    return call
+
+
 def grid_reference(problem: Problem, points: int | None, extra: int) -> GridReference:
     """The finite-difference spectrum of a problem (d <= 3), ``modes + extra`` values."""
     dim = len(problem.coordinates)
@@ -56,24 +79,14 @@ def grid_reference(problem: Problem, points: int | None, extra: int) -> GridRefe
             "the finite-difference reference has -kappa Laplacian + V only (no diffusion "
             "field, no weight); compare with a closed form instead"
         )
+    if isinstance(problem.domain, RegionDomain) and problem.walls() != "dirichlet":
+        raise ValueError(
+            "the finite-difference reference has free walls on boxes only (a region's "
+            "staircase edge has no normal); use --method fem"
+        )
     settings = derive_settings(problem)
     compiled = build(problem, settings)
-    if settings.sampler.domain == "whole-space":
-        # 1.5x the export window (centre +- 6 rms radii of the highest wanted state).
-        export_lo, export_hi = settings.readout.export_lo, settings.readout.export_hi
-        centre = [0.5 * (lo + hi) for lo, hi in zip(export_lo, export_hi)]
-        lo = [c + 1.5 * (v - c) for c, v in zip(centre, export_lo)]
-        hi = [c + 1.5 * (v - c) for c, v in zip(centre, export_hi)]
-    else:
-        lo, hi = settings.sampler.bounds_lo, settings.sampler.bounds_hi
-
-    def numpy_field(field: Callable[[torch.Tensor], torch.Tensor]) -> grid.PointField:
-        def call(x: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return field(torch.from_numpy(x)).numpy()
-
-        return call
-
+    lo, hi = reference_window(settings)
     inside = numpy_field(region_field(problem)) if settings.sampler.domain == "region" else None
     drift = compiled.operator.drift
     spec = grid.GridProblem(

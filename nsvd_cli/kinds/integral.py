@@ -276,7 +276,14 @@ class IntegralKind:
             **interval_fields(run),
         )
 
-    def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
+    def reference(
+        self, problem: Problem, points: int | None, extra: int, method: str = "auto"
+    ) -> GridReference:
+        if method != "auto":
+            raise ValueError(
+                f"--method {method}: an integral operator's reference is by quadrature "
+                "(Nystrom) only; leave --method out"
+            )
         return quadrature_reference(problem, points, extra)
 
 

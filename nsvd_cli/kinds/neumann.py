@@ -14,9 +14,9 @@ so its standard errors shrink as the functions improve, as the strong form's do 
 Dirichlet problems. On a region (no surface sampler yet) the read-out uses the energy form
 per point, kappa grad u_l . grad u_m + V u_l u_m, which has no such property. Residual
 intervals need more than the wall term (a bound for functions that do not meet the wall
-condition); they are reported unavailable, and --tol is refused, until then. The grid
-reference (``nsvd reference``) handles Neumann boxes (cell-centred points, even
-reflection); regions are refused.
+condition); they are reported unavailable, and --tol is refused, until then. The reference
+(``nsvd reference``) is by finite elements (free walls are natural there too), or on a box
+with one condition per axis by finite differences (cell-centred points, even reflection).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from nsvd_cli.files import GridReference, Results
 from nsvd_cli.kinds import differential
 from nsvd_cli.kinds.base import SolverOptions
 from nsvd_cli.kinds.eigen import EigenKind
-from nsvd_cli.kinds.grid_reference import grid_reference
+from nsvd_cli.kinds.fem_reference import differential_reference
 from nsvd_cli.kinds.robin import robin_flux, wall_alpha, with_robin
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
 from nsvd_cli.kinds.weak_readout import (
@@ -48,7 +48,7 @@ from nsvd_cli.objectives.batch import exact_points, quadrature_modes, sample_mod
 from nsvd_cli.objectives.intervals import Intervals, unavailable
 from nsvd_cli.objectives.methods import METHODS
 from nsvd_cli.objectives.readout import Ritz, ritz_from_moments, without_stderr
-from nsvd_cli.spec import Problem, RegionDomain
+from nsvd_cli.spec import Problem
 from nsvd_cli.training.distributed import Context
 from nsvd_cli.training.eigen_objective import EigenObjective
 from nsvd_cli.training.loop import Monitor, Objective
@@ -108,13 +108,10 @@ class NeumannKind(EigenKind):
         read = wall_term_readout if strong else weak_readout
         return differential.record(compiled, state, device, complete, read=read)
 
-    def reference(self, problem: Problem, points: int | None, extra: int) -> GridReference:
-        if isinstance(problem.domain, RegionDomain):
-            raise ValueError(
-                "the finite-difference reference has Neumann walls on boxes only (a region's "
-                "staircase edge has no normal); compare with a closed form instead"
-            )
-        return grid_reference(problem, points, extra)
+    def reference(
+        self, problem: Problem, points: int | None, extra: int, method: str = "auto"
+    ) -> GridReference:
+        return differential_reference(problem, points, extra, method)
 
 
 def natural_walls(compiled: CompiledProblem) -> bool:

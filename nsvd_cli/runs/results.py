@@ -74,10 +74,13 @@ def _check_reference_fits(run: Run, against: GridReference) -> None:
         )
 
 
-def grid_reference(problem: Problem, points: int | None = None, extra: int = 4) -> GridReference:
+def grid_reference(
+    problem: Problem, points: int | None = None, extra: int = 4, method: str = "auto"
+) -> GridReference:
     """The deterministic reference of ``nsvd reference`` (d <= 3): ``modes + extra`` values
-    with their estimated errors (finite differences, or quadrature for a kernel)."""
-    return kind_of(problem).reference(problem, points, extra)
+    with their estimated errors (finite elements or differences, or quadrature for a
+    kernel)."""
+    return kind_of(problem).reference(problem, points, extra, method)
 
 
 @dataclass(frozen=True)

@@ -171,16 +171,26 @@ def test_a_neumann_potential_converges_at_second_order_or_better() -> None:
     assert np.all(np.abs(spectrum.eigenvalues - finer.eigenvalues) <= 2 * spectrum.error + 1e-12)
 
 
-def test_the_grid_reference_refuses_a_neumann_region(
+def test_the_reference_of_a_neumann_region_is_by_finite_elements(
     write_problem: Callable[..., Path], nsvd: Callable[..., Result], tmp_path: Path
 ) -> None:
+    """The free unit disk: 0, then kappa j'_{1,1}^2 twice (zeros of J_m', scipy's
+    jnp_zeros); the staircase of the finite-difference grid has no normal and is refused."""
+    from scipy.special import jnp_zeros
+
     disk = (
         "name: disk\ncoordinates: [x, y]\nmodes: 2\n"
         'domain: {region: "1 - x**2 - y**2", bounds: {x: [-1, 1], y: [-1, 1]}, '
         "boundary: neumann}\n"
     )
-    result = nsvd("reference", write_problem(disk), "-o", tmp_path / "ref.h5")
-    assert result.exit_code == 2 and "Neumann walls on boxes only" in result.output
+    result = nsvd("reference", write_problem(disk), "-o", tmp_path / "ref.h5", "--grid", "64")
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "ref.h5") as f:
+        values = np.asarray(f["eigenvalues"])[:3]
+    first = KAPPA * jnp_zeros(1, 1)[0] ** 2
+    assert np.allclose(values, [0.0, first, first], rtol=1e-6, atol=1e-9), values
+    result = nsvd("reference", write_problem(disk), "-o", tmp_path / "g.h5", "--method", "grid")
+    assert result.exit_code == 2 and "free walls on boxes only" in result.output
 
 
 HALF_FREE_1D = (
@@ -232,8 +242,15 @@ def test_the_grid_reference_takes_one_condition_per_axis(
         values = np.asarray(f["eigenvalues"])[:4]
     exact = sorted(np.pi**2 / 2 * (a * a / 4 + b * b) for a in range(8) for b in range(1, 4))
     assert np.allclose(values, exact[:4], rtol=5e-5)  # grid 64: ~4e-6
-    result = nsvd("reference", write_problem(HALF_FREE_1D), "-o", tmp_path / "half.h5")
+    half = write_problem(HALF_FREE_1D)
+    result = nsvd("reference", half, "-o", tmp_path / "half.h5", "--method", "grid")
     assert result.exit_code == 2 and "one condition per coordinate" in result.output
+    # Finite elements take a condition per face (the default for such a box).
+    result = nsvd("reference", half, "-o", tmp_path / "half.h5")
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "half.h5") as f:
+        values = np.asarray(f["eigenvalues"])[:3]
+    assert np.allclose(values, KAPPA * ((np.arange(3) + 0.5) * np.pi) ** 2, rtol=1e-8)
 
 
 ROBIN_1D = (
@@ -266,5 +283,11 @@ def test_a_robin_wall_trains_to_its_transcendental_spectrum(
         values = np.asarray(f["eigenvalues"])
     exact = KAPPA * _robin_roots(2.0, 3) ** 2
     assert np.all(np.abs(values - exact) < 0.05 * exact), (values, exact)
-    refused = nsvd("reference", write_problem(ROBIN_1D, "r2"), "-o", tmp_path / "ref.h5")
+    robin = write_problem(ROBIN_1D, "r2")
+    refused = nsvd("reference", robin, "-o", tmp_path / "ref.h5", "--method", "grid")
     assert refused.exit_code == 2 and "no Robin walls yet" in refused.output
+    reference = nsvd("reference", robin, "-o", tmp_path / "ref.h5")
+    assert reference.exit_code == 0, reference.output
+    with h5py.File(tmp_path / "ref.h5") as f:
+        elements = np.asarray(f["eigenvalues"])[:3]
+    np.testing.assert_allclose(elements, exact, rtol=1e-8)

@@ -1,0 +1,160 @@
+"""The finite-element reference of a differential problem (``nsvd reference``, d <= 3), and
+the choice between it and the finite-difference one.
+
+Finite elements take everything the eigen and Neumann kinds train: a diffusion field or
+matrix, a weight, Dirichlet, Neumann and Robin walls per box face, one condition on a
+planar region's curved edge, and Langevin generators (through the ground-state transform
+the kinds train, reflecting walls as its Robin condition). Finite differences remain for
+drifts (singular values of a non-symmetric operator), for regions in 3 dimensions (a
+staircase edge), and for constant-coefficient boxes and windows in 1 and 2 dimensions
+with Dirichlet walls or Neumann axes, where they are about 2x faster at equal accuracy; in
+3 dimensions Q2 elements are about 10x faster than the 13-point stencil at equal accuracy
+(docs/reference.md measures both).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+import sympy as sp
+import torch
+
+from nsvd_cli.expr import compile_torch
+from nsvd_cli.files import GridReference
+from nsvd_cli.kinds.grid_reference import grid_reference, numpy_field, reference_window
+from nsvd_cli.kinds.records import reference_record
+from nsvd_cli.kinds.robin import wall_alpha
+from nsvd_cli.kinds.schrodinger import build, derive_settings
+from nsvd_cli.kinds.schrodinger_checks import region_field
+from nsvd_cli.references import fem
+from nsvd_cli.references.fem_mesh import LevelSet
+from nsvd_cli.spec import Problem, RegionDomain
+from nsvd_cli.spec.medium import diffusion_kind, weight_expr
+
+# Elements across the longest side of the finest mesh (quadratic: 2x as many nodes). In 3-D
+# 24 cells take ~20 s for ~1e-4; 16 cells give 4e-4 but a pre-asymptotic, 30x pessimistic
+# estimate.
+DEFAULT_CELLS = {1: 256, 2: 128, 3: 24}
+METHOD_NAMES = ("auto", "fem", "grid")
+
+
+def _level_set(problem: Problem) -> LevelSet:
+    region = problem.region_expr()
+    assert region is not None
+    symbols, values = problem.symbols(), problem.parameter_values()
+    parts = [compile_torch(sp.diff(region, x), symbols, values) for x in symbols]
+
+    def gradient(x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([p(x) * torch.ones_like(x[:, 0]) for p in parts], -1)
+
+    return LevelSet(numpy_field(region_field(problem)), numpy_field(gradient))
+
+
+def _region_alpha(problem: Problem) -> fem.WallField | None:
+    assert isinstance(problem.domain, RegionDomain)
+    boundary = problem.domain.boundary
+    if not isinstance(boundary, dict):
+        return None
+    alpha = problem.constant_value(boundary["robin"])
+    return lambda x, normals: np.full(len(x), alpha)
+
+
+def _wall_field(problem: Problem) -> fem.WallField | None:
+    if isinstance(problem.domain, RegionDomain):
+        return _region_alpha(problem)
+    alpha_of = wall_alpha(problem)
+    if alpha_of is None:
+        return None
+    found = alpha_of
+
+    def call(x: np.ndarray, normals: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return found(torch.from_numpy(x.copy()), torch.from_numpy(normals.copy())).numpy()
+
+    return call
+
+
+def _optional(field: Callable[[torch.Tensor], torch.Tensor] | None) -> fem.PointField | None:
+    return None if field is None else numpy_field(field)
+
+
+def fem_problem(problem: Problem) -> tuple[fem.FemProblem, list[float], list[float]]:
+    """The problem as finite elements see it, with the box it is solved on."""
+    if problem.drift_exprs() is not None:
+        raise ValueError(
+            "the finite-element reference is for self-adjoint operators; a drift's singular "
+            "values come from the finite-difference one (--method grid)"
+        )
+    settings = derive_settings(problem)
+    compiled = build(problem, settings)
+    lo, hi = reference_window(settings)
+    medium = compiled.operator.medium
+    region = isinstance(problem.domain, RegionDomain)
+    faces = problem.box_faces() or []
+    spec = fem.FemProblem(
+        kinetic=compiled.operator.kinetic,
+        potential=numpy_field(compiled.operator.potential),
+        lo=tuple(lo),
+        hi=tuple(hi),
+        diffusion=_optional(medium.diffusion),
+        weight=_optional(medium.weight),
+        region=_level_set(problem) if region else None,
+        dirichlet_faces=tuple((low == "dirichlet", high == "dirichlet") for low, high in faces),
+        region_dirichlet=problem.walls() == "dirichlet",
+        alpha=_wall_field(problem),
+    )
+    return spec, lo, hi
+
+
+def fem_reference(problem: Problem, cells: int | None, extra: int) -> GridReference:
+    """The finite-element spectrum of a problem (d <= 3), ``modes + extra`` values."""
+    dim = len(problem.coordinates)
+    if dim > 3:
+        raise ValueError(f"{dim} coordinates: finite elements take d <= 3")
+    spec, lo, hi = fem_problem(problem)
+    n = cells or DEFAULT_CELLS[dim]
+    started = time.perf_counter()
+    spectrum = fem.solve(spec, problem.modes + extra, n)
+    curved = " (isoparametric on the curved edge)" if spec.region is not None else ""
+    return reference_record(
+        problem,
+        spectrum,
+        f"finite elements, P2{curved}, ARPACK shift-invert",
+        "eigen",
+        started,
+        window_lo=json.dumps(list(lo)),
+        window_hi=json.dumps(list(hi)),
+        cells=json.dumps([max(2, n // 4), max(2, n // 4) * 2, max(2, n // 4) * 4]),
+    )
+
+
+def preferred_method(problem: Problem) -> str:
+    """``fem`` or ``grid`` for ``--method auto`` (module docstring)."""
+    if problem.drift_exprs() is not None:
+        return "grid"
+    if isinstance(problem.domain, RegionDomain):
+        return "fem" if problem.dim == 2 else "grid"
+    if problem.dim == 3:
+        return "fem"
+    plain = diffusion_kind(problem) == "constant" and weight_expr(problem) is None
+    faces = problem.box_faces()
+    per_axis = faces is None or all(
+        low == high and low in ("dirichlet", "neumann") for low, high in faces
+    )
+    langevin_walls = problem.operator.langevin is not None and problem.walls() == "neumann"
+    return "grid" if plain and per_axis and not langevin_walls else "fem"
+
+
+def differential_reference(
+    problem: Problem, points: int | None, extra: int, method: str
+) -> GridReference:
+    """The reference of ``method`` (``auto``: :func:`preferred_method`)."""
+    chosen = preferred_method(problem) if method == "auto" else method
+    if chosen == "fem":
+        return fem_reference(problem, points, extra)
+    if chosen == "grid":
+        return grid_reference(problem, points, extra)
+    raise ValueError(f"unknown reference method {method!r}; choose from {METHOD_NAMES}")
