@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import sympy as sp
@@ -24,7 +25,14 @@ import torch
 
 from nsvd_cli.expr import compile_torch
 from nsvd_cli.files import GridReference
-from nsvd_cli.kinds.grid_reference import grid_reference, numpy_field, reference_window
+from nsvd_cli.kinds.grid_reference import (
+    WINDOW_GROWTH,
+    grid_reference,
+    grown_window,
+    numpy_field,
+    reference_window,
+    with_window_error,
+)
 from nsvd_cli.kinds.records import reference_record
 from nsvd_cli.kinds.robin import wall_alpha
 from nsvd_cli.kinds.schrodinger import build, derive_settings
@@ -81,8 +89,9 @@ def _optional(field: Callable[[torch.Tensor], torch.Tensor] | None) -> fem.Point
     return None if field is None else numpy_field(field)
 
 
-def fem_problem(problem: Problem) -> tuple[fem.FemProblem, list[float], list[float]]:
-    """The problem as finite elements see it, with the box it is solved on."""
+def fem_problem(problem: Problem) -> tuple[fem.FemProblem, list[float], list[float], bool]:
+    """The problem as finite elements see it, with the box it is solved on and whether
+    that box is a window cut from whole space."""
     if problem.drift_exprs() is not None:
         raise ValueError(
             "the finite-element reference is for self-adjoint operators; a drift's singular "
@@ -106,7 +115,7 @@ def fem_problem(problem: Problem) -> tuple[fem.FemProblem, list[float], list[flo
         region_dirichlet=problem.walls() == "dirichlet",
         alpha=_wall_field(problem),
     )
-    return spec, lo, hi
+    return spec, lo, hi, settings.sampler.domain == "whole-space"
 
 
 def fem_reference(problem: Problem, cells: int | None, extra: int) -> GridReference:
@@ -114,10 +123,18 @@ def fem_reference(problem: Problem, cells: int | None, extra: int) -> GridRefere
     dim = len(problem.coordinates)
     if dim > 3:
         raise ValueError(f"{dim} coordinates: finite elements take d <= 3")
-    spec, lo, hi = fem_problem(problem)
+    spec, lo, hi, whole_space = fem_problem(problem)
     n = cells or DEFAULT_CELLS[dim]
     started = time.perf_counter()
     spectrum = fem.solve(spec, problem.modes + extra, n)
+    window: dict[str, str] = {}
+    if whole_space:
+        wide_lo, wide_hi = grown_window(lo, hi)
+        wide = replace(spec, lo=tuple(wide_lo), hi=tuple(wide_hi))
+        middle = 2 * max(2, n // 4)
+        wider = fem.solve(wide, problem.modes + extra, round(WINDOW_GROWTH * middle))
+        spectrum, cut = with_window_error(spectrum, wider)
+        window["window_error"] = json.dumps(cut)
     curved = " (isoparametric on the curved edge)" if spec.region is not None else ""
     return reference_record(
         problem,
@@ -128,6 +145,7 @@ def fem_reference(problem: Problem, cells: int | None, extra: int) -> GridRefere
         window_lo=json.dumps(list(lo)),
         window_hi=json.dumps(list(hi)),
         cells=json.dumps([max(2, n // 4), max(2, n // 4) * 2, max(2, n // 4) * 4]),
+        **window,
     )
 
 

@@ -65,6 +65,8 @@ class GridSpectrum:
     # where not (a Coulomb cusp), the error estimate is not to be trusted.
     reliable: np.ndarray
     points: tuple[int, ...]  # points per axis of the three grids
+    # The values on each of the three grids, coarse to fine (the finest is ``eigenvalues``).
+    levels: tuple[np.ndarray, ...] = ()
 
 
 def second_derivative(n: int, h: float) -> sps.csr_matrix:
@@ -253,4 +255,4 @@ def richardson(values: list[np.ndarray], sizes: tuple[int, ...], r: float) -> Gr
     reliable = (order >= 0.95) | converged
     order = np.where(converged, 4.0, np.clip(order, 0.5, 4.0))
     error = np.maximum(d_fine / (r**order - 1.0), np.where(converged, roundoff, 0.0))
-    return GridSpectrum(e3, error, order, reliable, sizes)
+    return GridSpectrum(e3, error, order, reliable, sizes, (e1, e2, e3))

@@ -149,3 +149,30 @@ def test_morse_wall_cap_changes_no_level() -> None:
     np.testing.assert_allclose(levels[1], levels[0], rtol=1e-12)
     # The window reaches into the capped part of the wall.
     assert bare(np.array([[-4.0]]))[0] > 100.0 * depth
+
+
+# Problems only finite elements take (diffusion fields and matrices, weights, Robin and
+# reflecting walls, a free curved edge), with the finest mesh's elements across the longest
+# side (the 1-D defaults; half the 2-D default, which takes ~4 s).
+FINITE_ELEMENTS = [
+    ("legendre-1d", 256),
+    ("robin-interval-1d", 256),
+    ("sturm-liouville-1d", 256),
+    ("weighted-string-1d", 256),
+    ("anisotropic-diffusion-2d", 64),
+    ("langevin-ou-2d", 128),
+]
+
+
+@pytest.mark.parametrize(("name", "cells"), FINITE_ELEMENTS)
+def test_closed_form_matches_the_finite_element_reference(name: str, cells: int) -> None:
+    """The closed forms (Legendre's n(n+1), a Robin root, Bessel derivative zeros, ...) and
+    an independent discretisation agree to 1e-4 relative, within the mesh's own estimate."""
+    prob = problem(name)
+    exact = reference_eigenvalues(prob)
+    assert exact is not None
+    ref = grid_reference(prob, cells, extra=0, method="fem")
+    scale = np.where(exact != 0, np.abs(exact), np.abs(exact).max())
+    true = np.abs(ref.eigenvalues[: prob.modes] - exact)
+    assert np.all(true <= 1e-4 * scale), true / scale
+    assert np.all(true <= 3.0 * ref.error[: prob.modes] + 1e-9 * scale), (true, ref.error)
