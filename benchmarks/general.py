@@ -1,6 +1,6 @@
 """General second-order operators at defaults: diffusion fields, weights, Neumann and Robin
 walls (issue 18's targets: 6 modes to 1e-4 relative in 5 CPU minutes on the Legendre
-operator, the Neumann rectangle and the Robin interval).
+operator, the Neumann rectangle and the Robin interval; the Neumann disk to 1e-3).
 
 Runs each shipped problem file with nothing but its own keys (derived settings), then
 `nsvd eval` against its closed form, and writes docs/general.md. Run it with one torch
@@ -26,6 +26,8 @@ TARGETS: dict[str, tuple[float, float] | None] = {
     "sturm-liouville-1d": None,
     "weighted-string-1d": None,
     "anisotropic-diffusion-2d": None,
+    # The issue asks 1e-3 of the free disk, with no time target.
+    "neumann-disk-2d": (1e-3, float("inf")),
 }
 WHAT = {
     "legendre-1d": "diffusion 1 - x^2, natural ends",
@@ -34,6 +36,7 @@ WHAT = {
     "sturm-liouville-1d": "diffusion x^2, Dirichlet",
     "weighted-string-1d": "weight 1/x^2, Dirichlet",
     "anisotropic-diffusion-2d": "matrix diffusion, whole space",
+    "neumann-disk-2d": "Neumann wall on a curved region",
 }
 
 
@@ -51,9 +54,10 @@ def _verdict(row: dict[str, Any]) -> str:
     if target is None:
         return "-"
     error, seconds = target
-    parts = ["error " + ("met" if row["max"] <= error else f"missed ({row['max'] / error:.1f}x)"),
-             "time " + ("met" if row["train"] <= seconds else
-                        f"missed ({row['train'] / seconds:.1f}x)")]
+    parts = ["error " + ("met" if row["max"] <= error else f"missed ({row['max'] / error:.1f}x)")]
+    if seconds < float("inf"):
+        parts.append("time " + ("met" if row["train"] <= seconds else
+                                f"missed ({row['train'] / seconds:.1f}x)"))
     return ", ".join(parts)
 
 

@@ -43,7 +43,9 @@ def values_table(
     table = Table(
         title=f"{problem.name}: {WANTED[problem.wanted]} ({problem.modes})",
         # Rayleigh-Ritz on new points: why these differ from the last training estimates.
-        caption="read-out on fresh samples",
+        # Only a quadrature read-out (a 1-D box, a planar region) has no standard error.
+        caption="read-out by quadrature" if len(stderr) and not np.any(stderr)
+        else "read-out on fresh samples",
     )
     table.add_column("mode", justify="right")
     table.add_column(kind_of(problem).value_name, justify="right")
@@ -76,7 +78,7 @@ def interval_note(intervals: IntervalArrays | None) -> str | None:
         return f"no error intervals: {intervals.reason}"
     methods = sorted({m for m in intervals.methods if m != "unavailable"})
     how = (
-        "from Gauss-Legendre quadrature (no Monte-Carlo error)" if intervals.confidence >= 1.0
+        "from quadrature (no Monte-Carlo error)" if intervals.confidence >= 1.0
         else f"at {intervals.confidence:.0%} Monte-Carlo confidence"
     )
     note = (

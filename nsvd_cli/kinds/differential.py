@@ -94,7 +94,7 @@ def _float64_batch(
     compiled: CompiledProblem, network: torch.nn.Module, samples: int, seed: int
 ) -> Batch:
     net64 = copy.deepcopy(network).double()
-    if exact_points(compiled):  # a 1-D box: Gauss-Legendre nodes instead of samples
+    if exact_points(compiled):  # a 1-D box or a planar region: a quadrature rule
         return quadrature_modes(compiled, net64)
     device = next(net64.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)

@@ -6,10 +6,11 @@ matrix, a weight, Dirichlet, Neumann and Robin walls per box face, one condition
 planar region's curved edge, and Langevin generators (through the ground-state transform
 the kinds train, reflecting walls as its Robin condition). Finite differences remain for
 drifts (singular values of a non-symmetric operator), for regions in 3 dimensions (a
-staircase edge), and for constant-coefficient boxes and windows in 1 and 2 dimensions
-with Dirichlet walls or Neumann axes, where they are about 2x faster at equal accuracy; in
-3 dimensions Q2 elements are about 10x faster than the 13-point stencil at equal accuracy
-(docs/reference.md measures both).
+staircase edge), for constant-coefficient boxes in 1 and 2 dimensions with Dirichlet
+walls or Neumann axes, where they are about 2x faster at equal accuracy, and for
+constant-coefficient windows of whole space (hydrogen-3d: 309 s by differences, over
+10 CPU minutes by Q2 elements (stopped there)). On a 3-D box Q2 elements are about 10x
+faster than the 13-point stencil at equal accuracy (docs/reference.md measures both).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from nsvd_cli.kinds.records import reference_record
 from nsvd_cli.kinds.robin import wall_alpha
 from nsvd_cli.kinds.schrodinger import build, derive_settings
 from nsvd_cli.kinds.schrodinger_checks import region_field
+from nsvd_cli.numerics.meshes import LevelSet
 from nsvd_cli.references import fem
-from nsvd_cli.references.fem_mesh import LevelSet
 from nsvd_cli.spec import Problem, RegionDomain
 from nsvd_cli.spec.medium import diffusion_kind, weight_expr
 
@@ -135,11 +136,12 @@ def fem_reference(problem: Problem, cells: int | None, extra: int) -> GridRefere
         wider = fem.solve(wide, problem.modes + extra, round(WINDOW_GROWTH * middle))
         spectrum, cut = with_window_error(spectrum, wider)
         window["window_error"] = json.dumps(cut)
-    curved = " (isoparametric on the curved edge)" if spec.region is not None else ""
+    elements = ("P2, isoparametric on the curved edge" if spec.region is not None
+                else "Q2 on tensor cells" if dim > 1 else "P2")
     return reference_record(
         problem,
         spectrum,
-        f"finite elements, P2{curved}, ARPACK shift-invert",
+        f"finite elements, {elements}, ARPACK shift-invert",
         "eigen",
         started,
         window_lo=json.dumps(list(lo)),
@@ -155,7 +157,7 @@ def preferred_method(problem: Problem) -> str:
         return "grid"
     if isinstance(problem.domain, RegionDomain):
         return "fem" if problem.dim == 2 else "grid"
-    if problem.dim == 3:
+    if problem.dim == 3 and problem.box_faces() is not None:
         return "fem"
     plain = diffusion_kind(problem) == "constant" and weight_expr(problem) is None
     faces = problem.box_faces()
@@ -171,8 +173,13 @@ def differential_reference(
 ) -> GridReference:
     """The reference of ``method`` (``auto``: :func:`preferred_method`)."""
     chosen = preferred_method(problem) if method == "auto" else method
-    if chosen == "fem":
-        return fem_reference(problem, points, extra)
-    if chosen == "grid":
-        return grid_reference(problem, points, extra)
-    raise ValueError(f"unknown reference method {method!r}; choose from {METHOD_NAMES}")
+    if chosen not in REFERENCES:
+        raise ValueError(f"unknown reference method {method!r}; choose from {METHOD_NAMES}")
+    return REFERENCES[chosen](problem, points, extra)
+
+
+# The discretisations by --method name (``auto`` picks one of them).
+REFERENCES: dict[str, Callable[[Problem, int | None, int], GridReference]] = {
+    "fem": fem_reference,
+    "grid": grid_reference,
+}

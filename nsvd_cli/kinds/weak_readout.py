@@ -17,9 +17,15 @@ from nsvd_cli.kinds.differential import NO_MATRIX_INTERVALS
 from nsvd_cli.kinds.schrodinger import CompiledProblem
 from nsvd_cli.numerics.media import NO_MEDIUM, MediumValues, joined
 from nsvd_cli.numerics.networks import ModeNetwork
-from nsvd_cli.objectives.batch import batch_fields, medium_values, with_boundary
+from nsvd_cli.objectives.batch import (
+    batch_fields,
+    medium_values,
+    quadrature_scale,
+    readout_rule,
+    with_boundary,
+)
 from nsvd_cli.objectives.intervals import Intervals, unavailable
-from nsvd_cli.objectives.readout import Ritz, ritz_from_moments
+from nsvd_cli.objectives.readout import Ritz, ritz_from_moments, without_stderr
 from nsvd_cli.training.settings import Settings
 
 NO_INTERVALS = (
@@ -35,13 +41,17 @@ def weak_readout(
     """Rayleigh-Ritz in float64 on fresh samples with the energy form: per point
     kappa grad psi_l . A grad psi_m + V psi_l psi_m over rho psi_l psi_m (in the sampler's
     frame, ``Schrodinger.weak_energy``). Where no strong form applies (a region's free walls,
-    a matrix diffusion): its standard errors do not vanish at eigenfunctions."""
+    a matrix diffusion): its standard errors do not vanish at eigenfunctions. On a 1-D box
+    or a planar region the points are a quadrature rule instead (``batch.readout_rule``):
+    no Monte-Carlo error, no standard error."""
     net64, device, generator = float64_copy(network, settings)
     sampler = compiled.sampler.to(device, torch.float64)
+    rule = readout_rule(compiled, torch.float64, device)
+    n = settings.readout.eval_samples if rule is None else rule[0].shape[0]
     values, gradients, potentials, media = [], [], [], []
-    n = settings.readout.eval_samples
     for start in range(0, n, CHUNK):
-        x = sampler.sample(min(CHUNK, n - start), generator)
+        size = min(CHUNK, n - start)
+        x = sampler.sample(size, generator) if rule is None else rule[0][start:start + size]
         envelope, v, b = batch_fields(compiled, sampler, x)
         with torch.no_grad():
             jet = with_boundary(b, cast(ModeNetwork, net64).jet(x, order=1))
@@ -50,7 +60,11 @@ def weak_readout(
         potentials.append(v)
         media.append(medium_values(compiled, x))
     h, grad, v = torch.cat(values), torch.cat(gradients), torch.cat(potentials)
+    if rule is not None:
+        scale = quadrature_scale(rule[1])
+        h, grad = h * scale, grad * scale.unsqueeze(1)
     r, energy = weak_ritz(h, grad, v, compiled.operator.kinetic, joined(media))
+    r = r if rule is None else without_stderr(r)
     native = differential.native_energies(
         settings.method, shift, settings.transform.scale, r.gram, energy
     )

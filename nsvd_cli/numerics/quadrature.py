@@ -1,4 +1,5 @@
-"""Deterministic read-out points for a 1-D box: Gauss-Legendre nodes and weights.
+"""Deterministic read-out points: Gauss-Legendre nodes and weights for a 1-D box, and a
+curved-mesh rule for a planar region.
 
 A read-out is Rayleigh-Ritz from plain means over its points. Scaling each point's values
 by ``sqrt(n w_i)`` (``w`` summing to 1) turns those means into the quadrature sums
@@ -7,17 +8,33 @@ sum_i w_i f(x_i) = integral f / length, the frame trick of a weight (``media.py`
 networks here and their products are integrated to rounding, so the Ritz values, residuals
 and intervals carry no Monte-Carlo error. The surface (the two ends) is exact in
 ``sampling.box_surface``.
+
+A planar region gets the quadrature points of an isoparametric P2 mesh of it
+(``meshes.region_ladder``'s finest, edge nodes and edge midpoints on the level set) with a
+degree-6 rule per triangle: about 65000 points on the unit disk, whose area and a smooth
+integral it reproduces to 3e-9 (the quadratic edge's h^4 is all that is left). The
+region's expression gives the level set and, by autograd, its gradient. A region the
+mesher cannot resolve (fewer than 3 lattice points, a non-finite projection, an area that
+disagrees with the sampler's estimate by over 5%) keeps Monte-Carlo points.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
 import torch
 from scipy.special import roots_legendre
+from skfem import Basis, ElementTriP2
+
+from nsvd_cli.numerics.meshes import LevelSet, region_ladder
 
 NODES = 4096  # well past the 40 or so oscillations a 1-D problem's modes have
+# Elements across the longest side of a region's bounds, and the rule's degree.
+REGION_CELLS = 64
+REGION_ORDER = 6
+REGION_AREA_TOLERANCE = 0.05
 
 
 @lru_cache(maxsize=4)
@@ -36,3 +53,54 @@ def gauss_legendre(
     nodes_t = torch.as_tensor(x, dtype=dtype, device=device).unsqueeze(-1)
     return nodes_t, torch.as_tensor(weights, dtype=dtype, device=device)
 
+
+
+Field = Callable[[torch.Tensor], torch.Tensor]
+
+
+def level_set(inside: Field) -> LevelSet:
+    """A torch region field (> 0 inside) as numpy functions, its gradient by autograd."""
+
+    def level(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return inside(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+    def gradient(x: np.ndarray) -> np.ndarray:
+        points = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(inside(points).sum(), points)
+        return grad.numpy()
+
+    return LevelSet(level, gradient)
+
+
+@lru_cache(maxsize=4)
+def _region_rule(
+    inside: Field, lo: tuple[float, ...], hi: tuple[float, ...], area: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        mesh = region_ladder(level_set(inside), lo, hi, REGION_CELLS)[-1]
+    except ValueError:
+        return None
+    basis = Basis(mesh, ElementTriP2(), intorder=REGION_ORDER)
+    points = np.asarray(basis.global_coordinates()).reshape(len(lo), -1).T
+    weights = basis.dx.reshape(-1)
+    total = float(weights.sum())
+    if not (np.all(np.isfinite(points)) and abs(total - area) <= REGION_AREA_TOLERANCE * area):
+        return None
+    return points, weights / total
+
+
+def region_rule(
+    inside: Field, lo: tuple[float, ...], hi: tuple[float, ...], area: float,
+    dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Points (n, 2) of a planar region and weights (n,) summing to 1, or None where the
+    region is not meshed (module docstring); ``area`` is the sampler's estimate, the check
+    on the mesh."""
+    rule = _region_rule(inside, lo, hi, area)
+    if rule is None:
+        return None
+    points, weights = rule
+    return (torch.as_tensor(points, dtype=dtype, device=device),
+            torch.as_tensor(weights, dtype=dtype, device=device))

@@ -8,6 +8,7 @@ and energy matrices of the physical functions ``psi = e^a h``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -17,8 +18,8 @@ from nsvd_cli.numerics.jets import Jet
 from nsvd_cli.numerics.media import MediumValues
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.operators import Schrodinger, finite_potential
-from nsvd_cli.numerics.quadrature import gauss_legendre
-from nsvd_cli.numerics.sampling import Sampler, UniformBox
+from nsvd_cli.numerics.quadrature import gauss_legendre, region_rule
+from nsvd_cli.numerics.sampling import Sampler, UniformBox, UniformRegion
 
 
 class CompiledOperator(Protocol):
@@ -116,18 +117,50 @@ def sample_modes(
     )
 
 
+def readout_rule(
+    compiled: CompiledOperator, dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Quadrature points and weights (summing to 1) for the read-out, or None to sample:
+    Gauss-Legendre on a 1-D box, exact to rounding for these smooth functions, and a
+    curved-mesh rule on a planar region, exact to about 1e-8 (``quadrature.py``)."""
+    sampler = compiled.sampler
+    if isinstance(sampler, UniformBox) and sampler.dim == 1:
+        return gauss_legendre(float(sampler.lo[0]), float(sampler.hi[0]), dtype=dtype,
+                              device=device)
+    if isinstance(sampler, UniformRegion) and sampler.dim == 2:
+        box = sampler.box
+        bounds = (tuple(float(v) for v in box.lo), tuple(float(v) for v in box.hi))
+        area = math.exp(sampler.log_volume)
+        return region_rule(sampler.inside, *bounds, area, dtype=dtype, device=device)
+    return None
+
+
 def exact_points(compiled: CompiledOperator) -> bool:
-    """Whether the read-out integrates by quadrature instead of sampling: a 1-D box, where a
-    Gauss-Legendre rule is exact to rounding for these smooth functions (``quadrature.py``)."""
-    return isinstance(compiled.sampler, UniformBox) and compiled.sampler.dim == 1
+    """Whether the read-out integrates by quadrature instead of sampling."""
+    return readout_rule(compiled) is not None
 
 
-def quadrature_modes(compiled: CompiledOperator, network: torch.nn.Module) -> Batch:
-    """h and H~h on the Gauss-Legendre nodes of a 1-D box, scaled by sqrt(n w_i) so that
-    plain means over the points are the quadrature's integrals (over the length)."""
+def quadrature_scale(weights: torch.Tensor) -> torch.Tensor:
+    """sqrt(n w_i) per point (n, 1): values scaled by it make plain means over the points
+    the quadrature's integrals (over the domain's length, area or volume)."""
+    return (weights * weights.shape[0]).sqrt().unsqueeze(-1)
+
+
+def quadrature_modes(
+    compiled: CompiledOperator, network: torch.nn.Module, chunk: int = 8192
+) -> Batch:
+    """h and H~h on the read-out's quadrature points (``readout_rule``), scaled by
+    ``quadrature_scale``."""
     p = next(network.parameters())
-    box = cast(UniformBox, compiled.sampler).to(p.device, p.dtype)
-    x, w = gauss_legendre(float(box.lo[0]), float(box.hi[0]), dtype=p.dtype, device=p.device)
-    batch = evaluate_batch(compiled, box, network, x)
-    scale = (w * x.shape[0]).sqrt().unsqueeze(-1)
-    return Batch(x, batch.h * scale, batch.hh * scale, batch.boundary)
+    rule = readout_rule(compiled, p.dtype, p.device)
+    assert rule is not None, "quadrature_modes needs a quadrature rule (exact_points)"
+    x, w = rule
+    sampler = compiled.sampler.to(p.device, p.dtype)
+    parts = [evaluate_batch(compiled, sampler, network, x[s:s + chunk])
+             for s in range(0, x.shape[0], chunk)]
+    scale = quadrature_scale(w)
+    boundary = None if parts[0].boundary is None else torch.cat(
+        [b.boundary for b in parts if b.boundary is not None])
+    return Batch(x, torch.cat([b.h for b in parts]) * scale,
+                 torch.cat([b.hh for b in parts]) * scale, boundary)

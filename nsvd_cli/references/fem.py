@@ -1,6 +1,6 @@
 """A finite-element reference spectrum: -div(kinetic A grad u) + V u = lambda rho u for d <= 3.
 
-Quadratic Lagrange elements on the meshes of ``fem_mesh`` (Q2 on a box's tensor cells,
+Quadratic Lagrange elements on the meshes of ``numerics/meshes.py`` (Q2 on a box's tensor cells,
 isoparametric P2 triangles on planar regions), assembled with scikit-fem in the energy form
 
     K = <grad u, kinetic A grad v> + <V u, v> + (sum over free walls of kinetic k alpha <u, v>)
@@ -43,8 +43,7 @@ from skfem import (
 )
 from skfem.helpers import dot, grad
 
-from nsvd_cli.references import fem_mesh
-from nsvd_cli.references.fem_mesh import LevelSet, PointField
+from nsvd_cli.numerics.meshes import LevelSet, PointField, box_ladder, region_ladder
 from nsvd_cli.references.grid import GridSpectrum, richardson
 
 # (M, d) wall points, (M, d) outward normals -> (M,) alpha of du/dn + alpha u = 0.
@@ -84,8 +83,8 @@ class FemProblem:
 
 def meshes(problem: FemProblem, cells: int) -> list[Mesh]:
     if problem.region is not None:
-        return fem_mesh.region_ladder(problem.region, problem.lo, problem.hi, cells)
-    return fem_mesh.box_ladder(problem.lo, problem.hi, cells)
+        return region_ladder(problem.region, problem.lo, problem.hi, cells)
+    return box_ladder(problem.lo, problem.hi, cells)
 
 
 def _points(x: np.ndarray) -> np.ndarray:

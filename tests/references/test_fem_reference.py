@@ -15,8 +15,8 @@ from scipy.optimize import brentq
 from scipy.special import jn_zeros, jnp_zeros
 from typer.testing import Result
 
+from nsvd_cli.numerics.meshes import LevelSet, region_ladder
 from nsvd_cli.references import fem
-from nsvd_cli.references.fem_mesh import LevelSet, force_balance_mesh, region_ladder
 from nsvd_cli.runs import grid_reference
 from nsvd_cli.spec.load import load_problem
 
@@ -129,35 +129,6 @@ def test_a_reflecting_langevin_box_has_the_drifted_spectrum(
     np.testing.assert_allclose(ref.eigenvalues[:3], exact, rtol=1e-6, atol=1e-7)
     assert np.all(np.abs(ref.eigenvalues[:3] - exact) <= 3 * ref.error[:3])
     assert ref.attrs["method"].startswith("finite elements")
-
-
-def test_the_mesher_puts_the_edge_on_the_level_set_with_well_shaped_triangles() -> None:
-    """An ellipse: every edge node on the level set, no sliver (smallest angle > 20 deg),
-    the area within the mesher's polygonal error of pi a b."""
-    a, b = 1.5, 0.75
-    ellipse = LevelSet(
-        lambda x: 1.0 - (x[:, 0] / a) ** 2 - (x[:, 1] / b) ** 2,
-        lambda x: np.stack([-2 * x[:, 0] / a**2, -2 * x[:, 1] / b**2], 1),
-    )
-    mesh = force_balance_mesh(ellipse, (-a, -b), (a, b), 0.2)
-    edge = mesh.p[:, mesh.boundary_nodes()].T
-    assert np.abs(ellipse.level(edge)).max() < 1e-10
-    corners = mesh.p[:, mesh.t].T  # (triangles, 3, 2)
-    angles = []
-    for i in range(3):
-        u = corners[:, (i + 1) % 3] - corners[:, i]
-        v = corners[:, (i + 2) % 3] - corners[:, i]
-        cos = (u * v).sum(1) / np.linalg.norm(u, axis=1) / np.linalg.norm(v, axis=1)
-        angles.append(np.degrees(np.arccos(cos)))
-    assert np.min(angles) > 20.0, np.min(angles)
-    u = corners[:, 1] - corners[:, 0]
-    v = corners[:, 2] - corners[:, 0]
-    area = 0.5 * np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]).sum()
-    assert abs(area - math.pi * a * b) < 0.03 * math.pi * a * b
-    # The ladder's meshes are nested refinements: 4x the triangles each time.
-    ladder = region_ladder(ellipse, (-a, -b), (a, b), 64)
-    counts = [m.t.shape[1] for m in ladder]
-    assert counts[1] == 4 * counts[0] and counts[2] == 4 * counts[1]
 
 
 def test_refusals_name_what_finite_elements_do_not_take(tmp_path: Path) -> None:

@@ -161,6 +161,7 @@ FINITE_ELEMENTS = [
     ("weighted-string-1d", 256),
     ("anisotropic-diffusion-2d", 64),
     ("langevin-ou-2d", 128),
+    ("neumann-disk-2d", 64),
 ]
 
 

@@ -38,6 +38,7 @@ DOCUMENTED = [
     "sturm-liouville-1d",
     "weighted-string-1d",
     "anisotropic-diffusion-2d",
+    "neumann-disk-2d",
 ]
 
 
@@ -55,6 +56,7 @@ def test_library_has_at_least_15_described_problems() -> None:
         assert "\n" not in e.description
     kinds = {e.name: (e.dim, e.modes, e.domain, e.reference, e.operator) for e in entries}
     assert kinds["disk-2d"] == (2, 6, "region", "listed", "schrodinger")
+    assert kinds["neumann-disk-2d"] == (2, 6, "region", "listed", "schrodinger")
     assert kinds["double-well-1d"] == (1, 4, "whole-space", "none", "schrodinger")
     assert kinds["box-3d"] == (3, 8, "box", "closed-form", "schrodinger")
     assert kinds["gaussian-cdk"][2:] == ("gaussian", "closed-form", "integral")

@@ -1,6 +1,7 @@
-"""Meshes for the finite-element reference: boxes in 1 to 3 dimensions (tensor cells, on
-which Q2 elements converge about 10x faster than P2 on the cells split into tetrahedra), and
-planar regions given by a level set (the set where an expression is positive).
+"""Meshes for the finite-element reference and the quadrature read-out of planar regions:
+boxes in 1 to 3 dimensions (tensor cells, on which Q2 elements converge about 10x faster
+than P2 on the cells split into tetrahedra), and planar regions given by a level set (the
+set where an expression is positive).
 
 A refinement ladder is one coarse mesh refined uniformly (every element split in 2^d), so
 the meshes of a ladder are nested and their spacings halve exactly: the three-mesh error
