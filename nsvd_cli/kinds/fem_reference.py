@@ -38,7 +38,7 @@ from nsvd_cli.kinds.records import reference_record
 from nsvd_cli.kinds.robin import wall_alpha
 from nsvd_cli.kinds.schrodinger import build, derive_settings
 from nsvd_cli.kinds.schrodinger_checks import region_field
-from nsvd_cli.numerics.meshes import LevelSet
+from nsvd_cli.numerics.meshes import LevelSet, ladder_cells
 from nsvd_cli.references import fem
 from nsvd_cli.spec import Problem, RegionDomain
 from nsvd_cli.spec.medium import diffusion_kind, weight_expr
@@ -146,7 +146,7 @@ def fem_reference(problem: Problem, cells: int | None, extra: int) -> GridRefere
         started,
         window_lo=json.dumps(list(lo)),
         window_hi=json.dumps(list(hi)),
-        cells=json.dumps([max(2, n // 4), max(2, n // 4) * 2, max(2, n // 4) * 4]),
+        cells=json.dumps(ladder_cells(n, spec.region is not None)),
         **window,
     )
 

@@ -115,7 +115,7 @@ def grid_reference(problem: Problem, points: int | None, extra: int) -> GridRefe
     if isinstance(problem.domain, RegionDomain) and problem.walls() != "dirichlet":
         raise ValueError(
             "the finite-difference reference has free walls on boxes only (a region's "
-            "staircase edge has no normal); use --method fem"
+            "staircase edge has no normal); in 2 dimensions --method fem meshes the edge"
         )
     settings = derive_settings(problem)
     compiled = build(problem, settings)

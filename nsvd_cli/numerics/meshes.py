@@ -90,13 +90,24 @@ def region_ladder(
             f"{len(lo)}); a box or a closed form can serve instead"
         )
     longest = max(h - low for low, h in zip(lo, hi))
-    # The mesher's spacing: a coarse mesh with at least 8 elements across, refined twice
-    # or more to reach cells / 4.
-    refinements = max(0, round(math.log2(max(cells, 32) / 32)))
+    # The mesher's spacing: a coarse mesh with 8 elements across, refined to reach cells / 4.
+    refinements = region_refinements(cells)
     coarse = _refined_onto(force_balance_mesh(region, lo, hi, longest / 8), region, refinements)
     middle = _refined_onto(coarse, region, 1)
     finest = _refined_onto(middle, region, 1)
     return [_curved(m, region) for m in (coarse, middle, finest)]
+
+
+def region_refinements(cells: int) -> int:
+    """How often a region's 8-across mesher output is refined for its coarsest level: the
+    ladder then has 8, 16 and 32 times 2^this elements across (the nearest to cells)."""
+    return max(0, round(math.log2(max(cells, 32) / 32)))
+
+
+def ladder_cells(cells: int, region: bool) -> list[int]:
+    """Elements across the longest side of the three meshes a ladder builds."""
+    coarse = 8 * 2 ** region_refinements(cells) if region else max(2, cells // 4)
+    return [coarse, 2 * coarse, 4 * coarse]
 
 
 def _refined_onto(mesh: MeshTri1, region: LevelSet, times: int) -> MeshTri1:
