@@ -140,3 +140,39 @@ def test_refusals_name_what_finite_elements_do_not_take(tmp_path: Path) -> None:
     kernel = load_problem(ROOT / "problems" / "volterra.yaml")
     with pytest.raises(ValueError, match="quadrature"):
         grid_reference(kernel, 32, method="fem")
+
+
+def test_a_narrow_well_that_only_fine_meshes_resolve_is_still_found() -> None:
+    """A well of depth 200 and width 0.05 on [-10, 10]: the coarse mesh barely sees it, so
+    its eigenvalues are no bound for the finer meshes'; each mesh takes its own bound from
+    V at its quadrature points. Checked against second-order differences on 200000 points."""
+    from scipy.linalg import eigh_tridiagonal
+
+    def well(x: np.ndarray) -> np.ndarray:
+        return -200.0 * np.exp(-((x[:, 0] / 0.05) ** 2))
+
+    problem = fem.FemProblem(KAPPA, well, (-10.0,), (10.0,))
+    spectrum = fem.solve(problem, 3, 1024)
+    x = np.linspace(-10.0, 10.0, 200_002)[1:-1]
+    h = x[1] - x[0]
+    diagonal = 2 * KAPPA / h**2 + well(x[:, None])
+    fine = eigh_tridiagonal(diagonal, np.full(len(x) - 1, -KAPPA / h**2), select="i",
+                            select_range=(0, 0), eigvals_only=True)
+    assert fine[0] < -10.0  # a deep bound state exists
+    assert abs(spectrum.eigenvalues[0] - fine[0]) < 1e-3 * abs(fine[0]), spectrum.eigenvalues
+
+
+def test_negative_robin_walls_with_a_weight_give_their_bound_states() -> None:
+    """-(kappa k u')' = lambda rho u on [0, 10], du/dn - u = 0 at both ends (alpha = -1):
+    a state bound to each wall, u ~ exp(-x) there, at -kappa k alpha^2 / rho = -8 (the pair
+    split by about e^-10). The point under the spectrum must account for the weight."""
+    problem = fem.FemProblem(
+        KAPPA, _zero, (0.0,), (10.0,),
+        diffusion=lambda x: np.full(len(x), 4.0),
+        weight=lambda x: np.full(len(x), 0.25),
+        dirichlet_faces=((False, False),),
+        alpha=lambda x, n: np.full(len(x), -1.0),
+    )
+    spectrum = fem.solve(problem, 3, 256)
+    np.testing.assert_allclose(spectrum.eigenvalues[:2], [-8.0, -8.0], rtol=1e-3)
+    assert spectrum.eigenvalues[2] > 0.0
