@@ -168,12 +168,14 @@ def interval_check(compiled: CompiledProblem) -> Monitor:
         found = _intervals(batch, r, None, compiled.problem.modes, threshold, exact)
         arrays = interval_arrays(found)
         widths = [float(w) for w in arrays.relative_half_width()]
-        return IntervalCheck(state.step, widths, [float(e) for e in arrays.residual], n)
+        points = batch.h.shape[0]  # a quadrature rule's own count, whatever n asked
+        return IntervalCheck(state.step, widths, [float(e) for e in arrays.residual], points)
 
     def check(state: TrainState) -> IntervalCheck:
         found = read(state, samples)
         final = settings.readout.eval_samples
-        if needs_closer_look(found, settings.optimiser.tol, final):
+        # A quadrature read-out is the final one already: a closer look would repeat it.
+        if not exact_points(compiled) and needs_closer_look(found, settings.optimiser.tol, final):
             return read(state, final)
         return found
 

@@ -39,6 +39,7 @@ DOCUMENTED = [
     "weighted-string-1d",
     "anisotropic-diffusion-2d",
     "neumann-disk-2d",
+    "langevin-ou-10d",
 ]
 
 
