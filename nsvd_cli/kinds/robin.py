@@ -1,4 +1,5 @@
-"""Robin walls on a box (du/dn + alpha u = 0): the surface term of the energy form.
+"""Robin walls on a box or a planar region (du/dn + alpha u = 0): the surface term of the
+energy form.
 
 The energy form with Robin faces is <grad u, kappa grad v> + <V u, v> plus
 kappa * alpha * (surface integral of u v) over them; its minimisers meet the Robin
@@ -6,6 +7,11 @@ condition on those faces without any constraint (it is natural, like Neumann's).
 adds the surface term to each half batch's rows from its own sample of the box's surface;
 the read-out's wall term becomes kappa * (surface integral of u (du/dn + alpha u)), which
 vanishes pointwise at an eigenfunction as Neumann's does.
+
+On a planar region the surface is the curved edge of the read-out's mesh
+(``quadrature.region_edge``: Gauss points on the isoparametric edge, arc-length weights),
+the same points every step: the term is linear in each function pair, so exact points keep
+it unbiased, and they make it exact; the area it is divided by is the mesh's.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ import torch
 from nsvd_cli.expr import compile_torch
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.operators import JetField
-from nsvd_cli.numerics.sampling import Sampler, UniformBox, box_surface
+from nsvd_cli.numerics.quadrature import region_edge
+from nsvd_cli.numerics.sampling import Sampler, UniformBox, UniformRegion, box_surface
 from nsvd_cli.objectives.batch import CompiledOperator, mode_values, with_boundary
 from nsvd_cli.objectives.formulations import Formulation, StepTerms, row_products
-from nsvd_cli.spec import Problem
+from nsvd_cli.spec import Problem, RegionDomain
 from nsvd_cli.spec.langevin import reflecting_alpha
 
 
@@ -53,9 +60,15 @@ AlphaAt = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (points, norma
 
 
 def wall_alpha(problem: Problem) -> AlphaAt | None:
-    """alpha per surface point: the Robin faces' constants, plus, for a Langevin generator
-    with reflecting walls, (grad U . n) / 2T (``spec/langevin.py``, ``reflecting_alpha``);
-    None where every free wall has alpha 0 (Neumann)."""
+    """alpha per surface point: the Robin faces' constants (a region's one constant), plus,
+    for a Langevin generator with reflecting walls, (grad U . n) / 2T (``spec/langevin.py``,
+    ``reflecting_alpha``); None where every free wall has alpha 0 (Neumann)."""
+    if isinstance(problem.domain, RegionDomain):
+        boundary = problem.domain.boundary
+        if not isinstance(boundary, dict):
+            return None
+        constant = problem.constant_value(boundary["robin"])
+        return lambda x, normals: x.new_full((x.shape[0],), constant)
     faces = face_alphas(problem)
     drift = reflecting_field(problem)
     if faces is None and drift is None:
@@ -99,22 +112,46 @@ def with_robin(
         generator: torch.Generator,
     ) -> StepTerms:
         inner = formulation(compiled, sampler, network, x, generator)
-        box = cast(UniformBox, sampler)
-        weight = kappa / math.exp(box.log_volume)
         rows = []
         for row in inner.rows:
-            xs, normals, area = box_surface(box, x.shape[0] // 2, generator)
+            xs, normals, scale, per_volume = wall_points(sampler, x, generator)
             b = boundary(xs)
             hs = mode_values(network, xs, None if b is None else b.value)
+            hs = hs if scale is None else hs * scale.unsqueeze(-1)
             alpha = alpha_of(xs, normals)
             if diffusion is not None:
                 with torch.no_grad():
                     alpha = alpha * diffusion(xs)
             scaled = hs * alpha.unsqueeze(-1)
-            rows.append(row + weight * area * row_products(scaled, hs))
+            rows.append(row + kappa * per_volume * row_products(scaled, hs))
         return StepTerms(inner.f, (rows[0], rows[1]))
 
     return terms
+
+
+def wall_points(
+    sampler: Sampler, x: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float]:
+    """Points of the walls for a half batch of ``x``: (points, outward normals, per-point
+    scale or None, surface measure over volume), so that surface measure / volume * the
+    mean of scale^2 f over the points is the surface integral of f over the volume. A box:
+    fresh samples of its surface; a planar region: its meshed edge, scaled by sqrt(m w_j)."""
+    if isinstance(sampler, UniformBox):
+        xs, normals, area = box_surface(sampler, x.shape[0] // 2, generator)
+        return xs, normals, None, area / math.exp(sampler.log_volume)
+    region = cast(UniformRegion, sampler)
+    box = region.box
+    edge = region_edge(region.inside, tuple(float(v) for v in box.lo),
+                       tuple(float(v) for v in box.hi), math.exp(region.log_volume),
+                       dtype=x.dtype, device=x.device)
+    if edge is None:
+        raise ValueError(
+            "a Robin wall on a region needs the region meshed (its edge's surface term), "
+            "and this region could not be: the mesher missed part of it or failed"
+        )
+    points, normals, weights, area = edge
+    return points, normals, (weights * weights.shape[0] / weights.sum()).sqrt(), (
+        float(weights.sum()) / area)
 
 
 def robin_flux(

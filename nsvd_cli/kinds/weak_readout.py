@@ -14,9 +14,11 @@ import torch
 from nsvd_cli.kinds import differential
 from nsvd_cli.kinds.base import EVAL_SEED_OFFSET
 from nsvd_cli.kinds.differential import NO_MATRIX_INTERVALS
+from nsvd_cli.kinds.robin import wall_alpha, wall_points
 from nsvd_cli.kinds.schrodinger import CompiledProblem
 from nsvd_cli.numerics.media import NO_MEDIUM, MediumValues, joined
 from nsvd_cli.numerics.networks import ModeNetwork
+from nsvd_cli.numerics.sampling import Sampler, UniformRegion
 from nsvd_cli.objectives.batch import (
     batch_fields,
     medium_values,
@@ -63,7 +65,8 @@ def weak_readout(
     if rule is not None:
         scale = quadrature_scale(rule[1])
         h, grad = h * scale, grad * scale.unsqueeze(1)
-    r, energy = weak_ritz(h, grad, v, compiled.operator.kinetic, joined(media))
+    surface = robin_edge_energy(compiled, net64, sampler, h, generator)
+    r, energy = weak_ritz(h, grad, v, compiled.operator.kinetic, joined(media), surface)
     r = r if rule is None else without_stderr(r)
     native = differential.native_energies(
         settings.method, shift, settings.transform.scale, r.gram, energy
@@ -73,24 +76,49 @@ def weak_readout(
     return r.first(modes), native[:modes].cpu().numpy(), unavailable(modes, why)
 
 
+def robin_edge_energy(
+    compiled: CompiledProblem, network: torch.nn.Module, sampler: Sampler, h: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor | None:
+    """A region's Robin term kappa k alpha <u_l, u_m> over its meshed edge, per volume as
+    the interior means are (``robin.wall_points``); None without one (a box's Robin faces
+    are read out by the wall-term read-out)."""
+    alpha_of = wall_alpha(compiled.problem)
+    if alpha_of is None or not isinstance(sampler, UniformRegion):
+        return None
+    xs, normals, scale, per_volume = wall_points(sampler, h, generator)
+    with torch.no_grad():
+        hs = cast(ModeNetwork, network).jet(xs, order=0).value
+    hs = hs if scale is None else hs * scale.unsqueeze(-1)
+    alpha = alpha_of(xs, normals)
+    k = compiled.operator.medium.values(xs).diffusion
+    alpha = alpha if k is None else alpha * k
+    return compiled.operator.kinetic * per_volume * (hs * alpha.unsqueeze(-1)).T @ hs / hs.shape[0]
+
+
 def weak_ritz(
     h: torch.Tensor, grad: torch.Tensor, v: torch.Tensor, kappa: float,
-    medium: MediumValues = NO_MEDIUM,
+    medium: MediumValues = NO_MEDIUM, surface: torch.Tensor | None = None,
 ) -> tuple[Ritz, torch.Tensor]:
     """Rayleigh-Ritz from values h (n, L), gradients (n, d, L), V (n,) and the medium: the
     Ritz pairs with standard errors, and the energy matrix
-    E[kappa grad h . A grad h^T + V h h^T] (the Gram matrix E[rho h h^T])."""
+    E[kappa grad h . A grad h^T + V h h^T] (the Gram matrix E[rho h h^T]), plus
+    ``surface`` (L, L), a Robin wall's term from exact edge points (no variance)."""
     n = h.shape[0]
     g = medium.weighted(h)
     gram = g.T @ g / n
     flux = medium.flux(grad)
     energy = kappa * torch.einsum("ndl,ndm->lm", grad, flux) / n + (h * v[:, None]).T @ h / n
+    if surface is not None:
+        energy = energy + surface
     _, c = ritz_from_moments(gram, energy)
     u, wu = h @ c, g @ c
     gu, fu = (torch.einsum("ndl,lm->ndm", t, c) for t in (grad, flux))
     per_point = kappa * (gu * fu).sum(1) + v[:, None] * u * u
     norm = (wu * wu).mean(0)
     eigenvalues = per_point.mean(0) / norm
+    if surface is not None:
+        eigenvalues = eigenvalues + torch.diagonal(c.T @ surface @ c) / norm
     stderr = (per_point - eigenvalues * wu * wu).std(0) / (n**0.5 * norm)
     ritz_result = ascending(eigenvalues, stderr, c, gram, energy)
     return ritz_result, energy

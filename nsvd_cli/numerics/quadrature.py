@@ -22,12 +22,13 @@ component) keeps Monte-Carlo points.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
 from scipy.special import roots_legendre
-from skfem import Basis, ElementTriP2
+from skfem import Basis, ElementTriP2, FacetBasis
 
 from nsvd_cli.numerics.meshes import LevelSet, region_ladder
 
@@ -77,22 +78,59 @@ def level_set(inside: Field) -> LevelSet:
     return LevelSet(level, gradient)
 
 
+@dataclass(frozen=True)
+class RegionRule:
+    """A planar region's quadrature: interior points with weights summing to 1 (means over
+    them are integrals over the area), the area, and the curved edge's points, outward
+    normals and arc-length weights (summing to the perimeter)."""
+
+    points: np.ndarray
+    weights: np.ndarray
+    area: float
+    edge_points: np.ndarray
+    edge_normals: np.ndarray
+    edge_weights: np.ndarray
+
+
 @lru_cache(maxsize=4)
 def _region_rule(
     inside: Field, lo: tuple[float, ...], hi: tuple[float, ...], area: float
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> RegionRule | None:
     try:  # any failure of the mesher (Qhull, a zero Jacobian) means: sample instead
         mesh = region_ladder(level_set(inside), lo, hi, REGION_CELLS)[-1]
         basis = Basis(mesh, ElementTriP2(), intorder=REGION_ORDER)
+        edge = FacetBasis(mesh, ElementTriP2(), facets=mesh.boundary_facets(),
+                          intorder=REGION_ORDER)
     except Exception:  # noqa: BLE001
         return None
-    points = np.asarray(basis.global_coordinates()).reshape(len(lo), -1).T
+    dim = len(lo)
+    points = np.asarray(basis.global_coordinates()).reshape(dim, -1).T
     weights = basis.dx.reshape(-1)
     total = float(weights.sum())
     usable = np.all(np.isfinite(points)) and np.all(weights > 0)
     if not (usable and abs(total - area) <= REGION_AREA_TOLERANCE * area):
         return None
-    return points, weights / total
+    return RegionRule(
+        points, weights / total, total,
+        np.asarray(edge.global_coordinates()).reshape(dim, -1).T,
+        np.asarray(edge.normals).reshape(dim, -1).T,
+        edge.dx.reshape(-1),
+    )
+
+
+def region_edge(
+    inside: Field, lo: tuple[float, ...], hi: tuple[float, ...], area: float,
+    dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float] | None:
+    """The curved edge of a planar region: points (m, 2), outward normals (m, 2), arc-length
+    weights (m,) summing to the perimeter, and the mesh's area; None where the region is
+    not meshed."""
+    rule = _region_rule(inside, lo, hi, area)
+    if rule is None:
+        return None
+    points, normals, weights = (torch.as_tensor(a, dtype=dtype, device=device)
+                                for a in (rule.edge_points, rule.edge_normals, rule.edge_weights))
+    return points, normals, weights, rule.area
 
 
 def region_rule(
@@ -105,6 +143,5 @@ def region_rule(
     rule = _region_rule(inside, lo, hi, area)
     if rule is None:
         return None
-    points, weights = rule
-    return (torch.as_tensor(points, dtype=dtype, device=device),
-            torch.as_tensor(weights, dtype=dtype, device=device))
+    return (torch.as_tensor(rule.points, dtype=dtype, device=device),
+            torch.as_tensor(rule.weights, dtype=dtype, device=device))

@@ -142,7 +142,8 @@ def boundary_issues(
 ) -> Found:
     """``boundary`` of a box (per coordinate or face) or of a region (one condition).
     Trained today: ``dirichlet`` and ``neumann`` walls, per face on a box, and Robin faces
-    on a box (Neumann and Robin without a drift, Robin without a matrix diffusion)."""
+    on a box or a planar region's edge (Neumann and Robin without a drift, Robin without a
+    matrix diffusion)."""
     boundary = domain.get("boundary", "dirichlet")
     found: Found = []
     key: Key = ("domain", "boundary")
@@ -162,7 +163,9 @@ def boundary_issues(
             for face in faces:
                 found.extend(_wall_issues((*key, name), face, scope, named, True))
     elif not ("region" in domain and boundary == "periodic"):  # the structural pass says so
-        found.extend(_wall_issues(key, boundary, scope, named, "box" in domain))
+        # A region's Robin term needs its edge meshed, which nsvd does in the plane only.
+        planar = "box" in domain or len(scope.coordinates) == 2
+        found.extend(_wall_issues(key, boundary, scope, named, planar))
     if not found and named & {"neumann", "robin"} and drift:
         found.append((key, f"neumann or Robin walls with a drift are {NOT_YET}"))
     if not found and "robin" in named and matrix:
@@ -172,13 +175,15 @@ def boundary_issues(
 
 
 def _wall_issues(
-    key: Key, condition: Any, scope: ExpressionScope, named: set[str], box: bool
+    key: Key, condition: Any, scope: ExpressionScope, named: set[str], meshed: bool
 ) -> Found:
     if isinstance(condition, Mapping):
         found: Found = []
         check_expression((*key, "robin"), condition.get("robin"), scope.kinetic, found)
-        if not found and not box:
-            found.append((key, f"Robin walls on a region are {NOT_YET} (on a box they are)"))
+        if not found and not meshed:
+            found.append((key, f"Robin walls on a region in {len(scope.coordinates)} "
+                          f"dimensions are {NOT_YET} (on a box, and on a planar region, "
+                          "they are)"))
         named.add("robin")
         return found
     if condition == "periodic":

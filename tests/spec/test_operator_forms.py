@@ -51,9 +51,9 @@ def _issues(text: str) -> list[str]:
             "neumann or Robin walls with a drift are not",
         ),
         (
-            'domain: {region: "1 - x**2 - y**2", bounds: {x: [-1, 1], y: [-1, 1]}, '
-            "boundary: {robin: 2}}\n",
-            "domain.boundary: Robin walls on a region are not",
+            'coordinates: [x, y, z]\ndomain: {region: "1 - x**2 - y**2 - z**2", '
+            "bounds: {x: [-1, 1], y: [-1, 1], z: [-1, 1]}, boundary: {robin: 2}}\n",
+            "domain.boundary: Robin walls on a region in 3 dimensions are not",
         ),
         (BOX.replace("BOUNDARY", "{robin: q}"), "domain.boundary.robin: unknown name 'q'"),
         (BOX.replace("BOUNDARY", "sticky"), "expected dirichlet, neumann, periodic or"),
