@@ -114,7 +114,7 @@ def with_robin(
         inner = formulation(compiled, sampler, network, x, generator)
         rows = []
         for row in inner.rows:
-            xs, normals, scale, per_volume = wall_points(sampler, x, generator)
+            xs, normals, scale, surface, volume = wall_points(sampler, x, generator)
             b = boundary(xs)
             hs = mode_values(network, xs, None if b is None else b.value)
             hs = hs if scale is None else hs * scale.unsqueeze(-1)
@@ -123,7 +123,7 @@ def with_robin(
                 with torch.no_grad():
                     alpha = alpha * diffusion(xs)
             scaled = hs * alpha.unsqueeze(-1)
-            rows.append(row + kappa * per_volume * row_products(scaled, hs))
+            rows.append(row + kappa / volume * surface * row_products(scaled, hs))
         return StepTerms(inner.f, (rows[0], rows[1]))
 
     return terms
@@ -131,14 +131,14 @@ def with_robin(
 
 def wall_points(
     sampler: Sampler, x: torch.Tensor, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float, float]:
     """Points of the walls for a half batch of ``x``: (points, outward normals, per-point
-    scale or None, surface measure over volume), so that surface measure / volume * the
-    mean of scale^2 f over the points is the surface integral of f over the volume. A box:
-    fresh samples of its surface; a planar region: its meshed edge, scaled by sqrt(m w_j)."""
+    scale or None, surface measure, volume), so that surface / volume * the mean of
+    scale^2 f over the points is the surface integral of f over the volume. A box: fresh
+    samples of its surface; a planar region: its meshed edge, scaled by sqrt(m w_j)."""
     if isinstance(sampler, UniformBox):
         xs, normals, area = box_surface(sampler, x.shape[0] // 2, generator)
-        return xs, normals, None, area / math.exp(sampler.log_volume)
+        return xs, normals, None, area, math.exp(sampler.log_volume)
     region = cast(UniformRegion, sampler)
     box = region.box
     edge = region_edge(region.inside, tuple(float(v) for v in box.lo),
@@ -150,8 +150,8 @@ def wall_points(
             "and this region could not be: the mesher missed part of it or failed"
         )
     points, normals, weights, area = edge
-    return points, normals, (weights * weights.shape[0] / weights.sum()).sqrt(), (
-        float(weights.sum()) / area)
+    scale = (weights * weights.shape[0] / weights.sum()).sqrt()
+    return points, normals, scale, float(weights.sum()), area
 
 
 def robin_flux(

@@ -86,14 +86,15 @@ def robin_edge_energy(
     alpha_of = wall_alpha(compiled.problem)
     if alpha_of is None or not isinstance(sampler, UniformRegion):
         return None
-    xs, normals, scale, per_volume = wall_points(sampler, h, generator)
+    xs, normals, scale, surface, volume = wall_points(sampler, h, generator)
     with torch.no_grad():
         hs = cast(ModeNetwork, network).jet(xs, order=0).value
     hs = hs if scale is None else hs * scale.unsqueeze(-1)
     alpha = alpha_of(xs, normals)
     k = compiled.operator.medium.values(xs).diffusion
     alpha = alpha if k is None else alpha * k
-    return compiled.operator.kinetic * per_volume * (hs * alpha.unsqueeze(-1)).T @ hs / hs.shape[0]
+    weight = compiled.operator.kinetic / volume * surface
+    return weight * (hs * alpha.unsqueeze(-1)).T @ hs / hs.shape[0]
 
 
 def weak_ritz(
