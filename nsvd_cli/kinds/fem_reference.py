@@ -28,15 +28,14 @@ from nsvd_cli.expr import compile_torch
 from nsvd_cli.files import GridReference
 from nsvd_cli.kinds.grid_reference import (
     WINDOW_GROWTH,
+    compiled_window,
     grid_reference,
     grown_window,
     numpy_field,
-    reference_window,
     with_window_error,
 )
 from nsvd_cli.kinds.records import reference_record
 from nsvd_cli.kinds.robin import wall_alpha
-from nsvd_cli.kinds.schrodinger import build, derive_settings
 from nsvd_cli.kinds.schrodinger_checks import region_field
 from nsvd_cli.numerics.meshes import LevelSet, ladder_cells
 from nsvd_cli.references import fem
@@ -98,9 +97,7 @@ def fem_problem(problem: Problem) -> tuple[fem.FemProblem, list[float], list[flo
             "the finite-element reference is for self-adjoint operators; a drift's singular "
             "values come from the finite-difference one (--method grid)"
         )
-    settings = derive_settings(problem)
-    compiled = build(problem, settings)
-    lo, hi = reference_window(settings)
+    settings, compiled, lo, hi = compiled_window(problem)
     medium = compiled.operator.medium
     region = isinstance(problem.domain, RegionDomain)
     faces = problem.box_faces() or []

@@ -14,7 +14,7 @@ import torch
 
 from nsvd_cli.files import GridReference
 from nsvd_cli.kinds.records import reference_record
-from nsvd_cli.kinds.schrodinger import build, derive_settings
+from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
 from nsvd_cli.kinds.schrodinger_checks import region_field
 from nsvd_cli.references import grid
 from nsvd_cli.references.grid import GridSpectrum
@@ -48,6 +48,16 @@ def _neumann_axes(problem: Problem) -> tuple[bool, ...]:
             "of an axis Dirichlet, or both Neumann); compare with a closed form instead"
         )
     return tuple(low == "neumann" for low, _ in faces)
+
+
+def compiled_window(
+    problem: Problem,
+) -> tuple[Settings, CompiledProblem, list[float], list[float]]:
+    """The problem's derived settings and compiled operator, and the box a reference
+    solves on (``reference_window``)."""
+    settings = derive_settings(problem)
+    lo, hi = reference_window(settings)
+    return settings, build(problem, settings), lo, hi
 
 
 def reference_window(settings: Settings) -> tuple[list[float], list[float]]:
@@ -117,9 +127,7 @@ def grid_reference(problem: Problem, points: int | None, extra: int) -> GridRefe
             "the finite-difference reference has free walls on boxes only (a region's "
             "staircase edge has no normal); in 2 dimensions --method fem meshes the edge"
         )
-    settings = derive_settings(problem)
-    compiled = build(problem, settings)
-    lo, hi = reference_window(settings)
+    settings, compiled, lo, hi = compiled_window(problem)
     inside = numpy_field(region_field(problem)) if settings.sampler.domain == "region" else None
     drift = compiled.operator.drift
     spec = grid.GridProblem(

@@ -31,12 +31,10 @@ import numpy as np
 import scipy.sparse as sps
 from scipy.sparse.linalg import eigsh
 
+from nsvd_cli.numerics.meshes import PointField, VectorField
+
 MAX_DIM = 3
 
-PointField = Callable[[np.ndarray], np.ndarray]  # (M, d) points -> (M,) values
-
-
-VectorField = Callable[[np.ndarray], np.ndarray]  # (M, d) points -> (M, d) vectors
 
 
 @dataclass(frozen=True)
