@@ -64,7 +64,9 @@ def _check_positive(
     problem: Problem, key: tuple[str, ...], lowest: torch.Tensor, points: torch.Tensor,
     what: str,
 ) -> None:
-    bad = torch.isfinite(lowest) & (lowest <= 0)
+    # -inf (an overflowing 1 - x**2 on a huge box) is no more positive than -1; NaN is
+    # left to the potential checks.
+    bad = ~torch.isnan(lowest) & (lowest <= 0)
     if bool(bad.any()):
         i = int(torch.nonzero(bad)[0, 0])
         at = ", ".join(f"{c} = {float(v):.4g}" for c, v in zip(problem.coordinates, points[i]))

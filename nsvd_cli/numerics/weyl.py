@@ -70,6 +70,11 @@ def weyl_estimate(
         ok &= torch.isfinite(kappa) & (kappa > 0)
         kappa = kappa[ok].to(torch.float64)
     points, v, log_weights = points[ok], v[ok], log_weights[ok]
+    if v.numel() == 0:
+        raise ValueError(
+            "no point of the domain's sample has a finite potential and a positive, finite "
+            "kinetic coefficient: the spectrum cannot be estimated"
+        )
     log_const = (
         0.5 * dim * math.log(math.pi) - math.lgamma(0.5 * dim + 1) - dim * math.log(2 * math.pi)
     )

@@ -153,6 +153,10 @@ def test_the_weyl_count_follows_the_diffusion_and_the_weight() -> None:
         (MATRIX_2D.replace("[[1, 1/2], [1/2, 1]]", "[[1, 2], [2, 1]]"), "operator.diffusion",
          "positive definite"),
         (SCALAR_1D.replace('"1 + x/2"', '"x - 1/2"'), "operator.weight", "> 0"),
+        # 1 - x^2 overflows to -inf on a box this wide: still not positive (found by the
+        # fuzz test, which saw the Weyl estimate crash on an empty sample instead).
+        (SCALAR_1D.replace('"1 + x**2"', '"1 - x**2"').replace("[0, 1]", "[-1e200, 1]"),
+         "operator.diffusion", "-inf"),
     ],
 )
 def test_a_diffusion_or_weight_that_is_not_positive_is_a_located_error(
