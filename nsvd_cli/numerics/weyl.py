@@ -46,6 +46,23 @@ def _log_weyl_terms(
     return out
 
 
+def _finite_sample(
+    v: torch.Tensor, kappa: float | torch.Tensor, points: torch.Tensor, log_weights: torch.Tensor
+) -> tuple[torch.Tensor, float | torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sample's points with a finite potential and a positive, finite kappa; an empty
+    one is an error in words, not a reduction over nothing."""
+    ok = torch.isfinite(v)
+    if isinstance(kappa, torch.Tensor):
+        ok &= torch.isfinite(kappa) & (kappa > 0)
+        kappa = kappa[ok].to(torch.float64)
+    if not bool(ok.any()):
+        raise ValueError(
+            "no point of the domain's sample has a finite potential and a positive, finite "
+            "kinetic coefficient: the spectrum cannot be estimated"
+        )
+    return v[ok], kappa, points[ok], log_weights[ok]
+
+
 def weyl_estimate(
     potential: Field,
     kappa: float | torch.Tensor,
@@ -63,18 +80,8 @@ def weyl_estimate(
     E - V / rho, the phase-space volume of H u = E rho u.
     """
     v = potential(points).to(torch.float64)
-    if weight is not None:
-        v = v / weight
-    ok = torch.isfinite(v)
-    if isinstance(kappa, torch.Tensor):
-        ok &= torch.isfinite(kappa) & (kappa > 0)
-        kappa = kappa[ok].to(torch.float64)
-    points, v, log_weights = points[ok], v[ok], log_weights[ok]
-    if v.numel() == 0:
-        raise ValueError(
-            "no point of the domain's sample has a finite potential and a positive, finite "
-            "kinetic coefficient: the spectrum cannot be estimated"
-        )
+    v, kappa, points, log_weights = _finite_sample(
+        v if weight is None else v / weight, kappa, points, log_weights)
     log_const = (
         0.5 * dim * math.log(math.pi) - math.lgamma(0.5 * dim + 1) - dim * math.log(2 * math.pi)
     )
