@@ -82,8 +82,10 @@ def _operator(problem: Problem) -> str:
     if isinstance(op.diffusion, list):
         rows = "; ".join(", ".join(map(str, row)) for row in op.diffusion)
         text = f"H = -div(A grad) + V, A = [{_short(rows)}], V = {_short(op.potential)}"
-    elif op.diffusion is not None and diffusion_kind(problem) == "scalar":
+    elif op.diffusion is not None and diffusion_kind(problem) in ("scalar", "jump"):
         text = f"H = -div(k grad) + V, k = {_short(op.diffusion)}, V = {_short(op.potential)}"
+        if diffusion_kind(problem) == "jump":
+            text += " (k may jump: weak form only)"
     else:
         kinetic = op.kinetic if op.diffusion is None else op.diffusion
         text = f"H = -({_short(kinetic)}) Laplacian + V, V = {_short(op.potential)}"

@@ -206,18 +206,25 @@ def refusals(kind: Kind, settings: Settings) -> list[Refusal]:
     return found
 
 
+_WEAK_ONLY_NAMES = {
+    "matrix": "a matrix diffusion",
+    "jump": "a diffusion that may jump (Piecewise, Heaviside, sign, floor or ceiling)",
+}
+
+
 def _medium_refusals(settings: Settings) -> list[Refusal]:
-    """A matrix diffusion is trained in the weak form only; a scalar field's strong form
-    needs exact gradients (not Hutchinson's); neither has a residual without the strong
-    form, so a matrix refuses a tolerance and refinement."""
+    """A matrix diffusion, or one that may jump, is trained in the weak form only; a scalar
+    field's strong form needs exact gradients (not Hutchinson's); there is no residual
+    without the strong form, so a weak-only medium refuses a tolerance and refinement."""
     found = []
-    if settings.diffusion == "matrix":
-        why = "a matrix diffusion is trained in the weak form (derivatives: weak or auto)"
+    if settings.weak_only:
+        what = _WEAK_ONLY_NAMES[settings.diffusion]
+        why = f"{what} is trained in the weak form (derivatives: weak or auto)"
         if settings.derivatives not in ("auto", "weak"):
             found.append(Refusal("derivatives", settings.derivatives, why))
         if settings.optimiser.tol is not None:
             found.append(Refusal("tol", f"{settings.optimiser.tol:g}", "no error intervals "
-                                 "with a matrix diffusion (they need the strong form H u)"))
+                                 f"with {what} (they need the strong form H u)"))
     if settings.diffusion == "scalar" and settings.derivatives == "hutchinson":
         found.append(Refusal("derivatives", "hutchinson", "a varying diffusion's strong form "
                              "needs exact gradients (derivatives: forward-laplacian or weak)"))
@@ -238,8 +245,9 @@ def refine_refusal(kind: Kind, settings: Settings) -> str | None:
             f"not with method {settings.method!r}: its raw functions are not eigenfunctions "
             f"(supported: {', '.join(REFINE_METHODS)})"
         )
-    if settings.diffusion == "matrix":
-        return "not with a matrix diffusion: it is trained in the weak form only"
+    if settings.weak_only:
+        what = _WEAK_ONLY_NAMES[settings.diffusion]
+        return f"not with {what}: it is trained in the weak form only"
     if settings.derivatives not in REFINE_DERIVATIVES:
         return (
             f"not with derivatives {settings.derivatives!r}: the residual needs the exact "

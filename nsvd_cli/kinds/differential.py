@@ -17,6 +17,7 @@ from nsvd_cli.kinds.base import EVAL_SEED_OFFSET, FunctionSide, Kind, Run
 from nsvd_cli.kinds.records import build_results, interval_arrays
 from nsvd_cli.kinds.schrodinger import CompiledProblem
 from nsvd_cli.numerics.derivatives import hutchinson_variance
+from nsvd_cli.numerics.media import Medium
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.weyl import limit_at_infinity, residual_diverges
 from nsvd_cli.objectives.batch import (
@@ -58,6 +59,16 @@ NO_MATRIX_INTERVALS = (
     "residual bounds need H u, which with a matrix diffusion takes every second derivative "
     "of the functions; a matrix diffusion is trained and read out in the weak form only"
 )
+NO_JUMP_INTERVALS = (
+    "residual bounds need H u, which across a jump of the diffusion (a Piecewise, Heaviside, "
+    "sign, floor or ceiling of the coordinates) holds a delta; such a diffusion is trained "
+    "and read out in the weak form only"
+)
+
+
+def no_strong_form(medium: Medium) -> str:
+    """Why a weak-only medium has no residual intervals."""
+    return NO_MATRIX_INTERVALS if medium.matrix else NO_JUMP_INTERVALS
 # The checks of a run to a tolerance read points from streams apart from training's and
 # the final read-out's (+ the step: each check its own sample).
 CHECK_SEED_OFFSET = 7 * EVAL_SEED_OFFSET
@@ -152,8 +163,9 @@ def interval_check(compiled: CompiledProblem) -> Monitor:
     diverges = diverging(compiled)
     if diverges is not None:
         raise ValueError(f"no error intervals can be computed: {diverges}")
-    if compiled.operator.medium_is_matrix:
-        raise ValueError(f"no error intervals can be computed: {NO_MATRIX_INTERVALS}")
+    if compiled.operator.medium_weak_only:
+        why = no_strong_form(compiled.operator.medium)
+        raise ValueError(f"no error intervals can be computed: {why}")
 
     threshold = continuum(compiled)
     settings = compiled.settings

@@ -54,7 +54,7 @@ class DifferentialKind:
         self, compiled: CompiledProblem, state: TrainState, device: torch.device, complete: bool
     ) -> Results:
         # A matrix diffusion has no strong form here: the energy form reads it out.
-        read = weak_readout if compiled.operator.medium_is_matrix else None
+        read = weak_readout if compiled.operator.medium_weak_only else None
         return differential.record(compiled, state, device, complete, read=read)
 
     def load(self, problem: Problem, settings: Settings, results: Results) -> Run:

@@ -112,6 +112,7 @@ def fem_problem(problem: Problem) -> tuple[fem.FemProblem, list[float], list[flo
         dirichlet_faces=tuple((low == "dirichlet", high == "dirichlet") for low, high in faces),
         region_dirichlet=problem.walls() == "dirichlet",
         alpha=_wall_field(problem),
+        breaks=compiled.operator.jumps_at,
     )
     return spec, lo, hi, settings.sampler.domain == "whole-space"
 

@@ -13,7 +13,7 @@ from nsvd_cli.expr import compile_torch
 from nsvd_cli.numerics import weyl as analysis
 from nsvd_cli.numerics.media import Field, Medium, MediumValues, effective_kappa
 from nsvd_cli.spec.load import Problem, located_error
-from nsvd_cli.spec.medium import diffusion_expr, diffusion_gradient, weight_expr
+from nsvd_cli.spec.medium import diffusion_expr, diffusion_gradient, diffusion_kind, weight_expr
 
 
 def compile_medium(problem: Problem) -> Medium:
@@ -42,7 +42,7 @@ def compile_medium(problem: Problem) -> Medium:
             return torch.stack([p(x) for p in parts], -1)
 
     rho = None if weight is None else compile_torch(weight, symbols, values)
-    return Medium(field, grad, rho, matrix)
+    return Medium(field, grad, rho, matrix, jumps=diffusion_kind(problem) == "jump")
 
 
 def checked_values(problem: Problem, medium: Medium, points: torch.Tensor) -> MediumValues:

@@ -104,7 +104,7 @@ class NeumannKind(EigenKind):
     ) -> Results:
         if natural_walls(compiled):  # no wall term at all: the Dirichlet kind's read-out
             return differential.record(compiled, state, device, complete)
-        strong = isinstance(compiled.sampler, UniformBox) and not compiled.operator.medium_is_matrix
+        strong = isinstance(compiled.sampler, UniformBox) and not compiled.operator.medium_weak_only
         read = wall_term_readout if strong else weak_readout
         return differential.record(compiled, state, device, complete, read=read)
 
@@ -121,7 +121,7 @@ def natural_walls(compiled: CompiledProblem) -> bool:
     Dirichlet problem (the operator needs no condition there; smooth functions are in its
     domain)."""
     diffusion = compiled.operator.medium.diffusion
-    if (diffusion is None or compiled.operator.medium_is_matrix
+    if (diffusion is None or compiled.operator.medium_weak_only
             or compiled.problem.walls() != "neumann"
             or not isinstance(compiled.sampler, UniformBox)):
         return False

@@ -42,7 +42,7 @@ from nsvd_cli.numerics.operators import (
 )
 from nsvd_cli.numerics.sampling import GaussianMixture, Sampler, UniformBox, UniformRegion
 from nsvd_cli.spec.load import Problem, located_error
-from nsvd_cli.spec.medium import diffusion_kind
+from nsvd_cli.spec.medium import diffusion_kind, jump_points, kink_points
 from nsvd_cli.training.settings import Settings
 
 ANALYSIS_SEED = 12345
@@ -78,6 +78,7 @@ class CompiledProblem:
             fourier_scale=s.network.fourier_scale,
             fourier_seed=s.seed,
             envelope=s.network.envelope,
+            kinks=tuple(s.network.kinks),
         )
 
     def make_network(self) -> torch.nn.Module:
@@ -228,9 +229,11 @@ def _operator_scale(problem: Problem, s: Settings, est: analysis.SpectrumEstimat
         # The adaptive shift follows the learned span's Ritz values. When two functions
         # collapse onto one state (seen on a 2-mode oscillator) it would drop under the next
         # wanted level, whose T-eigenvalue then turns negative: it can never be learned.
-        # The Weyl estimate of the top wanted level keeps it above (at convergence the shift
-        # sits higher anyway, so a good run does not feel the floor).
-        s.transform.shift_floor = est.highest
+        # The Weyl estimates keep it above, at the converged shift's own margin over the
+        # estimated top level (``_adaptive_shift``): the `top` of the scale. The estimate of
+        # E_L alone is no floor: with Dirichlet walls Weyl's leading term places E_L low
+        # (layered-rod-1d: 281 for 294.7), and the L-th state could never be learned.
+        s.transform.shift_floor = top
     if s.want == "smallest-singular":
         # T = scale * (shift - A^*A): its eigenvalues are squares of H's scale (the drift
         # adds to them); the shift adapts to the learned span.
@@ -262,8 +265,9 @@ def apply_solver_overrides(problem: Problem, s: Settings) -> None:
         s.optimiser.checkpoint_every = solver.checkpoint_every
     s.derivatives = solver.derivatives
     s.diffusion = diffusion_kind(problem)
-    if s.diffusion == "matrix" and s.derivatives == "auto":
-        s.derivatives = "weak"  # its strong form needs every second derivative
+    if s.weak_only and s.derivatives == "auto":
+        s.derivatives = "weak"  # no strong form (``spec/medium.py``)
+    s.network.kinks = list(kink_points(problem))
     s.hutchinson_probes = solver.hutchinson_probes
     s.compile = solver.compile
     s.spin_decay = solver.spin_decay
@@ -312,7 +316,8 @@ def _default_steps(problem: Problem) -> int:
 def build(problem: Problem, settings: Settings) -> CompiledProblem:
     potential = _potential_field(problem)
     operator = Schrodinger(
-        problem.kinetic_value(), potential, _drift_field(problem), compile_medium(problem)
+        problem.kinetic_value(), potential, _drift_field(problem), compile_medium(problem),
+        jump_points(problem),
     )
     boundary: JetField | None = None
     sampler: Sampler

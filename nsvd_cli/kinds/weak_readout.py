@@ -13,7 +13,7 @@ import torch
 
 from nsvd_cli.kinds import differential
 from nsvd_cli.kinds.base import EVAL_SEED_OFFSET
-from nsvd_cli.kinds.differential import NO_MATRIX_INTERVALS
+from nsvd_cli.kinds.differential import no_strong_form
 from nsvd_cli.kinds.robin import wall_alpha, wall_points
 from nsvd_cli.kinds.schrodinger import CompiledProblem
 from nsvd_cli.numerics.media import NO_MEDIUM, MediumValues, joined
@@ -72,7 +72,8 @@ def weak_readout(
         settings.method, shift, settings.transform.scale, r.gram, energy
     )
     modes = compiled.problem.modes
-    why = NO_MATRIX_INTERVALS if compiled.operator.medium_is_matrix else NO_INTERVALS
+    medium = compiled.operator.medium
+    why = no_strong_form(medium) if medium.weak_only else NO_INTERVALS
     return r.first(modes), native[:modes].cpu().numpy(), unavailable(modes, why)
 
 

@@ -11,7 +11,9 @@
 * The strong form of a scalar diffusion needs only first derivatives of k:
   -div(k grad psi) = -k lap psi - grad k . grad psi, from the jets the Laplacian engines
   already compute. A matrix diffusion's strong form needs the whole Hessian of every
-  function; it is trained and read out in the weak (energy) form, which needs A grad psi.
+  function, and a diffusion that jumps (a layered medium) has a delta in grad k at the
+  interface; both are trained and read out in the weak (energy) form, which needs only
+  A grad psi and holds across a jump (the flux A grad psi . n is then continuous).
 """
 
 from __future__ import annotations
@@ -80,6 +82,12 @@ class Medium:
     gradient: Field | None = None  # (B, d) -> (B, d): grad k (a scalar diffusion)
     weight: Field | None = None  # (B, d) -> (B,)
     matrix: bool = False  # the diffusion is a d x d matrix (weak form only)
+    jumps: bool = False  # a scalar diffusion that may jump (weak form only)
+
+    @property
+    def weak_only(self) -> bool:
+        """No strong form: a matrix needs every second derivative, a jump a delta in k'."""
+        return self.matrix or self.jumps
 
     def values(self, x: torch.Tensor) -> MediumValues:
         with torch.no_grad():

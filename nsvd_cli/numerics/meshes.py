@@ -56,15 +56,20 @@ class LevelSet:
         return -self.level(points) / np.maximum(np.sqrt((g * g).sum(1)), 1e-12)
 
 
-def box_ladder(lo: tuple[float, ...], hi: tuple[float, ...], cells: int) -> list[Mesh]:
+def box_ladder(
+    lo: tuple[float, ...], hi: tuple[float, ...], cells: int, breaks: tuple[float, ...] = ()
+) -> list[Mesh]:
     """Tensor meshes (intervals, rectangles, bricks) of a box with cells / 4, cells / 2 and
-    cells elements along its longest side (the others in proportion, at least 2)."""
+    cells elements along its longest side (the others in proportion, at least 2); in 1-D
+    with a node at each of ``breaks`` inside the interval."""
     longest = max(h - low for low, h in zip(lo, hi))
     coarse = max(2, cells // 4)
     axes = [
         np.linspace(low, h, max(2, round(coarse * (h - low) / longest)) + 1)
         for low, h in zip(lo, hi)
     ]
+    if len(axes) == 1 and breaks:
+        axes = [_axis_through(lo[0], hi[0], breaks, len(axes[0]) - 1)]
     first: Mesh
     if len(axes) == 1:
         first = MeshLine1(axes[0][None, :], np.array([np.arange(len(axes[0]) - 1),
@@ -77,6 +82,16 @@ def box_ladder(lo: tuple[float, ...], hi: tuple[float, ...], cells: int) -> list
         raise ValueError(f"{len(axes)} coordinates: finite elements take d <= 3")
     middle = first.refined()
     return [first, middle, middle.refined()]
+
+
+def _axis_through(lo: float, hi: float, breaks: tuple[float, ...], cells: int) -> np.ndarray:
+    """About ``cells`` equal-ish cells on [lo, hi], each break inside a node."""
+    ends = [lo, *sorted(b for b in breaks if lo < b < hi), hi]
+    pieces = [
+        np.linspace(a, b, max(1, round(cells * (b - a) / (hi - lo))) + 1)[:-1]
+        for a, b in zip(ends[:-1], ends[1:])
+    ]
+    return np.append(np.concatenate(pieces), hi)
 
 
 def region_ladder(

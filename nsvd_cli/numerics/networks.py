@@ -48,6 +48,9 @@ class NetworkConfig:
     fourier_seed: int = 0
     # Each output times a learnable exp(-|x - center| / s_l) (decaying bound states).
     envelope: bool = False
+    # 1-D: |x - c| per c as extra inputs, so a smooth network can carry the kink of a
+    # function whose flux k u' is continuous across a jump of k at c (a layered medium).
+    kinks: tuple[float, ...] = ()
 
 
 def _sin(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -65,6 +68,12 @@ def _exp(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return e, e, e
 
 
+def _abs(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # The second derivative's delta at 0 is left out: the kink features serve the weak
+    # form, which takes first derivatives only.
+    return u.abs(), torch.sign(u), torch.zeros_like(u)
+
+
 class _ModeMLP(nn.Module):
     """Input features and the optional envelope; subclasses provide the trunk.
 
@@ -77,6 +86,7 @@ class _ModeMLP(nn.Module):
     inv_scale: torch.Tensor
     radial_inv_scale: torch.Tensor
     fourier_matrix: torch.Tensor
+    kink_offsets: torch.Tensor
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
@@ -99,11 +109,16 @@ class _ModeMLP(nn.Module):
             self.envelope_log_scale = nn.Parameter(torch.full((config.modes,), start))
         self._activation = ACTIVATIONS[config.activation]
         self._radial_eps = config.radial_softening or 1e-12
+        if config.kinks:
+            if d != 1:
+                raise ValueError(f"kink inputs are 1-D only (this network has {d} inputs)")
+            offsets = [(c - center[0]) / scale[0] for c in config.kinks]
+            self.register_buffer("kink_offsets", torch.tensor(offsets, dtype=torch.float64))
 
     @property
     def feature_width(self) -> int:
         c = self.config
-        return c.dim + (1 if c.radial_feature else 0) + 2 * c.fourier_features
+        return c.dim + (1 if c.radial_feature else 0) + 2 * c.fourier_features + len(c.kinks)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         u = (x - self.center.to(x.dtype)) * self.inv_scale.to(x.dtype)
@@ -114,6 +129,8 @@ class _ModeMLP(nn.Module):
         if self.config.fourier_features:
             z = u @ self.fourier_matrix.to(x.dtype).T
             parts += [torch.sin(z), torch.cos(z)]
+        if self.config.kinks:
+            parts.append((u - self.kink_offsets.to(x.dtype)).abs())
         return torch.cat(parts, dim=-1) if len(parts) > 1 else u
 
     def _feature_jet(self, x: torch.Tensor, tangents: Tangents | None, order: int) -> Jet:
@@ -127,6 +144,10 @@ class _ModeMLP(nn.Module):
         if self.config.fourier_features:
             z = u.linear(self.fourier_matrix.to(x.dtype))
             out = out.cat(z.apply(_sin)).cat(z.apply(_cos))
+        if self.config.kinks:
+            offsets = self.kink_offsets.to(x.dtype)
+            ones = torch.ones(len(offsets), 1, dtype=x.dtype, device=x.device)
+            out = out.cat(u.linear(ones, -offsets).apply(_abs))
         return out
 
     def _envelope_exponent(self, x: torch.Tensor) -> torch.Tensor:

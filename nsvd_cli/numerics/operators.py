@@ -44,10 +44,12 @@ class Schrodinger:
     potential: Field
     drift: Field | None = None  # (B, d) -> (B, d): the vector field b
     medium: Medium = Medium()
+    # 1-D: where a coefficient may jump (quadrature read-outs split their panels there)
+    jumps_at: tuple[float, ...] = ()
 
     @property
-    def medium_is_matrix(self) -> bool:
-        return self.medium.matrix
+    def medium_weak_only(self) -> bool:
+        return self.medium.weak_only
 
     def apply(
         self, h: Jet, envelope: Jet, v: torch.Tensor, b: torch.Tensor | None = None,

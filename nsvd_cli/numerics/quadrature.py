@@ -6,8 +6,9 @@ by ``sqrt(n w_i)`` (``w`` summing to 1) turns those means into the quadrature su
 sum_i w_i f(x_i) = integral f / length, the frame trick of a weight (``media.py``). With
 ``NODES`` nodes the rule integrates polynomials of degree 2 NODES - 1 exactly; the smooth
 networks here and their products are integrated to rounding, so the Ritz values, residuals
-and intervals carry no Monte-Carlo error. The surface (the two ends) is exact in
-``sampling.box_surface``.
+and intervals carry no Monte-Carlo error. A coefficient that jumps (a layered medium)
+would leave one rule 1e-4 off; the rule is then composite, split at the jumps. The
+surface (the two ends) is exact in ``sampling.box_surface``.
 
 A planar region gets the quadrature points of an isoparametric P2 mesh of it
 (``meshes.region_ladder``'s finest, edge nodes and edge midpoints on the level set) with a
@@ -33,6 +34,7 @@ from skfem import Basis, ElementTriP2, FacetBasis
 from nsvd_cli.numerics.meshes import LevelSet, region_ladder
 
 NODES = 4096  # well past the 40 or so oscillations a 1-D problem's modes have
+MIN_PANEL_NODES = 256  # a panel of a composite rule, however short
 # Elements across the longest side of a region's bounds, and the rule's degree.
 REGION_CELLS = 64
 REGION_ORDER = 6
@@ -49,13 +51,20 @@ def _unit_rule(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def gauss_legendre(
     lo: float, hi: float, n: int = NODES, dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "cpu", breaks: tuple[float, ...] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nodes (n, 1) in [lo, hi] and weights (n,) summing to 1."""
-    nodes, weights = _unit_rule(n)
-    x = 0.5 * (lo + hi) + 0.5 * (hi - lo) * nodes
-    nodes_t = torch.as_tensor(x, dtype=dtype, device=device).unsqueeze(-1)
-    return nodes_t, torch.as_tensor(weights, dtype=dtype, device=device)
+    """Nodes (n, 1) in [lo, hi] and weights (n,) summing to 1; with ``breaks`` (where the
+    integrand may jump) a composite rule, one panel between consecutive breaks, its nodes
+    in proportion to its length (at least ``MIN_PANEL_NODES``)."""
+    ends = [lo, *sorted(b for b in breaks if lo < b < hi), hi]
+    xs, ws = [], []
+    for a, b in zip(ends[:-1], ends[1:]):
+        share = max(MIN_PANEL_NODES, round(n * (b - a) / (hi - lo)))
+        nodes, weights = _unit_rule(share)
+        xs.append(0.5 * (a + b) + 0.5 * (b - a) * nodes)
+        ws.append(weights * (b - a) / (hi - lo))
+    nodes_t = torch.as_tensor(np.concatenate(xs), dtype=dtype, device=device).unsqueeze(-1)
+    return nodes_t, torch.as_tensor(np.concatenate(ws), dtype=dtype, device=device)
 
 
 

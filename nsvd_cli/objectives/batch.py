@@ -127,7 +127,7 @@ def readout_rule(
     sampler = compiled.sampler
     if isinstance(sampler, UniformBox) and sampler.dim == 1:
         return gauss_legendre(float(sampler.lo[0]), float(sampler.hi[0]), dtype=dtype,
-                              device=device)
+                              device=device, breaks=compiled.operator.jumps_at)
     if isinstance(sampler, UniformRegion) and sampler.dim == 2:
         box = sampler.box
         bounds = (tuple(float(v) for v in box.lo), tuple(float(v) for v in box.hi))

@@ -79,12 +79,15 @@ class FemProblem:
     dirichlet_faces: tuple[tuple[bool, bool], ...] = ()
     region_dirichlet: bool = True
     alpha: WallField | None = None
+    # 1-D: where a coefficient jumps; every mesh has a node there (an element across a jump
+    # loses the order, and with it the Richardson estimate's footing).
+    breaks: tuple[float, ...] = ()
 
 
 def meshes(problem: FemProblem, cells: int) -> list[Mesh]:
     if problem.region is not None:
         return region_ladder(problem.region, problem.lo, problem.hi, cells)
-    return box_ladder(problem.lo, problem.hi, cells)
+    return box_ladder(problem.lo, problem.hi, cells, problem.breaks)
 
 
 def _points(x: np.ndarray) -> np.ndarray:

@@ -150,7 +150,8 @@ def boundary_issues(
     named: set[str] = set()
     if isinstance(boundary, Mapping) and "robin" not in boundary:
         box = domain.get("box")
-        names = list(box) if isinstance(box, Mapping) else list(scope.coordinates)
+        # str(): a YAML key can be null or a number (the box's own check names it).
+        names = [str(n) for n in box] if isinstance(box, Mapping) else list(scope.coordinates)
         if len(boundary) < len(names):
             named.add("dirichlet")  # the coordinates not named keep dirichlet walls
         for name, axis in boundary.items():

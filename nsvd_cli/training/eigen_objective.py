@@ -157,7 +157,7 @@ def refines(s: Settings) -> bool:
     states, a method whose functions are eigenfunctions, exact derivatives)."""
     return (
         s.want == "lowest" and s.method in REFINE_METHODS and s.derivatives in REFINE_DERIVATIVES
-        and s.diffusion != "matrix"
+        and not s.weak_only
     )
 
 
@@ -165,8 +165,8 @@ def make_formulation(s: Settings) -> Formulation:
     # The smallest singular values train on the quadratic form of A^*A (its own terms).
     if s.want == "smallest-singular":
         formulation: Formulation = squared_form
-    else:  # a matrix diffusion has the weak form only (``numerics/media.py``)
-        name = "weak" if s.diffusion == "matrix" else s.derivatives
+    else:  # a matrix or jumping diffusion has the weak form only (``numerics/media.py``)
+        name = "weak" if s.weak_only else s.derivatives
         formulation = get_formulation(name, s.hutchinson_probes)
     if s.compile:
         formulation = torch.compile(formulation, dynamic=False)

@@ -37,6 +37,8 @@ class NetworkSettings:
     cusp: float = 0.0
     input_center: list[float] = field(default_factory=list)
     input_scale: list[float] = field(default_factory=list)
+    # 1-D: where the diffusion jumps; |x - c| inputs there (numerics.networks)
+    kinks: list[float] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -100,7 +102,8 @@ class Settings:
     dtype: str = "float32"
     # How the kinetic term is computed in training (formulations.py); read-out is always exact.
     derivatives: str = "auto"
-    # constant (kinetic) | scalar (a field k(x)) | matrix (a field A(x): weak form only)
+    # constant (kinetic) | scalar (a field k(x)) | jump (a field k(x) that may jump: weak
+    # form only) | matrix (a field A(x): weak form only)
     diffusion: str = "constant"
     hutchinson_probes: int = 8
     compile: bool = False
@@ -110,6 +113,11 @@ class Settings:
     optimiser: OptimiserSettings = field(default_factory=OptimiserSettings)
     transform: TransformSettings = field(default_factory=TransformSettings)
     readout: ReadoutSettings = field(default_factory=ReadoutSettings)
+
+    @property
+    def weak_only(self) -> bool:
+        """The diffusion has no strong form here (``numerics/media.py``)."""
+        return self.diffusion in ("jump", "matrix")
 
     def to_dict(self) -> dict[str, Any]:
         """The flat version-1 layout of results.h5 ``/settings``, in its historical order."""

@@ -209,7 +209,7 @@ MATRIX = "solver: {steps: STEPS, hidden: 64, batch_size: 1024, eval_samples: 655
     ("name", "steps", "error", "distance"),
     [
         ("legendre-1d", 3000, 0.02, 0.02),  # scalar diffusion, natural ends (Neumann kind)
-        ("weighted-string-1d", 3000, 0.05, 0.05),  # a weight, Dirichlet (strong form)
+        ("weighted-string-1d", 4000, 0.05, 0.05),  # a weight, Dirichlet (strong form)
         ("anisotropic-diffusion-2d", 4000, 0.03, 0.03),  # a matrix, whole space (weak form)
     ],
 )

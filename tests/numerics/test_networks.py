@@ -75,3 +75,26 @@ def test_envelope_decays_and_is_learnable() -> None:
     assert float(ratio) < 1e-6
     names = [name for name, _ in net.named_parameters()]
     assert "envelope_log_scale" in names
+
+
+@pytest.mark.parametrize("kind", ["shared-mlp", "disjoint-mlp"])
+def test_kink_inputs_give_a_continuous_function_with_a_jump_in_its_slope(kind: str) -> None:
+    """|x - c| inputs (a layered medium's interfaces): away from c the jet is autograd's;
+    across c the function is continuous while its slope jumps, which no smooth input can
+    give; the Laplacian leaves the delta out (the weak form never asks for it)."""
+    torch.manual_seed(0)
+    config = NetworkConfig(dim=1, modes=3, hidden=10, depth=2, activation="tanh",
+                           center=(0.2,), scale=(1.5,), kinks=(0.3, -0.5))
+    net = build_network(kind, config).double()
+    x = torch.linspace(-1.0, 1.0, 11, dtype=F64).unsqueeze(-1) + 0.013
+    fast, slow = net.jet(x), reference_jet(net, x)
+    assert torch.allclose(fast.value, net(x), atol=1e-13)
+    assert torch.allclose(fast.grad, slow.grad, atol=1e-10)
+    assert fast.lap is not None and slow.lap is not None
+    assert torch.allclose(fast.lap, slow.lap, atol=1e-10)
+    eps = 1e-7
+    side = net.jet(torch.tensor([[0.3 - eps], [0.3 + eps]], dtype=F64))
+    assert torch.allclose(side.value[0], side.value[1], atol=1e-5)
+    assert (side.grad[0, 0] - side.grad[1, 0]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="1-D only"):
+        build_network(kind, NetworkConfig(dim=2, modes=1, kinks=(0.3,)))

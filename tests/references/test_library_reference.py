@@ -162,6 +162,8 @@ FINITE_ELEMENTS = [
     ("anisotropic-diffusion-2d", 64),
     ("langevin-ou-2d", 128),
     ("neumann-disk-2d", 64),
+    ("layered-rod-1d", 256),  # a jump in the diffusion: a node on it
+    ("neumann-cavity-3d", 16),
 ]
 
 

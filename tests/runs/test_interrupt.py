@@ -61,6 +61,15 @@ def _wait_for(log: Path, text: str, proc: subprocess.Popen[bytes], limit: float 
         time.sleep(0.02)
 
 
+def _wait_for_a_step(metrics: Path, proc: subprocess.Popen[bytes], limit: float = 120) -> None:
+    """Until metrics.csv holds a recorded step (a fixed sleep found none on a loaded machine)."""
+    deadline = time.monotonic() + limit
+    while not metrics.exists() or len(metrics.read_text().splitlines()) < 2:
+        assert proc.poll() is None, "the run ended before its first recorded step"
+        assert time.monotonic() < deadline, f"no recorded step in {metrics}"
+        time.sleep(0.05)
+
+
 def _step(run: Path) -> int:
     return int(load_checkpoint(run)["train"]["step"])
 
@@ -73,7 +82,7 @@ def test_signal_saves_a_checkpoint_and_incomplete_results(
     run = tmp_path / "run"
     proc, log = _start(problem, run)
     _wait_for(log, "run folder:", proc)
-    time.sleep(1.5)  # into training
+    _wait_for_a_step(run / "metrics.csv", proc)  # into training, however busy the machine
     proc.send_signal(sig)
     assert proc.wait(timeout=120) == code, log.read_text()
     text = log.read_text()

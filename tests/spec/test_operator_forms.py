@@ -125,3 +125,15 @@ def test_diffusion_is_kinetic_and_dirichlet_the_default_bit_for_bit(
         with h5py.File(run / "results.h5") as f:
             values.append(np.asarray(f["eigenvalues"]))
     assert np.array_equal(values[0], values[1])
+
+
+def test_a_box_key_that_is_not_a_name_is_an_error_at_its_line_not_a_crash() -> None:
+    """Found by the fuzz test: a null box key beside per-face walls raised a TypeError."""
+    text = (
+        "name: r\ncoordinates: [x]\noperator: {kinetic: 1/2, potential: 0}\n"
+        "domain:\n  box:\n    null: [0, 1]\n  boundary:\n    x: [dirichlet, {robin: 1}]\n"
+        "modes: 2\n"
+    )
+    with pytest.raises(ProblemError) as err:
+        parse_problem(text, "null.yaml")
+    assert "null.yaml:6: domain.box.None: keys must be names" in str(err.value), str(err.value)
