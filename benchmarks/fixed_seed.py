@@ -10,7 +10,7 @@ change and after, then compare (or compare with the output kept in benchmarks/ba
     ... change the code ...
     .venv/bin/python benchmarks/fixed_seed.py --out /tmp/after.json --compare /tmp/before.json
     .venv/bin/python benchmarks/fixed_seed.py --out /tmp/after.json \
-        --compare benchmarks/baselines/fixed-seed-42c44ae.json
+        --compare benchmarks/baselines/fixed-seed-1893182.json
 
 It is not an accuracy benchmark: 300 steps are far from converged on purpose (fast, and
 every step's arithmetic still reaches the numbers).

@@ -44,7 +44,12 @@ from nsvd_cli.kinds.weak_readout import (
 )
 from nsvd_cli.numerics.operators import box_factor
 from nsvd_cli.numerics.sampling import UniformBox, box_surface
-from nsvd_cli.objectives.batch import exact_points, quadrature_modes, sample_modes
+from nsvd_cli.objectives.batch import (
+    exact_points,
+    quadrature_modes,
+    sample_modes,
+    surface_rule,
+)
 from nsvd_cli.objectives.intervals import Intervals, unavailable
 from nsvd_cli.objectives.methods import METHODS
 from nsvd_cli.objectives.readout import Ritz, ritz_from_moments, without_stderr
@@ -144,14 +149,15 @@ def wall_term_readout(
     inside = quadrature_modes(compiled, net64) if exact else sample_modes(
         compiled, net64, n, generator)
     alphas = wall_alpha(compiled.problem)  # Robin faces: du/dn + alpha u
-    values, fluxes, area = [], [], 0.0
-    for start in range(0, 1 if box.dim == 1 else n, CHUNK):  # 1-D: both ends, once
-        x, normals, area = box_surface(box, min(CHUNK, n - start), generator)
+    values, fluxes = [], []
+    chunks, area = _wall_chunks(compiled, box, n, generator)
+    for x, normals, scale in chunks:
         with torch.no_grad():  # mixed walls: the Dirichlet faces' factor, as inside
             value, flux = robin_flux(net64, x, normals, alphas, compiled.boundary)
         k = compiled.operator.medium.values(x).diffusion  # a scalar diffusion: k du/dn
-        values.append(value)
-        fluxes.append(flux if k is None else k.unsqueeze(-1) * flux)
+        flux = flux if k is None else k.unsqueeze(-1) * flux
+        values.append(value if scale is None else value * scale)
+        fluxes.append(flux if scale is None else flux * scale)
     weight = compiled.operator.kinetic * area / math.exp(box.log_volume)
     r, energy = wall_term_ritz(inside.h, inside.hh, torch.cat(values), torch.cat(fluxes), weight)
     if exact:
@@ -161,6 +167,26 @@ def wall_term_readout(
     )
     modes = compiled.problem.modes
     return r.first(modes), native[:modes].cpu().numpy(), unavailable(modes, NO_INTERVALS)
+
+
+def _wall_chunks(
+    compiled: CompiledProblem, box: UniformBox, n: int, generator: torch.Generator
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]], float]:
+    """The walls in chunks of (points, outward normals, per-point scale or None), and their
+    area: the faces' product Gauss rule, scaled by sqrt(m w_j), where the inside is a rule
+    too; else ``n`` fresh surface samples (a 1-D box: its two ends, once)."""
+    faces = surface_rule(compiled, box.lo.dtype, box.lo.device)
+    if faces is not None:
+        x, normals, w, area = faces
+        scale = (w * w.shape[0]).sqrt().unsqueeze(-1)
+        return [(x[s:s + CHUNK], normals[s:s + CHUNK], scale[s:s + CHUNK])
+                for s in range(0, w.shape[0], CHUNK)], area
+    chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+    area = 0.0
+    for start in range(0, 1 if box.dim == 1 else n, CHUNK):
+        x, normals, area = box_surface(box, min(CHUNK, n - start), generator)
+        chunks.append((x, normals, None))
+    return chunks, area
 
 
 def wall_term_ritz(

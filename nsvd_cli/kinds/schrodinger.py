@@ -42,7 +42,7 @@ from nsvd_cli.numerics.operators import (
 )
 from nsvd_cli.numerics.sampling import GaussianMixture, Sampler, UniformBox, UniformRegion
 from nsvd_cli.spec.load import Problem, located_error
-from nsvd_cli.spec.medium import diffusion_kind, jump_points, kink_points
+from nsvd_cli.spec.medium import diffusion_kind, has_switches, jump_points, kink_points
 from nsvd_cli.training.settings import Settings
 
 ANALYSIS_SEED = 12345
@@ -317,7 +317,7 @@ def build(problem: Problem, settings: Settings) -> CompiledProblem:
     potential = _potential_field(problem)
     operator = Schrodinger(
         problem.kinetic_value(), potential, _drift_field(problem), compile_medium(problem),
-        jump_points(problem),
+        jump_points(problem), has_switches(problem),
     )
     boundary: JetField | None = None
     sampler: Sampler

@@ -6,6 +6,7 @@ diffusion). Its standard errors do not vanish at eigenfunctions, as the strong f
 from __future__ import annotations
 
 import copy
+import math
 from typing import cast
 
 import numpy as np
@@ -14,16 +15,17 @@ import torch
 from nsvd_cli.kinds import differential
 from nsvd_cli.kinds.base import EVAL_SEED_OFFSET
 from nsvd_cli.kinds.differential import no_strong_form
-from nsvd_cli.kinds.robin import wall_alpha, wall_points
+from nsvd_cli.kinds.robin import robin_flux, wall_alpha, wall_points
 from nsvd_cli.kinds.schrodinger import CompiledProblem
 from nsvd_cli.numerics.media import NO_MEDIUM, MediumValues, joined
 from nsvd_cli.numerics.networks import ModeNetwork
-from nsvd_cli.numerics.sampling import Sampler, UniformRegion
+from nsvd_cli.numerics.sampling import Sampler, UniformBox
 from nsvd_cli.objectives.batch import (
     batch_fields,
     medium_values,
     quadrature_scale,
     readout_rule,
+    surface_rule,
     with_boundary,
 )
 from nsvd_cli.objectives.intervals import Intervals, unavailable
@@ -81,15 +83,25 @@ def robin_edge_energy(
     compiled: CompiledProblem, network: torch.nn.Module, sampler: Sampler, h: torch.Tensor,
     generator: torch.Generator,
 ) -> torch.Tensor | None:
-    """A region's Robin term kappa k alpha <u_l, u_m> over its meshed edge, per volume as
-    the interior means are (``robin.wall_points``); None without one (a box's Robin faces
-    are read out by the wall-term read-out)."""
+    """The Robin term kappa k alpha <u_l, u_m> over the walls, per volume as the interior
+    means are: a region's meshed edge (``robin.wall_points``), a box's faces as a product
+    Gauss rule (``batch.surface_rule``; fresh surface samples where the inside is sampled
+    too, a weak-only medium that may jump in 2-D or 3-D); None without Robin walls."""
     alpha_of = wall_alpha(compiled.problem)
-    if alpha_of is None or not isinstance(sampler, UniformRegion):
+    if alpha_of is None:
         return None
-    xs, normals, scale, surface, volume = wall_points(sampler, h, generator)
+    faces = surface_rule(compiled, h.dtype, h.device)
+    if faces is not None:
+        xs, normals, w, surface = faces
+        scale: torch.Tensor | None = (w * w.shape[0]).sqrt()
+        volume = math.exp(cast(UniformBox, sampler).log_volume)
+    else:
+        xs, normals, scale, surface, volume = wall_points(sampler, h, generator)
     with torch.no_grad():
-        hs = cast(ModeNetwork, network).jet(xs, order=0).value
+        if isinstance(sampler, UniformBox):  # mixed walls: the Dirichlet faces' factor
+            hs = robin_flux(network, xs, normals, None, compiled.boundary)[0]
+        else:
+            hs = cast(ModeNetwork, network).jet(xs, order=0).value
     hs = hs if scale is None else hs * scale.unsqueeze(-1)
     alpha = alpha_of(xs, normals)
     k = compiled.operator.medium.values(xs).diffusion

@@ -46,6 +46,9 @@ class Schrodinger:
     medium: Medium = Medium()
     # 1-D: where a coefficient may jump (quadrature read-outs split their panels there)
     jumps_at: tuple[float, ...] = ()
+    # a coefficient may jump somewhere (in 2-D and 3-D, where jumps are not located, the
+    # read-out keeps sampling: a product rule across a jump is off by about 1e-4)
+    may_jump: bool = False
 
     @property
     def medium_weak_only(self) -> bool:

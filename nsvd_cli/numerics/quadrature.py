@@ -1,5 +1,5 @@
-"""Deterministic read-out points: Gauss-Legendre nodes and weights for a 1-D box, and a
-curved-mesh rule for a planar region.
+"""Deterministic read-out points: Gauss-Legendre nodes and weights for a 1-D box, their
+products for a 2-D or 3-D box and its faces, and a curved-mesh rule for a planar region.
 
 A read-out is Rayleigh-Ritz from plain means over its points. Scaling each point's values
 by ``sqrt(n w_i)`` (``w`` summing to 1) turns those means into the quadrature sums
@@ -69,6 +69,52 @@ def gauss_legendre(
 
 
 Field = Callable[[torch.Tensor], torch.Tensor]
+
+
+def tensor_gauss(
+    lo: tuple[float, ...], hi: tuple[float, ...], per_axis: int,
+    dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The product Gauss-Legendre rule on a box: nodes (per_axis^d, d) and weights summing
+    to 1."""
+    nodes, weights = _unit_rule(per_axis)
+    axes = [0.5 * (a + b) + 0.5 * (b - a) * nodes for a, b in zip(lo, hi)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(lo))
+    w = np.prod(np.stack(np.meshgrid(*[weights] * len(lo), indexing="ij"), -1), -1).ravel()
+    return (torch.as_tensor(grid, dtype=dtype, device=device),
+            torch.as_tensor(w, dtype=dtype, device=device))
+
+
+def box_faces(
+    lo: tuple[float, ...], hi: tuple[float, ...], per_axis: int,
+    dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """The surface of a box as a rule: points (m, d), outward normals (m, d), weights
+    summing to 1 (each face's in proportion to its area) and the area. In 1-D the two ends,
+    with the counting measure 2, as ``sampling.box_surface`` has them."""
+    d = len(lo)
+    side = np.asarray(hi) - np.asarray(lo)
+    face_area = np.prod(side) / side  # (d,): the area of each face of an axis
+    points, normals, weights = [], [], []
+    for axis in range(d):
+        others = [i for i in range(d) if i != axis]
+        x: np.ndarray = np.zeros((1, 0))
+        w: np.ndarray = np.ones(1)
+        if others:
+            xt, wt = tensor_gauss(tuple(lo[i] for i in others), tuple(hi[i] for i in others),
+                                  per_axis, torch.float64)
+            x, w = xt.numpy(), wt.numpy()
+        for end, sign in ((lo[axis], -1.0), (hi[axis], 1.0)):
+            full = np.insert(x, axis, end, axis=1)
+            normal = np.zeros_like(full)
+            normal[:, axis] = sign
+            points.append(full)
+            normals.append(normal)
+            weights.append(w * face_area[axis])
+    area = float(2 * face_area.sum())
+    as_t = [torch.as_tensor(np.concatenate(a), dtype=dtype, device=device)
+            for a in (points, normals, weights)]
+    return as_t[0], as_t[1], as_t[2] / as_t[2].sum(), area
 
 
 def level_set(inside: Field) -> LevelSet:

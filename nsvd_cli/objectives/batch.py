@@ -18,7 +18,7 @@ from nsvd_cli.numerics.jets import Jet
 from nsvd_cli.numerics.media import MediumValues
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.operators import Schrodinger, finite_potential
-from nsvd_cli.numerics.quadrature import gauss_legendre, region_rule
+from nsvd_cli.numerics.quadrature import box_faces, gauss_legendre, region_rule, tensor_gauss
 from nsvd_cli.numerics.sampling import Sampler, UniformBox, UniformRegion
 
 
@@ -117,23 +117,47 @@ def sample_modes(
     )
 
 
+# Gauss nodes per axis of a 2-D or 3-D box's read-out: about 65000 points, as many as a
+# planar region's rule; smooth functions with ten half-waves per axis integrate to rounding.
+TENSOR_NODES = {2: 256, 3: 40}
+
+
 def readout_rule(
     compiled: CompiledOperator, dtype: torch.dtype = torch.float64,
     device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Quadrature points and weights (summing to 1) for the read-out, or None to sample:
-    Gauss-Legendre on a 1-D box, exact to rounding for these smooth functions, and a
-    curved-mesh rule on a planar region, exact to about 1e-8 (``quadrature.py``)."""
+    Gauss-Legendre on a box (split at a 1-D problem's jumps; a product rule in 2-D and
+    3-D, unless a coefficient may jump), exact to rounding for these smooth functions, and
+    a curved-mesh rule on a planar region, exact to about 1e-8 (``quadrature.py``)."""
     sampler = compiled.sampler
     if isinstance(sampler, UniformBox) and sampler.dim == 1:
         return gauss_legendre(float(sampler.lo[0]), float(sampler.hi[0]), dtype=dtype,
                               device=device, breaks=compiled.operator.jumps_at)
+    if isinstance(sampler, UniformBox) and sampler.dim in TENSOR_NODES:
+        if compiled.operator.may_jump:  # jumps are located in 1-D only: keep sampling
+            return None
+        lo, hi = (tuple(float(v) for v in t) for t in (sampler.lo, sampler.hi))
+        return tensor_gauss(lo, hi, TENSOR_NODES[sampler.dim], dtype, device)
     if isinstance(sampler, UniformRegion) and sampler.dim == 2:
         box = sampler.box
         bounds = (tuple(float(v) for v in box.lo), tuple(float(v) for v in box.hi))
         area = math.exp(sampler.log_volume)
         return region_rule(sampler.inside, *bounds, area, dtype=dtype, device=device)
     return None
+
+
+def surface_rule(
+    compiled: CompiledOperator, dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float] | None:
+    """The walls of a box whose read-out is a quadrature rule, as a rule too (points,
+    outward normals, weights summing to 1, area: ``quadrature.box_faces``); else None."""
+    sampler = compiled.sampler
+    if not isinstance(sampler, UniformBox) or readout_rule(compiled) is None:
+        return None
+    lo, hi = (tuple(float(v) for v in t) for t in (sampler.lo, sampler.hi))
+    return box_faces(lo, hi, TENSOR_NODES.get(sampler.dim, 1), dtype, device)
 
 
 def exact_points(compiled: CompiledOperator) -> bool:

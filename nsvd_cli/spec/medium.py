@@ -115,6 +115,18 @@ def jump_points(problem: Problem) -> tuple[float, ...]:
     return _jumps(problem, [problem.potential_expr(), weight_expr(problem), scalar])
 
 
+def has_switches(problem: Problem) -> bool:
+    """Whether the diffusion, potential or weight calls a :data:`JUMPING` function of the
+    coordinates (it may jump somewhere)."""
+    if problem.is_singular:
+        return False
+    coordinates = set(problem.coordinates)
+    diffusion = diffusion_expr(problem)
+    parts = diffusion if isinstance(diffusion, list) else [[diffusion]]
+    exprs = [problem.potential_expr(), weight_expr(problem), *(e for row in parts for e in row)]
+    return any(e is not None and may_jump(e, coordinates) for e in exprs)
+
+
 def kink_points(problem: Problem) -> tuple[float, ...]:
     """Where a 1-D problem's eigenfunctions have kinks: the jumps of its diffusion (u and
     the flux k u' are continuous there, so u' jumps). A jump of V or rho leaves u' whole."""

@@ -13,7 +13,7 @@ from scipy.special import roots_legendre
 
 from nsvd_cli.kinds import kind_of
 from nsvd_cli.numerics.meshes import LevelSet, force_balance_mesh, region_ladder
-from nsvd_cli.numerics.quadrature import region_rule
+from nsvd_cli.numerics.quadrature import box_faces, region_rule, tensor_gauss
 from nsvd_cli.objectives.batch import evaluate_batch, exact_points, quadrature_modes
 from nsvd_cli.spec.load import load_problem
 
@@ -98,3 +98,21 @@ def test_a_region_read_out_integrates_the_learned_functions_by_quadrature() -> N
     expected_energy = (polar.h * wt).T @ polar.hh
     scale = float(expected_energy.abs().max())
     assert torch.allclose(energy, expected_energy, rtol=1e-5, atol=1e-8 * scale)
+
+
+def test_a_product_rule_and_a_face_rule_integrate_a_brick_exactly() -> None:
+    """The 2-D and 3-D box read-out: the volume rule integrates cos^2 products (a cavity's
+    modes) to rounding; the face rule's area, outward normals and the flux of the field
+    (x, y, z) through the walls (3 V, Gauss's theorem) come out exact."""
+    lo, hi = (0.0, 0.0, 0.0), (1.0, 1.3, 1.7)
+    x, w = tensor_gauss(lo, hi, 40)
+    assert x.shape == (40**3, 3) and abs(float(w.sum()) - 1.0) < 1e-14
+    mode = torch.cos(2 * math.pi * x[:, 0]) * torch.cos(3 * math.pi * x[:, 2] / 1.7)
+    assert abs(float((w * mode * mode).sum()) - 0.25) < 1e-13
+    points, normals, weights, area = box_faces(lo, hi, 40)
+    assert abs(area - 2 * (1.3 * 1.7 + 1.7 + 1.3)) < 1e-12
+    assert abs(float(weights.sum()) - 1.0) < 1e-14
+    flux = area * float((weights * (points * normals).sum(1)).sum())
+    assert abs(flux - 3 * 1.0 * 1.3 * 1.7) < 1e-12
+    inside = (points - torch.tensor([0.5, 0.65, 0.85], dtype=points.dtype)) * normals
+    assert bool((inside.sum(1) > 0).all())  # every normal points out
