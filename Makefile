@@ -29,7 +29,7 @@ solve: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n auto
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/accuracy.py

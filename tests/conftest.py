@@ -3,13 +3,22 @@ command line invoked in-process."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner, Result
 
 from nsvd_cli.cli import app
+
+# Under pytest-xdist (``make test`` runs ``-n auto``) each worker is one process per core:
+# torch's own threads on top would oversubscribe the cores and slow every worker (OpenMP
+# threads spin while they wait). Commands the tests start inherit the one thread too.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture

@@ -165,10 +165,17 @@ def derived(settings: Settings, timing: StepTime | None = None) -> list[tuple[st
         ("derivatives", settings.derivatives),
         ("shift, scale", f"{shift}, {_number(settings.transform.scale)}"),
         *_sampling(settings),
-        ("eval samples", str(settings.readout.eval_samples)),
+        _readout(settings),
         ("checkpoint every", f"{settings.optimiser.checkpoint_every} steps"),
         *_duration(settings, timing),
     ]
+
+
+def _readout(settings: Settings) -> tuple[str, str]:
+    points = settings.readout.quadrature_points
+    if points:
+        return ("read-out", f"quadrature rule, {points} points (not sampled)")
+    return ("eval samples", str(settings.readout.eval_samples))
 
 
 def _duration(settings: Settings, timing: StepTime | None) -> list[tuple[str, str]]:

@@ -16,8 +16,10 @@ from nsvd_cli.kinds.fem_reference import differential_reference
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, memory_needs
 from nsvd_cli.kinds.schrodinger_checks import check_region_bounds
 from nsvd_cli.kinds.weak_readout import weak_readout
+from nsvd_cli.objectives.batch import readout_rule
 from nsvd_cli.objectives.readout import normalized_gram, orthogonality
 from nsvd_cli.spec import Problem
+from nsvd_cli.spec.load import located_error
 from nsvd_cli.training.distributed import Context
 from nsvd_cli.training.eigen_objective import EigenObjective
 from nsvd_cli.training.loop import Monitor, Objective
@@ -34,7 +36,9 @@ class DifferentialKind:
         check_region_bounds(problem)
 
     def derive_settings(self, problem: Problem) -> Settings:
-        return derive_settings(problem)
+        settings = derive_settings(problem)
+        settings.readout.quadrature_points = quadrature_points(problem, build(problem, settings))
+        return settings
 
     def build(self, problem: Problem, settings: Settings) -> CompiledProblem:
         return build(problem, settings)
@@ -64,6 +68,21 @@ class DifferentialKind:
         self, problem: Problem, points: int | None, extra: int, method: str = "auto"
     ) -> GridReference:
         return differential_reference(problem, points, extra, method)
+
+
+def quadrature_points(problem: Problem, compiled: CompiledProblem) -> int:
+    """The size of the read-out's quadrature rule (0: it samples). ``solver.eval_samples``
+    sizes a sampled read-out only: beside a rule it would be recorded but never used, so
+    it is refused, saying what reads out instead."""
+    rule = readout_rule(compiled)
+    if rule is None:
+        return 0
+    if not problem.solver.eval_samples:
+        return int(rule[0].shape[0])
+    raise located_error(problem, ("solver", "eval_samples"), (
+        f"does not apply: this problem is read out by a fixed quadrature rule of "
+        f"{rule[0].shape[0]} points, not by sampling (docs/method.md, Read-out); leave the "
+        "key out"))
 
 
 def shared_evaluation(

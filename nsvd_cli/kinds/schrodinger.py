@@ -364,10 +364,13 @@ def memory_needs(problem: Problem, settings: Settings) -> list[MemoryNeed]:
     step = training_step_bytes(
         s.optimiser.batch_size, d, modes, net.hidden, net.depth, element_bytes(s)
     )
-    readout = readout_bytes(s.readout.eval_samples, d, modes, s.network.hidden)
+    rule = s.readout.quadrature_points
+    readout = readout_bytes(rule or s.readout.eval_samples, d, modes, s.network.hidden)
+    what = (f"the read-out's quadrature rule ({rule} points)" if rule else
+            f"the read-out sample (solver.eval_samples = {s.readout.eval_samples})")
     return [
         MemoryNeed(f"the training step (solver.batch_size = {s.optimiser.batch_size})", step,
                    "lower solver.batch_size"),
-        MemoryNeed(f"the read-out sample (solver.eval_samples = {s.readout.eval_samples})", readout,
-                   "lower solver.eval_samples"),
+        MemoryNeed(what, readout, "lower solver.eval_samples" if not rule else
+                   "the rule is fixed: allow more memory (--max-memory)"),
     ]

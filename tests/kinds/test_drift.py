@@ -29,7 +29,7 @@ operator: {kinetic: 1, drift: ["3"]}
 domain: {box: {x: [0, 1]}}
 modes: 2
 want: smallest-singular
-solver: {steps: 200, batch_size: 256, eval_samples: 8192, hidden: 16}
+solver: {steps: 200, batch_size: 256, hidden: 16}
 """
 
 
@@ -198,7 +198,7 @@ operator: {kinetic: 1/2}
 domain: {box: {x: [0, 1]}}
 modes: 2
 want: smallest-singular
-solver: {steps: 3000, learning_rate: 3.0e-3, batch_size: 256, eval_samples: 16384, hidden: 32}
+solver: {steps: 3000, learning_rate: 3.0e-3, batch_size: 256, hidden: 32}
 reference:
   singular_value: "pi**2*k**2/2"
   quantum_numbers: {k: [1, 10]}

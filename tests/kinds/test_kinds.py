@@ -95,6 +95,36 @@ def test_unsupported_file_key_is_a_located_error(tmp_path: Path) -> None:
     )
 
 
+BOX_1D = """name: box-1d
+coordinates: [x]
+operator: {kinetic: 1/2, potential: 0}
+domain: {box: {x: [0, 1]}}
+modes: 2
+solver:
+  steps: 4
+  eval_samples: 4096
+"""
+
+
+def test_eval_samples_on_a_quadrature_read_out_is_a_located_error(tmp_path: Path) -> None:
+    """A 1-D box is read out by a fixed Gauss rule: the key would be recorded but unused."""
+    path = tmp_path / "box-1d.yaml"
+    path.write_text(BOX_1D)
+    code, output = _solve(str(path), "--out", str(tmp_path / "run"))
+    assert code == 2, output
+    assert output.startswith(f"{path}:8: solver.eval_samples: does not apply"), output
+    assert "quadrature rule of 4096 points" in output and not (tmp_path / "run").exists()
+    path.write_text(BOX_1D.replace("  eval_samples: 4096\n", ""))
+    assert kind_of(load_problem(path)).derive_settings(
+        load_problem(path)).readout.quadrature_points == 4096
+    # Where the read-out samples (the whole line), the same key is honoured.
+    sampled = oscillator("sampled", solver={"steps": 4, "eval_samples": 4096}, reference=False)
+    whole = tmp_path / "sampled.yaml"
+    whole.write_text(sampled)
+    readout = kind_of(load_problem(whole)).derive_settings(load_problem(whole)).readout
+    assert readout.eval_samples == 4096 and readout.quadrature_points == 0
+
+
 @pytest.mark.parametrize("problem_text", [TINY, VOLTERRA.read_text()])
 def test_a_batch_that_cannot_fit_is_refused_up_front(tmp_path: Path, problem_text: str) -> None:
     """solver.batch_size = 1e12 used to end in an allocator traceback (exit 1)."""

@@ -201,7 +201,7 @@ def test_options_a_medium_cannot_honour_are_refused(
     assert not (tmp_path / "run").exists()
 
 
-SMALL = "solver: {steps: STEPS, hidden: 32, batch_size: 512, eval_samples: 65536}\n"
+SMALL = "solver: {steps: STEPS, hidden: 32, batch_size: 512}\n"
 MATRIX = "solver: {steps: STEPS, hidden: 64, batch_size: 1024, eval_samples: 65536}\n"
 
 

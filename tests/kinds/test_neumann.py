@@ -26,7 +26,7 @@ coordinates: [x]
 operator: {kinetic: 1/2, potential: 0}
 domain: {box: {x: [0, 1]}, boundary: neumann}
 modes: 3
-solver: {steps: 3000, hidden: 32, batch_size: 512, eval_samples: 65536}
+solver: {steps: 3000, hidden: 32, batch_size: 512}
 reference:
   eigenvalue: "pi**2*n**2/2"
   quantum_numbers: {n: [0, 10]}
@@ -257,7 +257,7 @@ ROBIN_1D = (
     "name: robin-1d\ncoordinates: [x]\noperator: {kinetic: 1/2, potential: 0}\n"
     "parameters: {a: 2}\n"
     "domain: {box: {x: [0, 1]}, boundary: {x: [neumann, {robin: a}]}}\nmodes: 3\n"
-    "solver: {steps: 4000, hidden: 32, batch_size: 512, eval_samples: 65536}\n"
+    "solver: {steps: 4000, hidden: 32, batch_size: 512}\n"
 )
 
 

@@ -152,7 +152,7 @@ coordinates: [x]
 operator: {potential: 0}
 domain: {box: {x: [0, 2]}}
 modes: 2
-solver: {steps: 200, batch_size: 256, eval_samples: 4096, hidden: 16}
+solver: {steps: 200, batch_size: 256, hidden: 16}
 reference: {eigenvalue: "pi**2*k**2/8", quantum_numbers: {k: [1, 5]}}
 """
     path = tmp_path / "box.yaml"

@@ -111,7 +111,7 @@ def test_diffusion_is_kinetic_and_dirichlet_the_default_bit_for_bit(
     write_problem: Callable[..., Path], nsvd: Callable[..., Result], tmp_path: Path
 ) -> None:
     """The version-2 spelling of a problem trains exactly the problem of version 1."""
-    solver = "solver: {steps: 40, batch_size: 128, hidden: 16, eval_samples: 2048}\n"
+    solver = "solver: {steps: 40, batch_size: 128, hidden: 16}\n"
     old = "name: a\ncoordinates: [x]\nmodes: 2\noperator: {kinetic: 0.7, potential: x}\n"
     new = (
         "name: a\ncoordinates: [x]\nmodes: 2\noperator: {diffusion: 0.7, potential: x}\n"

@@ -49,7 +49,7 @@ coordinates: [x, y, z]
 operator: {potential: 0}
 domain: {box: {x: [0, 1], y: [0, 2], z: [0, 3]}}
 modes: 2
-solver: {steps: 20, batch_size: 128, eval_samples: 2048, hidden: 8, checkpoint_every: 10}
+solver: {steps: 20, batch_size: 128, hidden: 8, checkpoint_every: 10}
 reference:
   eigenvalue: "pi**2/2*(a**2 + b**2/4 + c**2/9)"
   quantum_numbers: {a: [1, 4], b: [1, 4], c: [1, 4]}
