@@ -26,10 +26,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
-Activation = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+class Activation(Protocol):
+    """An elementwise function with its first two derivatives. ``second=False`` may leave
+    the second out (None): a jet without a Laplacian (the weak form, first derivatives
+    only) has no use for it, and in 1-D its forward ops were a fifth of a step."""
+
+    def __call__(
+        self, u: torch.Tensor, /, second: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]: ...
 
 
 @dataclass(frozen=True)
@@ -139,10 +148,11 @@ class Jet:
         return Jet(self.value * factor, self.grad * factor, lap, self.tangents)
 
     def apply(self, activation: Activation) -> Jet:
-        s, ds, d2s = activation(self.value)
+        s, ds, d2s = activation(self.value, second=self.lap is not None)
         grad = ds.unsqueeze(1) * self.grad
         lap = None
         if self.lap is not None:
+            assert d2s is not None, "an activation asked for its second derivative gave none"
             lap = ds * self.lap + d2s * self.dot(self)
         return Jet(s, grad, lap, self.tangents)
 
@@ -183,23 +193,26 @@ class Jet:
         return other.tangents.project(self)
 
 
-def silu(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+Derivatives = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+def silu(u: torch.Tensor, second: bool = True) -> Derivatives:
     """SiLU u*sigmoid(u) and its first two derivatives."""
     s = torch.sigmoid(u)
     ds = s * (1.0 + u * (1.0 - s))
-    d2s = s * (1.0 - s) * (2.0 + u * (1.0 - 2.0 * s))
+    d2s = s * (1.0 - s) * (2.0 + u * (1.0 - 2.0 * s)) if second else None
     return u * s, ds, d2s
 
 
-def tanh(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def tanh(u: torch.Tensor, second: bool = True) -> Derivatives:
     t = torch.tanh(u)
     dt = 1.0 - t * t
-    return t, dt, -2.0 * t * dt
+    return t, dt, -2.0 * t * dt if second else None
 
 
-def softplus(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def softplus(u: torch.Tensor, second: bool = True) -> Derivatives:
     s = torch.sigmoid(u)
-    return torch.nn.functional.softplus(u), s, s * (1.0 - s)
+    return torch.nn.functional.softplus(u), s, s * (1.0 - s) if second else None
 
 
 ACTIVATIONS: dict[str, Activation] = {"silu": silu, "tanh": tanh, "softplus": softplus}
@@ -208,7 +221,7 @@ ACTIVATIONS: dict[str, Activation] = {"silu": silu, "tanh": tanh, "softplus": so
 def smooth_sqrt(eps: float) -> Activation:
     """sqrt(u + eps^2) and its derivatives; eps keeps the origin finite (measure zero)."""
 
-    def fn(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def fn(u: torch.Tensor, second: bool = True) -> Derivatives:
         r = torch.sqrt(u + eps * eps)
         ds = 0.5 / r
         return r, ds, -0.5 * ds / (r * r)

@@ -16,7 +16,7 @@ from typing import Protocol, cast
 import torch
 from torch import nn
 
-from nsvd_cli.numerics.jets import ACTIVATIONS, Jet, Tangents, radius
+from nsvd_cli.numerics.jets import ACTIVATIONS, Derivatives, Jet, Tangents, radius
 
 
 class ModeNetwork(Protocol):
@@ -53,22 +53,22 @@ class NetworkConfig:
     kinks: tuple[float, ...] = ()
 
 
-def _sin(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _sin(u: torch.Tensor, second: bool = True) -> Derivatives:
     s, c = torch.sin(u), torch.cos(u)
     return s, c, -s
 
 
-def _cos(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _cos(u: torch.Tensor, second: bool = True) -> Derivatives:
     s, c = torch.sin(u), torch.cos(u)
     return c, -s, -c
 
 
-def _exp(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _exp(u: torch.Tensor, second: bool = True) -> Derivatives:
     e = torch.exp(u)
     return e, e, e
 
 
-def _abs(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _abs(u: torch.Tensor, second: bool = True) -> Derivatives:
     # The second derivative's delta at 0 is left out: the kink features serve the weak
     # form, which takes first derivatives only.
     return u.abs(), torch.sign(u), torch.zeros_like(u)

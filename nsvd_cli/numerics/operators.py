@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nsvd_cli.numerics.jets import Jet, radius
+from nsvd_cli.numerics.jets import Derivatives, Jet, radius
 from nsvd_cli.numerics.media import NO_MEDIUM, Medium, MediumValues
 
 Field = Callable[[torch.Tensor], torch.Tensor]
@@ -179,7 +179,7 @@ def cusp_factor(rate: float) -> JetField:
     """
     bend = abs(rate)
 
-    def profile(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def profile(r: torch.Tensor, second: bool = True) -> Derivatives:
         q = 1.0 / (1.0 + bend * r)
         j = torch.exp(-rate * r * q)
         ds = q * q  # s'(r)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from nsvd_cli.numerics.derivatives import hutchinson, hutchinson_variance, reference_jet
-from nsvd_cli.numerics.jets import Jet, Tangents, radius
+from nsvd_cli.numerics.jets import Derivatives, Jet, Tangents, radius, silu
 from nsvd_cli.numerics.networks import NetworkConfig, SharedMLP
 
 F64 = torch.float64
@@ -69,7 +69,7 @@ def test_reference_laplacian_of_gaussian_by_hand() -> None:
 def test_jet_rules_give_gaussian_laplacian_by_hand() -> None:
     x = torch.randn(11, 4, dtype=F64)
 
-    def exp(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def exp(u: torch.Tensor, second: bool = True) -> Derivatives:
         e = torch.exp(u)
         return e, e, e
 
@@ -128,7 +128,7 @@ def test_hutchinson_exact_for_diagonal_hessian() -> None:
     assert torch.allclose(jet.lap, -torch.sin(x).sum(-1), atol=1e-12)
 
 
-def _sin(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _sin(u: torch.Tensor, second: bool = True) -> Derivatives:
     return torch.sin(u), torch.cos(u), -torch.sin(u)
 
 
@@ -163,3 +163,22 @@ def test_hutchinson_network_laplacian_is_unbiased() -> None:
     assert ((mean - exact.lap).abs() < 5 * err + 1e-12).all()
     rel = hutchinson_variance(net, x[:400], 2, torch.Generator().manual_seed(2))
     assert 0.0 < rel < 10.0
+
+
+def test_a_first_order_jet_never_asks_for_the_second_derivative() -> None:
+    """The weak form's jets skip the activation's second derivative (a fifth of a 1-D
+    step's forward ops); a Laplacian jet still gets it, and one without it is an error."""
+    asked: list[bool] = []
+
+    def silu_watched(u: torch.Tensor, second: bool = True) -> Derivatives:
+        asked.append(second)
+        return silu(u, second)
+
+    x = torch.randn(7, 3, dtype=F64)
+    full = Jet.variable(x).apply(silu_watched)
+    first = Jet.variable(x, order=1).apply(silu_watched)
+    assert asked == [True, False] and first.lap is None and full.lap is not None
+    torch.testing.assert_close(first.value, full.value)
+    torch.testing.assert_close(first.grad, full.grad)
+    with pytest.raises(AssertionError, match="second derivative"):
+        Jet.variable(x).apply(lambda u, second=True: (u, u, None))
