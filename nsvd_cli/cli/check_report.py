@@ -171,10 +171,17 @@ def derived(settings: Settings, timing: StepTime | None = None) -> list[tuple[st
     ]
 
 
+QUADRATURE_NAMES = {
+    "gauss-legendre": "Gauss-Legendre, 4096 nodes (split at jumps)",
+    "product-gauss": "product Gauss rule of the box and its faces",
+    "region-mesh": "rule of a curved mesh of the region",
+}
+
+
 def _readout(settings: Settings) -> tuple[str, str]:
-    points = settings.readout.quadrature_points
-    if points:
-        return ("read-out", f"quadrature rule, {points} points (not sampled)")
+    rule = settings.readout.quadrature
+    if rule:
+        return ("read-out", f"quadrature: {QUADRATURE_NAMES[rule]} (not sampled)")
     return ("eval samples", str(settings.readout.eval_samples))
 
 

@@ -245,6 +245,8 @@ def record(
     singular = settings.want == "smallest-singular"
     read = readout if read is None else read
     ritz_result, native, intervals = read(compiled, state.network, settings, state.shift)
+    if settings.readout.quadrature and not exact_points(compiled):
+        settings.readout.quadrature = ""  # the region's mesher failed: /settings says sampled
     if complete:  # an interrupted run's values are written as they are, marked incomplete
         what = "singular value" if singular else "eigenvalue"
         check_readout(ritz_result.eigenvalues, ritz_result.gram, what)

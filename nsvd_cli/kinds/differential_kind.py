@@ -16,7 +16,7 @@ from nsvd_cli.kinds.fem_reference import differential_reference
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, memory_needs
 from nsvd_cli.kinds.schrodinger_checks import check_region_bounds
 from nsvd_cli.kinds.weak_readout import weak_readout
-from nsvd_cli.objectives.batch import readout_rule
+from nsvd_cli.objectives.batch import planned_rule, readout_rule
 from nsvd_cli.objectives.readout import normalized_gram, orthogonality
 from nsvd_cli.spec import Problem
 from nsvd_cli.spec.load import located_error
@@ -37,7 +37,7 @@ class DifferentialKind:
 
     def derive_settings(self, problem: Problem) -> Settings:
         settings = derive_settings(problem)
-        settings.readout.quadrature_points = quadrature_points(problem, build(problem, settings))
+        settings.readout.quadrature = readout_quadrature(problem, self.build(problem, settings))
         return settings
 
     def build(self, problem: Problem, settings: Settings) -> CompiledProblem:
@@ -70,15 +70,17 @@ class DifferentialKind:
         return differential_reference(problem, points, extra, method)
 
 
-def quadrature_points(problem: Problem, compiled: CompiledProblem) -> int:
-    """The size of the read-out's quadrature rule (0: it samples). ``solver.eval_samples``
-    sizes a sampled read-out only: beside a rule it would be recorded but never used, so
-    it is refused, saying what reads out instead."""
+def readout_quadrature(problem: Problem, compiled: CompiledProblem) -> str:
+    """The quadrature rule that will read this problem out ("": it samples). The key
+    ``solver.eval_samples`` sizes a sampled read-out only: beside a rule it would be
+    recorded but never used, so it is refused, saying what reads out instead (the rule is
+    built to be sure: a region the mesher cannot resolve samples after all)."""
+    plan = planned_rule(compiled)
+    if not plan or not problem.solver.eval_samples:
+        return plan
     rule = readout_rule(compiled)
     if rule is None:
-        return 0
-    if not problem.solver.eval_samples:
-        return int(rule[0].shape[0])
+        return ""
     raise located_error(problem, ("solver", "eval_samples"), (
         f"does not apply: this problem is read out by a fixed quadrature rule of "
         f"{rule[0].shape[0]} points, not by sampling (docs/method.md, Read-out); leave the "

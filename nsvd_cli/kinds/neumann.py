@@ -34,7 +34,7 @@ from nsvd_cli.kinds.base import SolverOptions
 from nsvd_cli.kinds.eigen import EigenKind
 from nsvd_cli.kinds.fem_reference import differential_reference
 from nsvd_cli.kinds.robin import robin_flux, wall_alpha, with_robin
-from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings
+from nsvd_cli.kinds.schrodinger import CompiledProblem, build
 from nsvd_cli.kinds.weak_readout import (
     CHUNK,
     NO_INTERVALS,
@@ -75,7 +75,7 @@ class NeumannKind(EigenKind):
     )
 
     def derive_settings(self, problem: Problem) -> Settings:
-        settings = derive_settings(problem)
+        settings = super().derive_settings(problem)
         if settings.derivatives == "auto":
             settings.derivatives = "weak"
         return settings

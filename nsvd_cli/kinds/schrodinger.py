@@ -364,13 +364,14 @@ def memory_needs(problem: Problem, settings: Settings) -> list[MemoryNeed]:
     step = training_step_bytes(
         s.optimiser.batch_size, d, modes, net.hidden, net.depth, element_bytes(s)
     )
-    rule = s.readout.quadrature_points
-    readout = readout_bytes(rule or s.readout.eval_samples, d, modes, s.network.hidden)
-    what = (f"the read-out's quadrature rule ({rule} points)" if rule else
+    # A quadrature rule (about 65 000 points at most) is bounded by the default sample.
+    readout = readout_bytes(s.readout.eval_samples, d, modes, s.network.hidden)
+    rule = s.readout.quadrature
+    what = (f"the read-out's quadrature rule ({rule})" if rule else
             f"the read-out sample (solver.eval_samples = {s.readout.eval_samples})")
     return [
         MemoryNeed(f"the training step (solver.batch_size = {s.optimiser.batch_size})", step,
                    "lower solver.batch_size"),
-        MemoryNeed(what, readout, "lower solver.eval_samples" if not rule else
-                   "the rule is fixed: allow more memory (--max-memory)"),
+        MemoryNeed(what, readout, "allow more memory (--max-memory): the rule is fixed"
+                   if rule else "lower solver.eval_samples"),
     ]

@@ -130,21 +130,37 @@ def readout_rule(
     Gauss-Legendre on a box (split at a 1-D problem's jumps; a product rule in 2-D and
     3-D, unless a coefficient may jump), exact to rounding for these smooth functions, and
     a curved-mesh rule on a planar region, exact to about 1e-8 (``quadrature.py``)."""
-    sampler = compiled.sampler
-    if isinstance(sampler, UniformBox) and sampler.dim == 1:
+    sampler, plan = compiled.sampler, planned_rule(compiled)
+    if plan == "gauss-legendre":
+        assert isinstance(sampler, UniformBox)
         return gauss_legendre(float(sampler.lo[0]), float(sampler.hi[0]), dtype=dtype,
                               device=device, breaks=compiled.operator.jumps_at)
-    if isinstance(sampler, UniformBox) and sampler.dim in TENSOR_NODES:
-        if compiled.operator.may_jump:  # jumps are located in 1-D only: keep sampling
-            return None
+    if plan == "product-gauss":
+        assert isinstance(sampler, UniformBox)
         lo, hi = (tuple(float(v) for v in t) for t in (sampler.lo, sampler.hi))
         return tensor_gauss(lo, hi, TENSOR_NODES[sampler.dim], dtype, device)
-    if isinstance(sampler, UniformRegion) and sampler.dim == 2:
+    if plan == "region-mesh":
+        assert isinstance(sampler, UniformRegion)
         box = sampler.box
         bounds = (tuple(float(v) for v in box.lo), tuple(float(v) for v in box.hi))
         area = math.exp(sampler.log_volume)
         return region_rule(sampler.inside, *bounds, area, dtype=dtype, device=device)
     return None
+
+
+def planned_rule(compiled: CompiledOperator) -> str:
+    """Which rule ``readout_rule`` builds, decided without building it (a region's mesh
+    takes half a second): "gauss-legendre" (a 1-D box), "product-gauss" (a 2-D or 3-D box
+    whose coefficients cannot jump: jumps are located in 1-D only), "region-mesh" (a planar
+    region; the mesher may still fail, and the read-out then samples), or "" (it samples)."""
+    sampler = compiled.sampler
+    if isinstance(sampler, UniformBox) and sampler.dim == 1:
+        return "gauss-legendre"
+    if isinstance(sampler, UniformBox) and sampler.dim in TENSOR_NODES:
+        return "" if compiled.operator.may_jump else "product-gauss"
+    if isinstance(sampler, UniformRegion) and sampler.dim == 2:
+        return "region-mesh"
+    return ""
 
 
 def surface_rule(

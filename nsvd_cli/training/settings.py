@@ -88,9 +88,9 @@ class ReadoutSettings:
     """The final Rayleigh-Ritz read-out and the export box."""
 
     eval_samples: int = 1 << 18
-    # The points of the read-out's quadrature rule where it integrates exactly (a box, a
-    # planar region); 0 where it samples ``eval_samples`` points.
-    quadrature_points: int = 0
+    # The quadrature rule that reads out a box or a planar region (``batch.planned_rule``:
+    # gauss-legendre, product-gauss, region-mesh); "" where ``eval_samples`` points are drawn.
+    quadrature: str = ""
     export_lo: list[float] = field(default_factory=list)
     export_hi: list[float] = field(default_factory=list)
 

@@ -15,6 +15,7 @@ from nsvd_cli.cli import app
 from nsvd_cli.files import read_results
 from nsvd_cli.kinds import KINDS, kind_of, refusals
 from nsvd_cli.spec import load_problem, parse_problem
+from nsvd_cli.spec.domains import BoxDomain, RegionDomain
 
 ROOT = Path(__file__).resolve().parents[2]
 VOLTERRA = ROOT / "problems" / "volterra.yaml"
@@ -116,13 +117,25 @@ def test_eval_samples_on_a_quadrature_read_out_is_a_located_error(tmp_path: Path
     assert "quadrature rule of 4096 points" in output and not (tmp_path / "run").exists()
     path.write_text(BOX_1D.replace("  eval_samples: 4096\n", ""))
     assert kind_of(load_problem(path)).derive_settings(
-        load_problem(path)).readout.quadrature_points == 4096
+        load_problem(path)).readout.quadrature == "gauss-legendre"
     # Where the read-out samples (the whole line), the same key is honoured.
     sampled = oscillator("sampled", solver={"steps": 4, "eval_samples": 4096}, reference=False)
     whole = tmp_path / "sampled.yaml"
     whole.write_text(sampled)
     readout = kind_of(load_problem(whole)).derive_settings(load_problem(whole)).readout
-    assert readout.eval_samples == 4096 and readout.quadrature_points == 0
+    assert readout.eval_samples == 4096 and readout.quadrature == ""
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "problems").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_box_and_planar_region_records_its_quadrature_read_out(path: Path) -> None:
+    """Every differential kind (the Neumann kind derives its own settings too) records the
+    rule that reads it out; the whole space and integral operators sample."""
+    problem = load_problem(path)
+    settings = kind_of(problem).derive_settings(problem)
+    planar = isinstance(problem.domain, RegionDomain) and len(problem.coordinates) == 2
+    ruled = isinstance(problem.domain, BoxDomain) or planar
+    ruled = ruled and kind_of(problem).name != "integral"
+    assert bool(settings.readout.quadrature) == ruled, settings.readout
 
 
 @pytest.mark.parametrize("problem_text", [TINY, VOLTERRA.read_text()])

@@ -22,7 +22,7 @@ VERSION_1_KEYS = [
 
 # Keys added since, after them (grouped: top level, network, then optimiser).
 LATER_KEYS = [
-    "diffusion", "buffer_modes", "cusp", "kinks", "tol", "refine_steps", "quadrature_points",
+    "diffusion", "buffer_modes", "cusp", "kinks", "tol", "refine_steps", "quadrature",
 ]
 
 
