@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from nsvd_cli.objectives.batch import RULE_NAMES
 from nsvd_cli.runs.estimate import TIMED_STEPS, StepTime
 from nsvd_cli.spec.load import BoxDomain, Problem, ProblemIssue, RegionDomain
 from nsvd_cli.spec.medium import diffusion_kind, weight_expr
@@ -171,17 +172,10 @@ def derived(settings: Settings, timing: StepTime | None = None) -> list[tuple[st
     ]
 
 
-QUADRATURE_NAMES = {
-    "gauss-legendre": "Gauss-Legendre, 4096 nodes (split at jumps)",
-    "product-gauss": "product Gauss rule of the box and its faces",
-    "region-mesh": "rule of a curved mesh of the region",
-}
-
-
 def _readout(settings: Settings) -> tuple[str, str]:
     rule = settings.readout.quadrature
     if rule:
-        return ("read-out", f"quadrature: {QUADRATURE_NAMES[rule]} (not sampled)")
+        return ("read-out", f"quadrature: {RULE_NAMES[rule]}")
     return ("eval samples", str(settings.readout.eval_samples))
 
 

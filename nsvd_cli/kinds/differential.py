@@ -24,6 +24,7 @@ from nsvd_cli.objectives.batch import (
     Batch,
     evaluate_batch,
     exact_points,
+    planned_rule,
     quadrature_modes,
     sample_modes,
 )
@@ -245,8 +246,9 @@ def record(
     singular = settings.want == "smallest-singular"
     read = readout if read is None else read
     ritz_result, native, intervals = read(compiled, state.network, settings, state.shift)
-    if settings.readout.quadrature and not exact_points(compiled):
-        settings.readout.quadrature = ""  # the region's mesher failed: /settings says sampled
+    # What read out, whatever the checkpoint said (a region's mesher may have failed; a run
+    # started before /settings had the key).
+    settings.readout.quadrature = planned_rule(compiled) if exact_points(compiled) else ""
     if complete:  # an interrupted run's values are written as they are, marked incomplete
         what = "singular value" if singular else "eigenvalue"
         check_readout(ritz_result.eigenvalues, ritz_result.gram, what)

@@ -16,7 +16,7 @@ from nsvd_cli.kinds.fem_reference import differential_reference
 from nsvd_cli.kinds.schrodinger import CompiledProblem, build, derive_settings, memory_needs
 from nsvd_cli.kinds.schrodinger_checks import check_region_bounds
 from nsvd_cli.kinds.weak_readout import weak_readout
-from nsvd_cli.objectives.batch import planned_rule, readout_rule
+from nsvd_cli.objectives.batch import RULE_NAMES, planned_rule
 from nsvd_cli.objectives.readout import normalized_gram, orthogonality
 from nsvd_cli.spec import Problem
 from nsvd_cli.spec.load import located_error
@@ -34,6 +34,8 @@ class DifferentialKind:
 
     def check(self, problem: Problem) -> None:
         check_region_bounds(problem)
+        if problem.solver.eval_samples:  # refused where a rule reads out (derive_settings)
+            self.derive_settings(problem)
 
     def derive_settings(self, problem: Problem) -> Settings:
         settings = derive_settings(problem)
@@ -71,20 +73,18 @@ class DifferentialKind:
 
 
 def readout_quadrature(problem: Problem, compiled: CompiledProblem) -> str:
-    """The quadrature rule that will read this problem out ("": it samples). The key
+    """The quadrature rule planned to read this problem out ("": it samples). The key
     ``solver.eval_samples`` sizes a sampled read-out only: beside a rule it would be
-    recorded but never used, so it is refused, saying what reads out instead (the rule is
-    built to be sure: a region the mesher cannot resolve samples after all)."""
+    recorded but never used, so it is refused, saying what reads out instead. (A region
+    the mesher cannot resolve samples after all, with the default count: building its mesh
+    to be sure would cost every ``check`` half a second.)"""
     plan = planned_rule(compiled)
-    if not plan or not problem.solver.eval_samples:
-        return plan
-    rule = readout_rule(compiled)
-    if rule is None:
-        return ""
-    raise located_error(problem, ("solver", "eval_samples"), (
-        f"does not apply: this problem is read out by a fixed quadrature rule of "
-        f"{rule[0].shape[0]} points, not by sampling (docs/method.md, Read-out); leave the "
-        "key out"))
+    if plan and problem.solver.eval_samples:
+        raise located_error(problem, ("solver", "eval_samples"), (
+            f"does not apply: this problem is read out by a fixed quadrature rule "
+            f"({RULE_NAMES[plan]}), not by sampling (docs/method.md, Read-out); leave the "
+            "key out"))
+    return plan
 
 
 def shared_evaluation(

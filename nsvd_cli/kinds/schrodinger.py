@@ -41,6 +41,7 @@ from nsvd_cli.numerics.operators import (
     product_factor,
 )
 from nsvd_cli.numerics.sampling import GaussianMixture, Sampler, UniformBox, UniformRegion
+from nsvd_cli.objectives.batch import RULE_NAMES, planned_points
 from nsvd_cli.spec.load import Problem, located_error
 from nsvd_cli.spec.medium import diffusion_kind, has_switches, jump_points, kink_points
 from nsvd_cli.training.settings import Settings
@@ -364,10 +365,12 @@ def memory_needs(problem: Problem, settings: Settings) -> list[MemoryNeed]:
     step = training_step_bytes(
         s.optimiser.batch_size, d, modes, net.hidden, net.depth, element_bytes(s)
     )
-    # A quadrature rule (about 65 000 points at most) is bounded by the default sample.
-    readout = readout_bytes(s.readout.eval_samples, d, modes, s.network.hidden)
     rule = s.readout.quadrature
-    what = (f"the read-out's quadrature rule ({rule})" if rule else
+    # A region's mesh rule (about 65 000 points) is known once built: the default sample
+    # bounds it.
+    points = planned_points(rule, d, len(jump_points(problem))) or s.readout.eval_samples
+    readout = readout_bytes(points, d, modes, s.network.hidden)
+    what = (f"the read-out's quadrature rule ({RULE_NAMES[rule]})" if rule else
             f"the read-out sample (solver.eval_samples = {s.readout.eval_samples})")
     return [
         MemoryNeed(f"the training step (solver.batch_size = {s.optimiser.batch_size})", step,

@@ -152,7 +152,8 @@ class Jet:
         grad = ds.unsqueeze(1) * self.grad
         lap = None
         if self.lap is not None:
-            assert d2s is not None, "an activation asked for its second derivative gave none"
+            if d2s is None:
+                raise TypeError("an activation asked for its second derivative gave none")
             lap = ds * self.lap + d2s * self.dot(self)
         return Jet(s, grad, lap, self.tangents)
 

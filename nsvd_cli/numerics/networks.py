@@ -186,7 +186,7 @@ class SharedMLP(_ModeMLP):
 
     def _trunk(self, u: torch.Tensor) -> torch.Tensor:
         for layer in self.layers[:-1]:
-            u = self._activation(layer(u))[0]
+            u = self._activation(layer(u), second=False)[0]
         return self.layers[-1](u)
 
     def _trunk_jet(self, u: Jet) -> Jet:
@@ -229,7 +229,7 @@ class DisjointMLP(_ModeMLP):
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
             u = (self._first(w) if k == 0 else self._next(w))(u) + b
             if k < n - 1:
-                u = self._activation(u)[0]
+                u = self._activation(u, second=False)[0]
         return u[..., 0]
 
     def _trunk_jet(self, u: Jet) -> Jet:

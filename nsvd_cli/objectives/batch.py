@@ -18,7 +18,14 @@ from nsvd_cli.numerics.jets import Jet
 from nsvd_cli.numerics.media import MediumValues
 from nsvd_cli.numerics.networks import ModeNetwork
 from nsvd_cli.numerics.operators import Schrodinger, finite_potential
-from nsvd_cli.numerics.quadrature import box_faces, gauss_legendre, region_rule, tensor_gauss
+from nsvd_cli.numerics.quadrature import (
+    MIN_PANEL_NODES,
+    NODES,
+    box_faces,
+    gauss_legendre,
+    region_rule,
+    tensor_gauss,
+)
 from nsvd_cli.numerics.sampling import Sampler, UniformBox, UniformRegion
 
 
@@ -145,6 +152,23 @@ def readout_rule(
         bounds = (tuple(float(v) for v in box.lo), tuple(float(v) for v in box.hi))
         area = math.exp(sampler.log_volume)
         return region_rule(sampler.inside, *bounds, area, dtype=dtype, device=device)
+    return None
+
+
+# How check, errors and the memory check name each planned rule.
+RULE_NAMES = {
+    "gauss-legendre": "Gauss-Legendre nodes, split at jumps",
+    "product-gauss": "product Gauss rule of the box and its faces",
+    "region-mesh": "rule of a curved mesh of the region; sampled if the mesher fails",
+}
+
+
+def planned_points(plan: str, dim: int, breaks: int = 0) -> int | None:
+    """How many points the planned rule reads (None: a region's mesh, known once built)."""
+    if plan == "gauss-legendre":
+        return NODES + (MIN_PANEL_NODES + 1) * (breaks + 1)  # at most: short panels get more
+    if plan == "product-gauss":
+        return int(TENSOR_NODES[dim] ** dim)
     return None
 
 

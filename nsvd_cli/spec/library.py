@@ -275,8 +275,9 @@ modes: 4                           # required; how many eigenpairs (the lowest e
 #   hidden: 64                     # network width (default 64 for <= 4 modes, else 128)
 #   depth: 3                       # hidden layers
 #   dtype: float32                 # float32 | float64 | tf32 | bf16-mixed; read-out is float64
-#   eval_samples: 262144           # Monte-Carlo points of the final read-out (whole space;
-#                                  #   boxes and planar regions use a fixed rule instead)
+#   eval_samples: 262144           # Monte-Carlo points of the final read-out (the whole
+#                                  #   space; most boxes and planar regions use a fixed
+#                                  #   quadrature rule instead: the key is refused there)
 #   checkpoint_every: 2000         # steps between checkpoints (resume with --resume)
 #   derivatives: auto              # kinetic term in training: auto | forward-laplacian |
 #                                  #   hutchinson | weak | autograd (read-out is exact)

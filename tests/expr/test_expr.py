@@ -64,10 +64,10 @@ HOSTILE = [
 
 @pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
 def test_hostile_text_is_refused_quickly(text: str) -> None:
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(ExpressionError) as info:
         parse_expression(text, XY, extra_functions=REFERENCE_FUNCTIONS)
-    assert time.perf_counter() - start < 0.5
+    assert time.process_time() - start < 0.5
     message = str(info.value)
     assert message and "\n" not in message
 
@@ -133,9 +133,9 @@ def test_exponent_bound_uses_known_parameter_values() -> None:
 def test_long_sums_are_fine() -> None:
     names = [f"x{i}" for i in range(64)]
     text = " + ".join(f"{n}**2" for n in names)
-    start = time.perf_counter()
+    start = time.process_time()
     expr = parse_expression(text, names)
-    assert time.perf_counter() - start < 0.5
+    assert time.process_time() - start < 0.5
     assert len(expr.args) == 64
     fn = compile_numpy(expr, names)
     assert fn(np.ones((3, 64))).tolist() == [64.0, 64.0, 64.0]
@@ -363,11 +363,11 @@ def test_non_ascii_is_refused(text: str, shown: str) -> None:
 
 
 def test_many_max_arguments_and_high_degree_polynomials_are_quick() -> None:
-    start = time.perf_counter()
+    start = time.process_time()
     many_max = parse_expression("Max(" + ", ".join(f"sin(x + {i})" for i in range(64)) + ")", XY)
     product = "*".join(f"hermite({170 - i}, x)" for i in range(100))
     polynomials = parse_expression(product, XY, extra_functions=REFERENCE_FUNCTIONS)
-    assert time.perf_counter() - start < 0.5  # was 2.6 s and 0.9 s
+    assert time.process_time() - start < 0.5  # was 2.6 s and 0.9 s
     points = np.array([[0.3, 0.0], [-1.2, 0.0]])
     expected = np.max(np.sin(points[:, :1] + np.arange(64)), axis=1)
     np.testing.assert_allclose(compile_numpy(many_max, XY)(points), expected, rtol=1e-12)

@@ -16,6 +16,7 @@ from nsvd_cli.files import read_results
 from nsvd_cli.kinds import KINDS, kind_of, refusals
 from nsvd_cli.spec import load_problem, parse_problem
 from nsvd_cli.spec.domains import BoxDomain, RegionDomain
+from nsvd_cli.spec.medium import has_switches
 
 ROOT = Path(__file__).resolve().parents[2]
 VOLTERRA = ROOT / "problems" / "volterra.yaml"
@@ -114,7 +115,9 @@ def test_eval_samples_on_a_quadrature_read_out_is_a_located_error(tmp_path: Path
     code, output = _solve(str(path), "--out", str(tmp_path / "run"))
     assert code == 2, output
     assert output.startswith(f"{path}:8: solver.eval_samples: does not apply"), output
-    assert "quadrature rule of 4096 points" in output and not (tmp_path / "run").exists()
+    assert "quadrature rule (Gauss-Legendre" in output and not (tmp_path / "run").exists()
+    checked = CliRunner().invoke(app, ["check", str(path)])  # check refuses it too
+    assert checked.exit_code == 2 and f"{path}:8: solver.eval_samples" in checked.output
     path.write_text(BOX_1D.replace("  eval_samples: 4096\n", ""))
     assert kind_of(load_problem(path)).derive_settings(
         load_problem(path)).readout.quadrature == "gauss-legendre"
@@ -132,9 +135,12 @@ def test_every_box_and_planar_region_records_its_quadrature_read_out(path: Path)
     rule that reads it out; the whole space and integral operators sample."""
     problem = load_problem(path)
     settings = kind_of(problem).derive_settings(problem)
-    planar = isinstance(problem.domain, RegionDomain) and len(problem.coordinates) == 2
-    ruled = isinstance(problem.domain, BoxDomain) or planar
-    ruled = ruled and kind_of(problem).name != "integral"
+    d = len(problem.coordinates)
+    planar = isinstance(problem.domain, RegionDomain) and d == 2
+    # A 2-D or 3-D box whose coefficients may jump samples: jumps are located in 1-D only.
+    boxed = isinstance(problem.domain, BoxDomain) and (d == 1 or (
+        d <= 3 and not has_switches(problem)))
+    ruled = (boxed or planar) and kind_of(problem).name != "integral"
     assert bool(settings.readout.quadrature) == ruled, settings.readout
 
 

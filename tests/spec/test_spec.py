@@ -266,9 +266,9 @@ def test_undeclared_name_in_potential() -> None:
 
 
 def test_hostile_expression_in_file() -> None:
-    start = time.perf_counter()
+    start = time.process_time()
     issue = one_error(MINIMAL + "operator: {potential: \"__import__('os').system('true')\"}\n")
-    assert time.perf_counter() - start < 1
+    assert time.process_time() - start < 1
     assert issue.key == "operator.potential"
 
 
@@ -466,7 +466,7 @@ def test_interval_must_have_a_finite_width() -> None:
 
 
 def test_large_files_are_refused_quickly() -> None:
-    start = time.perf_counter()
+    start = time.process_time()
     issue = one_error(MINIMAL + "reference: {eigenvalues: [" + "1, " * 50_000 + "1]}\n")
     assert issue.line == 4 and "too many YAML values (limit 10000)" in issue.message
     unknown = MINIMAL + "".join(f"key{i}: 1\n" for i in range(4000))
@@ -476,7 +476,7 @@ def test_large_files_are_refused_quickly() -> None:
     text = MINIMAL + "operator:\n  drift: [" + ", ".join([long_expression] * 4) + "]\n"
     issue = one_error(text)
     assert issue.key == "operator.drift[3]" and "too long together" in issue.message
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
 
 
 def test_parameter_count_is_limited() -> None:
