@@ -23,7 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def apply_overrides(settings: Any, overrides: dict[str, str]) -> None:
-    """``key=value`` strings onto a Settings object, converted to the field's type."""
+    """``key=value`` strings onto a Settings object, converted to the field's type. Keys the
+    run would not use are refused, as the command line refuses them: a quadrature read-out
+    takes no ``eval_samples``, and ``quadrature`` is recorded, not chosen."""
+    if "quadrature" in overrides or ("eval_samples" in overrides and settings.readout.quadrature):
+        raise SystemExit(f"--set {', '.join(overrides)}: eval_samples does not apply where a "
+                         "quadrature rule reads out, and quadrature is not a setting")
     for key, value in overrides.items():
         current = settings.get_flat(key)
         settings.set_flat(key, type(current)(value) if current is not None else float(value))
