@@ -19,7 +19,7 @@ from nsvd_cli.kinds.weak_readout import weak_readout
 from nsvd_cli.objectives.batch import RULE_NAMES, planned_rule
 from nsvd_cli.objectives.readout import normalized_gram, orthogonality
 from nsvd_cli.spec import Problem
-from nsvd_cli.spec.load import located_error
+from nsvd_cli.spec.load import BoxDomain, RegionDomain, located_error
 from nsvd_cli.training.distributed import Context
 from nsvd_cli.training.eigen_objective import EigenObjective
 from nsvd_cli.training.loop import Monitor, Objective
@@ -34,7 +34,9 @@ class DifferentialKind:
 
     def check(self, problem: Problem) -> None:
         check_region_bounds(problem)
-        if problem.solver.eval_samples:  # refused where a rule reads out (derive_settings)
+        # Refused where a rule reads out (derive_settings decides); the whole space always
+        # samples, so a file there is not derived twice (check, then solve's prepare).
+        if problem.solver.eval_samples and isinstance(problem.domain, (BoxDomain, RegionDomain)):
             self.derive_settings(problem)
 
     def derive_settings(self, problem: Problem) -> Settings:
